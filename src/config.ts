@@ -1,0 +1,166 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * The only reader of process.env. Everything else receives a validated, typed Config.
+ * A bad variable stops start-up with one line naming it (ConfigError).
+ */
+
+export type Environment = 'development' | 'production' | 'test';
+
+export interface Lifetimes {
+  /** Seconds an access token lives. */
+  accessToken: number;
+  /** Seconds an authorization code lives. */
+  authorizationCode: number;
+  /** Seconds a refresh token lives from its last use (sliding). */
+  refreshToken: number;
+  /** Seconds after the first sign-in past which a refresh token is never renewed. */
+  refreshTokenMaxAge: number;
+  /** Seconds a bank session lives at most. */
+  sessionMaxAge: number;
+  /** Seconds a sign-in or consent screen may stay open. */
+  interaction: number;
+}
+
+export interface Config {
+  env: Environment;
+  port: number;
+  /** The issuer identifier: scheme, host, optional port and path, no trailing slash. */
+  issuer: string;
+  /** Unset means: start the embedded PostgreSQL under dataDir. */
+  databaseUrl: string | undefined;
+  /** Secrets that sign cookies, newest first. Unset (development only) means generated once and stored. */
+  cookieKeys: string[] | undefined;
+  trustProxy: boolean;
+  logLevel: string;
+  /** Seed the demo customer and app on start. */
+  seedDemo: boolean;
+  dataDir: string;
+  embeddedPostgresPort: number;
+  /** How often expired rows are purged, in seconds; 0 turns the timer off. */
+  purgeIntervalSeconds: number;
+  lifetimes: Lifetimes;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+const ENVIRONMENTS: readonly Environment[] = ['development', 'production', 'test'];
+
+function readEnvironment(env: Env): Environment {
+  const value = env.NODE_ENV ?? 'development';
+  if (!(ENVIRONMENTS as readonly string[]).includes(value)) {
+    throw new ConfigError(`NODE_ENV must be one of ${ENVIRONMENTS.join(', ')} (got "${value}")`);
+  }
+  return value as Environment;
+}
+
+function readInteger(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number (got "${raw}")`);
+  const value = Number(raw);
+  if (value < min || value > max) {
+    throw new ConfigError(`${name} must be between ${min} and ${max} (got ${value})`);
+  }
+  return value;
+}
+
+function readBoolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new ConfigError(`${name} must be true or false (got "${raw}")`);
+}
+
+function readIssuer(env: Env, port: number): string {
+  const raw = env.ISSUER ?? `http://localhost:${port}`;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`ISSUER must be an absolute URL (got "${raw}")`);
+  }
+  const local = url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]';
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && local)) {
+    throw new ConfigError(`ISSUER must use https (http is allowed only for localhost; got "${raw}")`);
+  }
+  if (url.search || url.hash) {
+    throw new ConfigError(`ISSUER must not have a query or fragment (got "${raw}")`);
+  }
+  return url.href.replace(/\/$/, '');
+}
+
+function readDatabaseUrl(env: Env): string | undefined {
+  const raw = env.DATABASE_URL;
+  if (raw === undefined || raw === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('DATABASE_URL must be a postgres:// URL');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new ConfigError('DATABASE_URL must be a postgres:// URL');
+  }
+  return raw;
+}
+
+function readCookieKeys(env: Env): string[] | undefined {
+  const raw = env.COOKIE_KEYS;
+  if (raw === undefined || raw === '') return undefined;
+  const keys = raw.split(',').map((key) => key.trim());
+  if (keys.some((key) => key.length < 32)) {
+    throw new ConfigError('COOKIE_KEYS must be a comma-separated list of secrets of at least 32 characters each');
+  }
+  return keys;
+}
+
+const DAY = 24 * 60 * 60;
+
+function readLifetimes(env: Env): Lifetimes {
+  return {
+    accessToken: readInteger(env, 'ACCESS_TOKEN_TTL', 600, 30, DAY),
+    authorizationCode: readInteger(env, 'AUTHORIZATION_CODE_TTL', 60, 5, 600),
+    refreshToken: readInteger(env, 'REFRESH_TOKEN_TTL', 30 * DAY, 60, 365 * DAY),
+    refreshTokenMaxAge: readInteger(env, 'REFRESH_TOKEN_MAX_AGE', 365 * DAY, 60, 5 * 365 * DAY),
+    sessionMaxAge: readInteger(env, 'SESSION_MAX_AGE', 12 * 60 * 60, 60, 30 * DAY),
+    interaction: readInteger(env, 'INTERACTION_TTL', 30 * 60, 60, DAY),
+  };
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const nodeEnv = readEnvironment(env);
+  const port = readInteger(env, 'PORT', 3000, 0, 65535);
+  const databaseUrl = readDatabaseUrl(env);
+  const config: Config = {
+    env: nodeEnv,
+    port,
+    issuer: readIssuer(env, port),
+    databaseUrl,
+    cookieKeys: readCookieKeys(env),
+    trustProxy: readBoolean(env, 'TRUST_PROXY', false),
+    logLevel: env.LOG_LEVEL || (nodeEnv === 'test' ? 'silent' : 'info'),
+    // A newcomer's laptop (development, embedded database) gets the demo customer and app.
+    seedDemo: readBoolean(env, 'SEED_DEMO', nodeEnv === 'development' && !databaseUrl),
+    dataDir: env.DATA_DIR || '.data',
+    embeddedPostgresPort: readInteger(env, 'EMBEDDED_POSTGRES_PORT', 54329, 1024, 65535),
+    purgeIntervalSeconds: readInteger(env, 'PURGE_INTERVAL', 300, 0, DAY),
+    lifetimes: readLifetimes(env),
+  };
+  if (config.env === 'production') {
+    if (!config.databaseUrl) throw new ConfigError('DATABASE_URL is required when NODE_ENV=production');
+    if (!config.cookieKeys) throw new ConfigError('COOKIE_KEYS is required when NODE_ENV=production');
+    if (config.seedDemo) throw new ConfigError('SEED_DEMO must not be set when NODE_ENV=production');
+  }
+  return config;
+}
+
+/** A fresh secret suitable for COOKIE_KEYS. */
+export function generateSecret(): string {
+  return randomBytes(32).toString('base64url');
+}

@@ -1,0 +1,38 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Knex } from 'knex';
+
+const MIGRATIONS_DIR = path.resolve(import.meta.dirname, '../../migrations');
+
+/**
+ * Migrations are plain SQL files in migrations/, applied in name order, each in its own
+ * transaction by knex's migrator (so a failed one leaves nothing behind). Reading them as text
+ * keeps them independent of how the TypeScript around them is loaded.
+ */
+const sqlMigrationSource: Knex.MigrationSource<string> = {
+  async getMigrations() {
+    const files = await readdir(MIGRATIONS_DIR);
+    return files.filter((file) => file.endsWith('.sql')).sort();
+  },
+  getMigrationName(file) {
+    return file;
+  },
+  async getMigration(file) {
+    const sql = await readFile(path.join(MIGRATIONS_DIR, file), 'utf8');
+    return {
+      up: (knex: Knex) => knex.raw(sql),
+      down: () => {
+        throw new Error('migrations are forward-only');
+      },
+    };
+  },
+};
+
+/** Applies every pending migration; returns the names applied. */
+export async function migrate(knex: Knex): Promise<string[]> {
+  const [, applied] = (await knex.migrate.latest({ migrationSource: sqlMigrationSource })) as [
+    number,
+    string[],
+  ];
+  return applied;
+}

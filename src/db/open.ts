@@ -1,0 +1,29 @@
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { startEmbeddedPostgres } from './embedded.ts';
+import { createKnex, type Knex } from './knex.ts';
+
+export interface Database {
+  knex: Knex;
+  /** True when Passbook runs on its own embedded PostgreSQL. */
+  embedded: boolean;
+  close(): Promise<void>;
+}
+
+/** The database named by DATABASE_URL, or else the embedded one under DATA_DIR. */
+export async function openDatabase(config: Config, log: Logger): Promise<Database> {
+  if (config.databaseUrl) {
+    const knex = createKnex(config.databaseUrl);
+    return { knex, embedded: false, close: () => knex.destroy() };
+  }
+  const embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPostgresPort, log);
+  const knex = createKnex(embedded.url);
+  return {
+    knex,
+    embedded: true,
+    async close() {
+      await knex.destroy();
+      await embedded.stop();
+    },
+  };
+}
