@@ -1,0 +1,112 @@
+import type { Knex } from '../db/knex.ts';
+import {
+  MAX_PASSWORD_LENGTH,
+  MIN_PASSWORD_LENGTH,
+  dummyPasswordHash,
+  hashPassword,
+  needsRehash,
+  verifyPassword,
+} from './passwords.ts';
+
+/** Owner of `users`: the bank's customers, their password hashes and their profile claims. */
+
+const TABLE = 'users';
+
+export interface NewCustomer {
+  username: string;
+  password: string;
+  name?: string | undefined;
+  email?: string | undefined;
+}
+
+export interface Customer {
+  id: string;
+  username: string;
+  name: string | null;
+  email: string | null;
+  email_verified: boolean;
+  updated_at: Date;
+}
+
+export class InvalidCustomerError extends Error {
+  override name = 'InvalidCustomerError';
+}
+
+const USERNAME_PATTERN = /^[a-zA-Z0-9._@-]{3,64}$/;
+const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+function assertValidCustomer(customer: NewCustomer): void {
+  if (!USERNAME_PATTERN.test(customer.username)) {
+    throw new InvalidCustomerError('username must be 3 to 64 letters, digits or . _ @ -');
+  }
+  if (customer.password.length < MIN_PASSWORD_LENGTH || customer.password.length > MAX_PASSWORD_LENGTH) {
+    throw new InvalidCustomerError(
+      `password must be ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters`,
+    );
+  }
+  if (customer.email !== undefined && !EMAIL_PATTERN.test(customer.email)) {
+    throw new InvalidCustomerError('email must be an email address');
+  }
+}
+
+export async function createCustomer(knex: Knex, customer: NewCustomer): Promise<Customer> {
+  assertValidCustomer(customer);
+  const passwordHash = await hashPassword(customer.password);
+  const [created] = await knex(TABLE)
+    .insert({
+      username: customer.username,
+      password_hash: passwordHash,
+      name: customer.name ?? null,
+      email: customer.email ?? null,
+    })
+    .onConflict(knex.raw('(lower(username))'))
+    .ignore()
+    .returning(['id', 'username', 'name', 'email', 'email_verified', 'updated_at']);
+  if (!created) throw new InvalidCustomerError(`username "${customer.username}" is taken`);
+  return created as Customer;
+}
+
+export async function findCustomerByUsername(knex: Knex, username: string): Promise<Customer | undefined> {
+  return knex(TABLE)
+    .whereRaw('lower(username) = lower(?)', [username])
+    .first('id', 'username', 'name', 'email', 'email_verified', 'updated_at');
+}
+
+export async function findCustomerById(knex: Knex, id: string): Promise<Customer | undefined> {
+  if (!/^[0-9a-f-]{36}$/i.test(id)) return undefined;
+  return knex(TABLE).where({ id }).first('id', 'username', 'name', 'email', 'email_verified', 'updated_at');
+}
+
+/**
+ * The customer's id when the password is right, otherwise undefined. An unknown username is
+ * checked against a dummy hash, so both failures take the same time and look the same.
+ */
+export async function verifyCredentials(
+  knex: Knex,
+  username: string,
+  password: string,
+): Promise<string | undefined> {
+  const row: { id: string; password_hash: string } | undefined = USERNAME_PATTERN.test(username)
+    ? await knex(TABLE).whereRaw('lower(username) = lower(?)', [username]).first('id', 'password_hash')
+    : undefined;
+  const matches = await verifyPassword(row?.password_hash ?? (await dummyPasswordHash()), password);
+  if (!row || !matches) return undefined;
+  if (needsRehash(row.password_hash)) {
+    await knex(TABLE)
+      .where({ id: row.id })
+      .update({ password_hash: await hashPassword(password), updated_at: knex.fn.now() });
+  }
+  return row.id;
+}
+
+/** Standard OpenID Connect claims for a customer; the provider filters them by granted scope. */
+export function standardClaims(customer: Customer): Record<string, unknown> {
+  return {
+    sub: customer.id,
+    name: customer.name ?? undefined,
+    preferred_username: customer.username,
+    updated_at: Math.floor(customer.updated_at.getTime() / 1000),
+    email: customer.email ?? undefined,
+    email_verified: customer.email ? customer.email_verified : undefined,
+  };
+}

@@ -1,0 +1,123 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { ClientMetadata } from 'oidc-provider';
+import type { Knex } from '../db/knex.ts';
+
+/**
+ * Owner of `clients`: the third-party apps registered with the bank. The secret is generated
+ * here, shown once, and stored only as a digest (see secretDigest).
+ */
+
+const TABLE = 'clients';
+
+export interface NewClient {
+  /** Chosen by the bank for well-known apps; otherwise random. */
+  clientId?: string;
+  name: string;
+  redirectUris: string[];
+  postLogoutRedirectUris?: string[];
+  /** A public client (a native or browser app) has no secret and relies on PKCE alone. */
+  isPublic: boolean;
+  /** The most the app may ever ask for; unset means the whole catalogue. */
+  scope?: string;
+}
+
+export interface RegisteredClient {
+  client_id: string;
+  /** Present once, at creation, for confidential clients. */
+  client_secret?: string;
+  metadata: ClientMetadata;
+}
+
+export interface ClientSummary {
+  client_id: string;
+  client_name: string;
+  redirect_uris: string[];
+  token_endpoint_auth_method: string;
+  scope: string | undefined;
+  created_at: string;
+}
+
+export class InvalidClientError extends Error {
+  override name = 'InvalidClientError';
+}
+
+/** Client secrets are 256 random bits, so a fast digest is enough; it is compared in constant time. */
+export function secretDigest(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('base64url');
+}
+
+export function clientMetadataFor(client: NewClient, clientId: string): ClientMetadata {
+  return {
+    client_id: clientId,
+    client_name: client.name,
+    redirect_uris: client.redirectUris,
+    post_logout_redirect_uris: client.postLogoutRedirectUris ?? [],
+    response_types: ['code'],
+    grant_types: ['authorization_code', 'refresh_token'],
+    token_endpoint_auth_method: client.isPublic ? 'none' : 'client_secret_basic',
+    ...(client.scope ? { scope: client.scope } : {}),
+  };
+}
+
+/**
+ * Stores a new client. `validate` checks the metadata against the provider's own rules first
+ * (it throws on anything the provider would refuse), so a client that is stored always loads.
+ */
+export async function createClient(
+  knex: Knex,
+  client: NewClient,
+  validate: (metadata: ClientMetadata) => Promise<void>,
+): Promise<RegisteredClient> {
+  const clientId = client.clientId ?? randomBytes(12).toString('base64url');
+  const clientSecret = client.isPublic ? undefined : randomBytes(32).toString('base64url');
+  const metadata = clientMetadataFor(client, clientId);
+  try {
+    await validate(clientSecret ? { ...metadata, client_secret: secretDigest(clientSecret) } : metadata);
+  } catch (error) {
+    const { error_description: description, message } = error as Error & { error_description?: string };
+    throw new InvalidClientError(description ?? message);
+  }
+  const inserted = await knex(TABLE)
+    .insert({
+      client_id: clientId,
+      metadata,
+      client_secret_hash: clientSecret ? secretDigest(clientSecret) : null,
+    })
+    .onConflict('client_id')
+    .ignore()
+    .returning('client_id');
+  if (inserted.length === 0) throw new InvalidClientError(`client_id "${clientId}" is taken`);
+  return { client_id: clientId, ...(clientSecret ? { client_secret: clientSecret } : {}), metadata };
+}
+
+/**
+ * The metadata oidc-provider loads. For a confidential client `client_secret` carries the
+ * digest, which the provider's secret comparison is taught to expect (src/oidc/client-secrets.ts).
+ */
+export async function findClientMetadata(knex: Knex, clientId: string): Promise<ClientMetadata | undefined> {
+  const row: { metadata: ClientMetadata; client_secret_hash: string | null } | undefined = await knex(TABLE)
+    .where({ client_id: clientId })
+    .first('metadata', 'client_secret_hash');
+  if (!row) return undefined;
+  return row.client_secret_hash ? { ...row.metadata, client_secret: row.client_secret_hash } : row.metadata;
+}
+
+export async function listClients(knex: Knex): Promise<ClientSummary[]> {
+  const rows: { metadata: ClientMetadata; created_at: Date }[] = await knex(TABLE)
+    .select('metadata', 'created_at')
+    .orderBy('created_at');
+  return rows.map(({ metadata, created_at }) => ({
+    client_id: String(metadata.client_id),
+    client_name: String(metadata.client_name ?? ''),
+    redirect_uris: (metadata.redirect_uris as string[] | undefined) ?? [],
+    token_endpoint_auth_method: String(metadata.token_endpoint_auth_method),
+    scope: metadata.scope as string | undefined,
+    created_at: created_at.toISOString(),
+  }));
+}
+
+/** Returns whether a client was deleted. Its grants and tokens stop working with it. */
+export async function deleteClient(knex: Knex, clientId: string): Promise<boolean> {
+  const deleted = await knex(TABLE).where({ client_id: clientId }).delete();
+  return deleted > 0;
+}

@@ -1,0 +1,193 @@
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { errors } from 'oidc-provider';
+import type { Knex } from '../db/knex.ts';
+import { findClientMetadata } from '../clients/clients.ts';
+
+/**
+ * Owner of `oidc_models`: oidc-provider's storage for every model it keeps (sessions,
+ * interactions, codes, tokens, grants, PAR requests, replay records), one row per artefact.
+ * Lookups go through real indexed columns, never through JSON expressions.
+ */
+
+const TABLE = 'oidc_models';
+
+/** Consumed refresh tokens kept per grant, so that replaying a recent one is still recognised. */
+const CONSUMED_REFRESH_TOKENS_KEPT = 10;
+
+interface ModelRow {
+  payload: AdapterPayload;
+  consumed_at: Date | null;
+}
+
+function toEpochSeconds(date: Date): number {
+  return Math.floor(date.getTime() / 1000);
+}
+
+function withConsumed(row: ModelRow | undefined): AdapterPayload | undefined {
+  if (!row) return undefined;
+  return row.consumed_at ? { ...row.payload, consumed: toEpochSeconds(row.consumed_at) } : row.payload;
+}
+
+/** The error a lost race to consume an artefact answers with. */
+function alreadyConsumed(kind: string): Error {
+  return kind === 'PushedAuthorizationRequest'
+    ? new errors.InvalidRequestUri('request_uri has already been used')
+    : new errors.InvalidGrant('grant request is invalid');
+}
+
+export class PostgresAdapter implements Adapter {
+  private readonly knex: Knex;
+  private readonly kind: string;
+
+  constructor(knex: Knex, kind: string) {
+    this.knex = knex;
+    this.kind = kind;
+  }
+
+  private live(): Knex.QueryBuilder {
+    const now = new Date();
+    return this.knex(TABLE)
+      .where({ kind: this.kind })
+      .andWhere((where) => where.whereNull('expires_at').orWhere('expires_at', '>', now));
+  }
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn: number | undefined): Promise<void> {
+    const row = {
+      kind: this.kind,
+      id,
+      payload,
+      grant_id: payload.grantId ?? null,
+      uid: payload.uid ?? null,
+      user_code: payload.userCode ?? null,
+      account_id: payload.accountId ?? null,
+      expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
+    };
+    await this.knex(TABLE)
+      .insert(row)
+      .onConflict(['kind', 'id'])
+      .merge(['payload', 'grant_id', 'uid', 'user_code', 'account_id', 'expires_at']);
+    if (this.kind === 'RefreshToken' && payload.grantId) {
+      await this.pruneConsumedRefreshTokens(payload.grantId);
+    }
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    const row: ModelRow | undefined = await this.live()
+      .andWhere({ id })
+      .first('payload', 'consumed_at');
+    return withConsumed(row);
+  }
+
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    const row: ModelRow | undefined = await this.live()
+      .andWhere({ uid })
+      .first('payload', 'consumed_at');
+    return withConsumed(row);
+  }
+
+  async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    const row: ModelRow | undefined = await this.live()
+      .andWhere({ user_code: userCode })
+      .first('payload', 'consumed_at');
+    return withConsumed(row);
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.knex(TABLE).where({ kind: this.kind, id }).delete();
+  }
+
+  /**
+   * Atomic: of two simultaneous redemptions of one code or refresh token, exactly one marks it
+   * consumed; the other fails here, because the library checks `consumed` before calling us.
+   */
+  async consume(id: string): Promise<void> {
+    const updated = await this.knex(TABLE)
+      .where({ kind: this.kind, id })
+      .whereNull('consumed_at')
+      .update({ consumed_at: new Date() });
+    if (updated === 0) throw alreadyConsumed(this.kind);
+  }
+
+  /** Deletes in batches, so that revoking a grant with many tokens never holds a long lock. */
+  async revokeByGrantId(grantId: string): Promise<void> {
+    await deleteInBatches(this.knex, (query) => query.where({ kind: this.kind, grant_id: grantId }));
+  }
+
+  private async pruneConsumedRefreshTokens(grantId: string): Promise<void> {
+    const keep = this.knex(TABLE)
+      .select('id')
+      .where({ kind: 'RefreshToken', grant_id: grantId })
+      .whereNotNull('consumed_at')
+      .orderBy('consumed_at', 'desc')
+      .limit(CONSUMED_REFRESH_TOKENS_KEPT);
+    await this.knex(TABLE)
+      .where({ kind: 'RefreshToken', grant_id: grantId })
+      .whereNotNull('consumed_at')
+      .whereNotIn('id', keep)
+      .delete();
+  }
+}
+
+/** How long a client read from `clients` is reused: a client deleted by the CLI stops working within this. */
+const CLIENT_CACHE_MS = 5_000;
+
+/**
+ * Clients are registered through the CLI and read from `clients`; the provider never writes them.
+ * A short cache keeps the database off the hot path of every token request.
+ */
+class ClientAdapter implements Adapter {
+  private readonly knex: Knex;
+  private readonly cache = new Map<string, { metadata: AdapterPayload | undefined; until: number }>();
+
+  constructor(knex: Knex) {
+    this.knex = knex;
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    const cached = this.cache.get(id);
+    if (cached && cached.until > Date.now()) return cached.metadata;
+    const metadata = await findClientMetadata(this.knex, id);
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(id, { metadata, until: Date.now() + CLIENT_CACHE_MS });
+    return metadata;
+  }
+
+  async upsert(): Promise<void> {
+    throw new Error('clients are registered with the CLI, not through the provider');
+  }
+
+  async destroy(): Promise<void> {
+    throw new Error('clients are removed with the CLI, not through the provider');
+  }
+
+  async consume(): Promise<void> {}
+  async findByUid(): Promise<undefined> {}
+  async findByUserCode(): Promise<undefined> {}
+  async revokeByGrantId(): Promise<void> {}
+}
+
+/** oidc-provider's `adapter` option: one adapter per model name. */
+export function postgresAdapterFactory(knex: Knex): (kind: string) => Adapter {
+  const clients = new ClientAdapter(knex);
+  return (kind) => (kind === 'Client' ? clients : new PostgresAdapter(knex, kind));
+}
+
+const BATCH_SIZE = 1000;
+
+async function deleteInBatches(
+  knex: Knex,
+  filter: (query: Knex.QueryBuilder) => Knex.QueryBuilder,
+): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const batch = filter(knex(TABLE).select('kind', 'id')).limit(BATCH_SIZE);
+    const deleted = await knex(TABLE).whereIn(['kind', 'id'], batch).delete();
+    total += deleted;
+    if (deleted < BATCH_SIZE) return total;
+  }
+}
+
+/** Removes expired rows in batches; returns how many. Safe to run beside live traffic. */
+export async function purgeExpired(knex: Knex, now = new Date()): Promise<number> {
+  return deleteInBatches(knex, (query) => query.where('expires_at', '<=', now));
+}

@@ -1,0 +1,131 @@
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { JWK } from 'jose';
+import type { Config, Lifetimes } from '../config.ts';
+import type { Knex } from '../db/knex.ts';
+import { findCustomerById, standardClaims } from '../accounts/accounts.ts';
+import { renderErrorPage, renderPage } from '../http/views.ts';
+import { postgresAdapterFactory } from './adapter.ts';
+import { compareSecretsAsDigests } from './client-secrets.ts';
+import { SUPPORTED_SCOPES, claimsByScope } from './scopes.ts';
+
+/**
+ * The bank's authorization policy, in one place: what it supports, how long everything lives,
+ * who may introspect or revoke what, and which screens the customer sees.
+ */
+
+export interface ProviderDependencies {
+  config: Config;
+  knex: Knex;
+  signingKeys: JWK[];
+  cookieKeys: string[];
+}
+
+const ID_TOKEN_TTL = 60 * 60;
+
+function lifetimesPolicy(lifetimes: Lifetimes): Configuration['ttl'] {
+  return {
+    AccessToken: lifetimes.accessToken,
+    AuthorizationCode: lifetimes.authorizationCode,
+    IdToken: ID_TOKEN_TTL,
+    Interaction: lifetimes.interaction,
+    Session: lifetimes.sessionMaxAge,
+    // A grant outlives every refresh token issued under it, or refresh tokens would die early.
+    Grant: lifetimes.refreshTokenMaxAge,
+    // Sliding: each rotation gets the full window again, but never past the cap from first sign-in.
+    RefreshToken(_ctx, token) {
+      const now = Math.floor(Date.now() / 1000);
+      const firstIssuedAt = token.iiat ?? now;
+      const remaining = firstIssuedAt + lifetimes.refreshTokenMaxAge - now;
+      return Math.max(1, Math.min(lifetimes.refreshToken, remaining));
+    },
+  };
+}
+
+function accountFinder(knex: Knex): Configuration['findAccount'] {
+  return async (_ctx, sub) => {
+    const customer = await findCustomerById(knex, sub);
+    if (!customer) return undefined;
+    return { accountId: customer.id, claims: () => ({ ...standardClaims(customer), sub: customer.id }) };
+  };
+}
+
+function isConfidential(clientAuthMethod: string | undefined): boolean {
+  return clientAuthMethod !== undefined && clientAuthMethod !== 'none';
+}
+
+export function createProvider({ config, knex, signingKeys, cookieKeys }: ProviderDependencies): Provider {
+  const configuration: Configuration = {
+    adapter: postgresAdapterFactory(knex),
+    findAccount: accountFinder(knex),
+    jwks: { keys: signingKeys },
+    cookies: {
+      keys: cookieKeys,
+      names: { session: 'passbook_session', interaction: 'passbook_interaction', resume: 'passbook_resume' },
+      long: { httpOnly: true, sameSite: 'lax', signed: true },
+      short: { httpOnly: true, sameSite: 'lax', signed: true },
+    },
+
+    scopes: [...SUPPORTED_SCOPES],
+    claims: claimsByScope(),
+    responseTypes: ['code'],
+    // PKCE with S256 (the only method offered) for every client, confidential ones included.
+    pkce: { required: () => true },
+    // The redirect_uri is always sent and must match a registered one exactly.
+    allowOmittingSingleRegisteredRedirectUri: false,
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    enabledJWA: {
+      idTokenSigningAlgValues: ['RS256', 'ES256'],
+      clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+    },
+    ttl: lifetimesPolicy(config.lifetimes),
+
+    // Every refresh rotates; a rotated-out token presented again revokes the whole grant.
+    rotateRefreshToken: true,
+    issueRefreshToken: async (_ctx, client, code) =>
+      client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+
+    features: {
+      devInteractions: { enabled: false },
+      userinfo: { enabled: true },
+      revocation: {
+        enabled: true,
+        // An app may revoke only its own tokens; another app's token is refused and left alive.
+        allowedPolicy: async (_ctx, client, token) => {
+          if (token.clientId === client.clientId) return true;
+          if (!isConfidential(client.clientAuthMethod)) return false;
+          throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+        },
+      },
+      introspection: {
+        enabled: true,
+        // Only authenticated clients introspect, and only their own tokens.
+        allowedPolicy: async (_ctx, client, token) =>
+          isConfidential(client.clientAuthMethod) && token.clientId === client.clientId,
+      },
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => renderPage(ctx, 'logout', { title: 'Sign out', form }),
+        postLogoutSuccessSource: async (ctx) =>
+          renderPage(ctx, 'signed-out', {
+            title: 'Signed out',
+            clientName: ctx.oidc.client?.clientName,
+          }),
+      },
+      backchannelLogout: { enabled: true },
+    },
+
+    interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    // Cross-origin calls only from an app's own registered origins (browser-based public apps).
+    clientBasedCORS: (_ctx, origin, client) =>
+      client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) ?? false,
+    renderError: async (ctx: KoaContextWithOIDC, out) => {
+      renderErrorPage(ctx, ctx.status >= 400 ? ctx.status : 400, out.error);
+    },
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.trustProxy;
+  compareSecretsAsDigests(provider);
+  return provider;
+}

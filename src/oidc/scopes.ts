@@ -1,0 +1,53 @@
+/**
+ * The scope catalogue: every scope an app may ask for, the words the customer reads on the
+ * consent screen (never the raw scope), and the claims it releases at UserInfo.
+ */
+
+export interface ScopeDefinition {
+  scope: string;
+  /** What the customer is asked to allow, in the bank's words. */
+  consentWording: string;
+  /** Standard claims this scope releases at UserInfo and in the ID token. */
+  claims: readonly string[];
+  /** Never granted without the customer seeing the consent screen for it. */
+  alwaysAsk: boolean;
+}
+
+export const SCOPE_CATALOGUE: readonly ScopeDefinition[] = [
+  { scope: 'openid', consentWording: 'Confirm who you are', claims: ['sub'], alwaysAsk: false },
+  { scope: 'profile', consentWording: 'See your name', claims: ['name', 'preferred_username', 'updated_at'], alwaysAsk: false },
+  { scope: 'email', consentWording: 'See your email address', claims: ['email', 'email_verified'], alwaysAsk: false },
+  { scope: 'offline_access', consentWording: "Stay connected when you're not using it", claims: [], alwaysAsk: false },
+  { scope: 'accounts:read', consentWording: 'See your account names and balances', claims: [], alwaysAsk: false },
+  { scope: 'transactions:read', consentWording: 'Read your transactions', claims: [], alwaysAsk: false },
+  { scope: 'payments:write', consentWording: 'Make payments from your accounts', claims: [], alwaysAsk: true },
+];
+
+const BY_SCOPE = new Map(SCOPE_CATALOGUE.map((definition) => [definition.scope, definition]));
+
+export const SUPPORTED_SCOPES: readonly string[] = SCOPE_CATALOGUE.map((definition) => definition.scope);
+
+/** The bank API's scopes: granted to access tokens, not to UserInfo. */
+export const RESOURCE_SCOPES: readonly string[] = ['accounts:read', 'transactions:read', 'payments:write'];
+
+/** oidc-provider's `claims` option: scope -> claims it releases. */
+export function claimsByScope(): Record<string, string[]> {
+  return Object.fromEntries(
+    SCOPE_CATALOGUE.filter((definition) => definition.claims.length > 0).map((definition) => [
+      definition.scope,
+      [...definition.claims],
+    ]),
+  );
+}
+
+export function isKnownScope(scope: string): boolean {
+  return BY_SCOPE.has(scope);
+}
+
+/** The consent screen's lines for these scopes, in catalogue order, unknown scopes left out. */
+export function consentWordingFor(scopes: Iterable<string>): string[] {
+  const wanted = new Set(scopes);
+  return SCOPE_CATALOGUE.filter((definition) => wanted.has(definition.scope)).map(
+    (definition) => definition.consentWording,
+  );
+}
