@@ -1,0 +1,151 @@
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import type { Interaction, InteractionResults } from 'oidc-provider';
+import type { Knex } from '../db/knex.ts';
+import { findCustomerById, verifyCredentials } from '../accounts/accounts.ts';
+import { csrfToken, isValidCsrfToken } from '../http/csrf.ts';
+import { PageError } from '../http/errors.ts';
+import { noStore } from '../http/security-headers.ts';
+import { renderPage } from '../http/views.ts';
+import { SCOPE_CATALOGUE, consentWordingFor } from '../oidc/scopes.ts';
+
+/**
+ * The bank's sign-in and consent screens. oidc-provider sends the customer here with an
+ * interaction uid whenever it needs a login or a consent; we answer with a result and send the
+ * browser back to the provider.
+ */
+
+export interface InteractionDependencies {
+  provider: Provider;
+  knex: Knex;
+  cookieKeys: string[];
+}
+
+const CSRF_PURPOSE = 'interaction';
+const WRONG_CREDENTIALS = 'The username or password is not right.';
+
+function formField(ctx: Context, name: string): string {
+  const value = (ctx.request.body as Record<string, unknown> | undefined)?.[name];
+  return typeof value === 'string' ? value : '';
+}
+
+export function interactionsRouter({ provider, knex, cookieKeys }: InteractionDependencies): Router {
+  const router = new Router({ prefix: '/interaction/:uid' });
+  const forms = bodyParser({ enableTypes: ['form'], formLimit: '16kb' });
+
+  /** The interaction behind this request, bound to this browser by the provider's cookie. */
+  async function loadInteraction(ctx: Context): Promise<Interaction> {
+    try {
+      const interaction = await provider.interactionDetails(ctx.req, ctx.res);
+      if (interaction.uid !== ctx.params.uid) throw new Error('interaction uid mismatch');
+      return interaction;
+    } catch {
+      throw new PageError(400, 'session_not_found');
+    }
+  }
+
+  function requireCsrf(ctx: Context, interaction: Interaction): void {
+    if (!isValidCsrfToken(cookieKeys, CSRF_PURPOSE, interaction.uid, formField(ctx, 'csrf'))) {
+      throw new PageError(403, 'csrf_failed');
+    }
+  }
+
+  async function clientName(interaction: Interaction): Promise<string> {
+    const client = await provider.Client.find(String(interaction.params.client_id));
+    return client?.clientName ?? String(interaction.params.client_id);
+  }
+
+  async function finish(ctx: Context, result: InteractionResults): Promise<void> {
+    const redirectTo = await provider.interactionResult(ctx.req, ctx.res, result, {
+      mergeWithLastSubmission: false,
+    });
+    ctx.status = 303;
+    ctx.redirect(redirectTo);
+  }
+
+  async function showLogin(ctx: Context, interaction: Interaction, error?: string, status?: number) {
+    renderPage(
+      ctx,
+      'login',
+      {
+        title: 'Sign in',
+        uid: interaction.uid,
+        csrf: csrfToken(cookieKeys, CSRF_PURPOSE, interaction.uid),
+        clientName: await clientName(interaction),
+        username: formField(ctx, 'username') || interaction.params.login_hint,
+        error,
+      },
+      status,
+    );
+  }
+
+  async function showConsent(ctx: Context, interaction: Interaction) {
+    const requested = (interaction.prompt.details.missingOIDCScope as string[] | undefined) ?? [];
+    const customer = await findCustomerById(knex, String(interaction.session?.accountId));
+    const alwaysAsk = SCOPE_CATALOGUE.filter((entry) => entry.alwaysAsk && requested.includes(entry.scope));
+    renderPage(ctx, 'consent', {
+      title: 'Allow access',
+      uid: interaction.uid,
+      csrf: csrfToken(cookieKeys, CSRF_PURPOSE, interaction.uid),
+      clientName: await clientName(interaction),
+      customerName: customer?.name ?? customer?.username ?? 'you',
+      permissions: consentWordingFor(requested),
+      sensitive: alwaysAsk.map((entry) => entry.consentWording),
+    });
+  }
+
+  router.use(noStore());
+
+  router.get('/', async (ctx) => {
+    const interaction = await loadInteraction(ctx);
+    if (interaction.prompt.name === 'login') return showLogin(ctx, interaction);
+    if (interaction.prompt.name === 'consent') return showConsent(ctx, interaction);
+    throw new PageError(400, 'invalid_request');
+  });
+
+  router.post('/login', forms, async (ctx) => {
+    const interaction = await loadInteraction(ctx);
+    requireCsrf(ctx, interaction);
+    if (interaction.prompt.name !== 'login') throw new PageError(400, 'session_not_found');
+    const accountId = await verifyCredentials(knex, formField(ctx, 'username'), formField(ctx, 'password'));
+    if (!accountId) return showLogin(ctx, interaction, WRONG_CREDENTIALS, 401);
+    // The session cookie lasts only as long as the browser; the server-side session has its own limits.
+    await finish(ctx, { login: { accountId, amr: ['pwd'], remember: false } });
+  });
+
+  router.post('/consent', forms, async (ctx) => {
+    const interaction = await loadInteraction(ctx);
+    requireCsrf(ctx, interaction);
+    if (interaction.prompt.name !== 'consent') throw new PageError(400, 'session_not_found');
+    if (formField(ctx, 'decision') !== 'allow') {
+      await finish(ctx, { error: 'access_denied', error_description: 'the customer did not allow access' });
+      return;
+    }
+    const grantId = await grantRequestedAccess(provider, interaction);
+    await finish(ctx, { consent: { grantId } });
+  });
+
+  router.post('/abort', forms, async (ctx) => {
+    const interaction = await loadInteraction(ctx);
+    requireCsrf(ctx, interaction);
+    await finish(ctx, { error: 'access_denied', error_description: 'the customer cancelled the sign-in' });
+  });
+
+  return router;
+}
+
+/** Adds what the consent screen showed to the customer's grant for this app, and saves it. */
+async function grantRequestedAccess(provider: Provider, interaction: Interaction): Promise<string> {
+  const { details } = interaction.prompt;
+  const accountId = String(interaction.session?.accountId);
+  const clientId = String(interaction.params.client_id);
+  const existing = interaction.grantId ? await provider.Grant.find(interaction.grantId) : undefined;
+  const grant = existing ?? new provider.Grant({ accountId, clientId });
+  const missingScope = details.missingOIDCScope as string[] | undefined;
+  const missingClaims = details.missingOIDCClaims as string[] | undefined;
+  if (missingScope) grant.addOIDCScope(missingScope.join(' '));
+  if (missingClaims) grant.addOIDCClaims(missingClaims);
+  return grant.save();
+}

@@ -1,0 +1,69 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import type Provider from 'oidc-provider';
+import type { Config } from './config.ts';
+import type { Knex } from './db/knex.ts';
+import type { Logger } from './log.ts';
+import { assetsRouter } from './http/assets.ts';
+import { errorPages } from './http/errors.ts';
+import { securityHeaders } from './http/security-headers.ts';
+import { interactionsRouter } from './interactions/router.ts';
+import { loadCookieKeys, loadSigningKeys } from './oidc/keys.ts';
+import { createProvider } from './oidc/provider.ts';
+
+export interface PassbookApp {
+  app: Koa;
+  provider: Provider;
+}
+
+function healthRouter(knex: Knex): Router {
+  const router = new Router();
+  router.get('/healthz', async (ctx) => {
+    await knex.raw('SELECT 1');
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { status: 'ok' };
+  });
+  return router;
+}
+
+/** Logs one line per request: method, path (never the query, which can carry codes), status, time. */
+function requestLog(log: Logger): Koa.Middleware {
+  return async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    try {
+      await next();
+    } finally {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      log.info({ method: ctx.method, path: ctx.path, status: ctx.res.statusCode, ms: Math.round(ms) }, 'request');
+    }
+  };
+}
+
+/**
+ * The Koa app: headers and error pages first, then our own routes, then oidc-provider, which
+ * answers everything else (its routes end the response, so it must come last).
+ */
+export async function createApp(config: Config, knex: Knex, log: Logger): Promise<PassbookApp> {
+  const [signingKeys, cookieKeys] = await Promise.all([
+    loadSigningKeys(knex),
+    loadCookieKeys(knex, config.cookieKeys),
+  ]);
+  const provider = createProvider({ config, knex, signingKeys, cookieKeys });
+  provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'provider error'));
+
+  // Our cookies and the provider's are signed with the same keys.
+  const app = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
+  app.silent = true;
+  app.use(requestLog(log));
+  app.use(securityHeaders());
+  app.use(errorPages(log));
+  for (const router of [healthRouter(knex), assetsRouter(), interactionsRouter({ provider, knex, cookieKeys })]) {
+    app.use(router.routes());
+  }
+  const handleWithProvider = provider.callback();
+  app.use(async (ctx) => {
+    ctx.respond = false;
+    await handleWithProvider(ctx.req, ctx.res);
+  });
+  return { app, provider };
+}

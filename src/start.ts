@@ -1,0 +1,67 @@
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type Provider from 'oidc-provider';
+import type { Config } from './config.ts';
+import { migrate } from './db/migrate.ts';
+import { openDatabase, type Database } from './db/open.ts';
+import type { Logger } from './log.ts';
+import { startPurgeTimer } from './oidc/purge.ts';
+import { DEMO_CLIENT_ID, DEMO_CUSTOMER, DEMO_REDIRECT_URI, seedDemo } from './seed/demo.ts';
+import { createApp } from './server.ts';
+
+export interface RunningPassbook {
+  url: string;
+  provider: Provider;
+  database: Database;
+  /** Stops taking requests, lets those in flight finish, then closes the database. */
+  close(): Promise<void>;
+}
+
+function announceDemo(config: Config, log: Logger, clientSecret: string | undefined): void {
+  log.info(
+    {
+      signIn: `${config.issuer} as "${DEMO_CUSTOMER.username}" with password "${DEMO_CUSTOMER.password}"`,
+      demoApp: { client_id: DEMO_CLIENT_ID, redirect_uri: DEMO_REDIRECT_URI },
+    },
+    'demo customer and app are ready',
+  );
+  if (clientSecret) {
+    // Shown once, like every client secret: the demo app's own configuration needs it.
+    process.stdout.write(`\nDemo app "${DEMO_CLIENT_ID}" client_secret (shown once): ${clientSecret}\n\n`);
+  }
+}
+
+/** Database, migrations, optional demo seed, HTTP server, purge timer: a running Passbook. */
+export async function startPassbook(config: Config, log: Logger): Promise<RunningPassbook> {
+  const database = await openDatabase(config, log);
+  try {
+    const applied = await migrate(database.knex);
+    if (applied.length) log.info({ applied }, 'migrations applied');
+    const { app, provider } = await createApp(config, database.knex, log);
+    if (config.seedDemo) {
+      const seed = await seedDemo(database.knex, (metadata) => provider.Client.validate(metadata));
+      announceDemo(config, log, seed.clientSecret);
+    }
+    const server = http.createServer(app.callback());
+    server.listen(config.port);
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    const stopPurge = startPurgeTimer(database.knex, config.purgeIntervalSeconds, log);
+    log.info({ issuer: config.issuer, port }, 'Passbook is listening');
+    return {
+      url: `http://127.0.0.1:${port}`,
+      provider,
+      database,
+      async close() {
+        stopPurge();
+        server.closeIdleConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await database.close();
+      },
+    };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}
