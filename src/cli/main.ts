@@ -1,0 +1,155 @@
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+import { text } from 'node:stream/consumers';
+import { ConfigError, loadConfig } from '../config.ts';
+import { createLogger } from '../log.ts';
+import { openDatabase } from '../db/open.ts';
+import { migrate } from '../db/migrate.ts';
+import { InvalidCustomerError, createCustomer } from '../accounts/accounts.ts';
+import { InvalidClientError, createClient, deleteClient, listClients } from '../clients/clients.ts';
+import { loadCookieKeys, loadSigningKeys } from '../oidc/keys.ts';
+import { createProvider } from '../oidc/provider.ts';
+import { purgeOnce } from '../oidc/purge.ts';
+import type { Knex } from '../db/knex.ts';
+import type { Config } from '../config.ts';
+
+/**
+ * Admin commands: `npm run cli -- <command> [options]`. Each prints one JSON document on stdout;
+ * failures print one line on stderr and exit non-zero. Works whether or not the server runs.
+ */
+
+class UsageError extends Error {}
+
+const USAGE = `usage: npm run cli -- <command> [options]
+
+  migrate                                   apply pending database migrations
+  users:create --username U --password-stdin [--name N] [--email E]
+  clients:create --name N --redirect-uri U [--redirect-uri U2 ...]
+                 [--post-logout-redirect-uri U ...] [--public] [--scope "openid ..."]
+  clients:list
+  clients:delete CLIENT_ID
+  tokens:purge                              delete expired tokens, sessions and grants now`;
+
+type Command = (context: { knex: Knex; config: Config; args: string[] }) => Promise<unknown>;
+
+function options<T extends ParseArgsOptionsConfig>(args: string[], spec: T) {
+  try {
+    return parseArgs({ args, options: spec, allowPositionals: true, strict: true as const });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+function required(value: string | undefined, flag: string): string {
+  if (!value) throw new UsageError(`${flag} is required`);
+  return value;
+}
+
+async function readPassword(): Promise<string> {
+  if (process.stdin.isTTY) throw new UsageError('--password-stdin reads the password from standard input; pipe it in');
+  return (await text(process.stdin)).replace(/\r?\n$/, '');
+}
+
+const commands: Record<string, Command> = {
+  async migrate({ knex }) {
+    return { applied: await migrate(knex) };
+  },
+
+  async 'users:create'({ knex, args }) {
+    const { values } = options(args, {
+      username: { type: 'string' },
+      'password-stdin': { type: 'boolean' },
+      name: { type: 'string' },
+      email: { type: 'string' },
+    });
+    if (!values['password-stdin']) throw new UsageError('--password-stdin is required (passwords never go on the command line)');
+    const customer = await createCustomer(knex, {
+      username: required(values.username, '--username'),
+      password: await readPassword(),
+      name: values.name,
+      email: values.email,
+    });
+    return { id: customer.id, username: customer.username, name: customer.name, email: customer.email };
+  },
+
+  async 'clients:create'({ knex, config, args }) {
+    const { values } = options(args, {
+      name: { type: 'string' },
+      'redirect-uri': { type: 'string', multiple: true },
+      'post-logout-redirect-uri': { type: 'string', multiple: true },
+      public: { type: 'boolean' },
+      scope: { type: 'string' },
+    });
+    const redirectUris = values['redirect-uri'] ?? [];
+    if (redirectUris.length === 0) throw new UsageError('--redirect-uri is required');
+    const [signingKeys, cookieKeys] = await Promise.all([loadSigningKeys(knex), loadCookieKeys(knex, config.cookieKeys)]);
+    const provider = createProvider({ config, knex, signingKeys, cookieKeys });
+    const client = await createClient(
+      knex,
+      {
+        name: required(values.name, '--name'),
+        redirectUris,
+        postLogoutRedirectUris: values['post-logout-redirect-uri'],
+        isPublic: values.public ?? false,
+        scope: values.scope,
+      },
+      (metadata) => provider.Client.validate(metadata),
+    );
+    return {
+      client_id: client.client_id,
+      ...(client.client_secret ? { client_secret: client.client_secret } : {}),
+      client_name: client.metadata.client_name,
+      redirect_uris: client.metadata.redirect_uris,
+      token_endpoint_auth_method: client.metadata.token_endpoint_auth_method,
+      grant_types: client.metadata.grant_types,
+      scope: client.metadata.scope,
+    };
+  },
+
+  async 'clients:list'({ knex }) {
+    return { clients: await listClients(knex) };
+  },
+
+  async 'clients:delete'({ knex, args }) {
+    const { positionals } = options(args, {});
+    const clientId = required(positionals[0], 'CLIENT_ID');
+    if (!(await deleteClient(knex, clientId))) throw new InvalidClientError(`no client "${clientId}"`);
+    return { deleted: clientId };
+  },
+
+  async 'tokens:purge'({ knex }) {
+    const purged = await purgeOnce(knex);
+    return purged === undefined ? { purged: 0, skipped: 'another process is purging' } : { purged };
+  },
+};
+
+const EXPECTED_ERRORS = [UsageError, ConfigError, InvalidCustomerError, InvalidClientError];
+
+async function run(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  const command = name ? commands[name] : undefined;
+  if (!command) {
+    process.stderr.write(`${name ? `unknown command "${name}"\n` : ''}${USAGE}\n`);
+    return 2;
+  }
+  const config = loadConfig();
+  // Logs go to stderr so that stdout stays one JSON document.
+  const log = createLogger({ logLevel: process.env.LOG_LEVEL || 'warn' }, process.stderr);
+  const database = await openDatabase(config, log);
+  try {
+    await migrate(database.knex);
+    const result = await command({ knex: database.knex, config, args });
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return 0;
+  } finally {
+    await database.close();
+  }
+}
+
+run(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    const expected = EXPECTED_ERRORS.some((type) => error instanceof type);
+    process.stderr.write(`passbook: ${expected ? (error as Error).message : `failed: ${(error as Error).message}`}\n`);
+    process.exit(error instanceof UsageError ? 2 : 1);
+  },
+);

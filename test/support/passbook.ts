@@ -1,0 +1,87 @@
+import { once } from 'node:events';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type { ClientMetadata } from 'oidc-provider';
+import { randomBytes } from 'node:crypto';
+import { loadConfig } from '../../src/config.ts';
+import { createLogger } from '../../src/log.ts';
+import { startPassbook, type RunningPassbook } from '../../src/start.ts';
+import { createCustomer } from '../../src/accounts/accounts.ts';
+import { createClient, type NewClient, type RegisteredClient } from '../../src/clients/clients.ts';
+import type { Knex } from '../../src/db/knex.ts';
+
+/** A real Passbook on a free port, on this run's database. */
+export interface TestPassbook extends RunningPassbook {
+  issuer: string;
+  knex: Knex;
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export function testDatabaseUrl(): string {
+  const url = process.env.PASSBOOK_TEST_DATABASE_URL;
+  if (!url) throw new Error('PASSBOOK_TEST_DATABASE_URL is unset: run the tests with npm test');
+  return url;
+}
+
+/** Shared by every test server of the run, so that a second instance can read the first one's cookies. */
+export const TEST_COOKIE_KEYS = 'test-cookie-key-0123456789abcdef0123456789';
+
+export async function startTestPassbook(env: Record<string, string> = {}): Promise<TestPassbook> {
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: testDatabaseUrl(),
+    PORT: String(port),
+    ISSUER: issuer,
+    COOKIE_KEYS: TEST_COOKIE_KEYS,
+    PURGE_INTERVAL: '0',
+    ...env,
+  });
+  const passbook = await startPassbook(config, createLogger({ logLevel: process.env.LOG_LEVEL || 'silent' }));
+  return { ...passbook, issuer, knex: passbook.database.knex };
+}
+
+export interface TestCustomer {
+  id: string;
+  username: string;
+  password: string;
+  name: string;
+  email: string;
+}
+
+/** A customer with a unique username, so that test files never see each other's data. */
+export async function createTestCustomer(knex: Knex, name = 'Test Customer'): Promise<TestCustomer> {
+  const username = `customer-${randomBytes(6).toString('hex')}`;
+  const password = `pw-${randomBytes(12).toString('base64url')}`;
+  const email = `${username}@example.com`;
+  const customer = await createCustomer(knex, { username, password, name, email });
+  return { id: customer.id, username, password, name, email };
+}
+
+export const TEST_REDIRECT_URI = 'https://app.example/callback';
+
+/** Registers an app exactly as the CLI does, validated by the running provider. */
+export async function registerTestApp(
+  passbook: TestPassbook,
+  overrides: Partial<NewClient> = {},
+): Promise<RegisteredClient & { metadata: ClientMetadata }> {
+  return createClient(
+    passbook.knex,
+    {
+      name: 'Budget Buddy',
+      redirectUris: [TEST_REDIRECT_URI],
+      isPublic: false,
+      ...overrides,
+    },
+    (metadata) => passbook.provider.Client.validate(metadata),
+  );
+}
