@@ -53,7 +53,7 @@ const ENVIRONMENTS: readonly Environment[] = ['development', 'production', 'test
 function readEnvironment(env: Env): Environment {
   const value = env.NODE_ENV ?? 'development';
   if (!(ENVIRONMENTS as readonly string[]).includes(value)) {
-    throw new ConfigError(`NODE_ENV must be one of ${ENVIRONMENTS.join(', ')} (got "${value}")`);
+    throw new ConfigError(`NODE_ENV must be one of ${ENVIRONMENTS.join(', ')} (got ${JSON.stringify(value)})`);
   }
   return value as Environment;
 }
@@ -61,7 +61,7 @@ function readEnvironment(env: Env): Environment {
 function readInteger(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
-  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number (got "${raw}")`);
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number (got ${JSON.stringify(raw)})`);
   const value = Number(raw);
   if (value < min || value > max) {
     throw new ConfigError(`${name} must be between ${min} and ${max} (got ${value})`);
@@ -74,7 +74,7 @@ function readBoolean(env: Env, name: string, fallback: boolean): boolean {
   if (raw === undefined || raw === '') return fallback;
   if (raw === 'true' || raw === '1') return true;
   if (raw === 'false' || raw === '0') return false;
-  throw new ConfigError(`${name} must be true or false (got "${raw}")`);
+  throw new ConfigError(`${name} must be true or false (got ${JSON.stringify(raw)})`);
 }
 
 function readIssuer(env: Env, port: number): string {
@@ -83,14 +83,14 @@ function readIssuer(env: Env, port: number): string {
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError(`ISSUER must be an absolute URL (got "${raw}")`);
+    throw new ConfigError(`ISSUER must be an absolute URL (got ${JSON.stringify(raw)})`);
   }
   const local = url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]';
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && local)) {
-    throw new ConfigError(`ISSUER must use https (http is allowed only for localhost; got "${raw}")`);
+    throw new ConfigError(`ISSUER must use https (http is allowed only for localhost; got ${JSON.stringify(raw)})`);
   }
   if (url.search || url.hash) {
-    throw new ConfigError(`ISSUER must not have a query or fragment (got "${raw}")`);
+    throw new ConfigError(`ISSUER must not have a query or fragment (got ${JSON.stringify(raw)})`);
   }
   return url.href.replace(/\/$/, '');
 }

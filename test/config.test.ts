@@ -1,0 +1,211 @@
+import { spawn } from 'node:child_process';
+import { ConfigError, loadConfig } from '../src/config.ts';
+
+const DAY = 24 * 60 * 60;
+const KEY = 'k'.repeat(32);
+const PRODUCTION = {
+  NODE_ENV: 'production',
+  DATABASE_URL: 'postgres://bank@db.internal/passbook',
+  COOKIE_KEYS: KEY,
+};
+
+/** The ConfigError loadConfig throws for `env`; fails the test if it throws nothing or something else. */
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+function expectOneLineNaming(error: ConfigError, variable: string): void {
+  expect(error.message).toContain(variable);
+  expect(error.message).not.toMatch(/[\r\n]/);
+}
+
+describe('defaults', () => {
+  test('port 3000 and issuer http://localhost:3000', () => {
+    const config = loadConfig({});
+    expect(config.port).toBe(3000);
+    expect(config.issuer).toBe('http://localhost:3000');
+    expect(config.env).toBe('development');
+    expect(config.trustProxy).toBe(false);
+  });
+
+  test('lifetimes: access token 600 s, code 60 s, refresh 30 days, refresh max 1 year, session 12 h', () => {
+    expect(loadConfig({}).lifetimes).toMatchObject({
+      accessToken: 600,
+      authorizationCode: 60,
+      refreshToken: 30 * DAY,
+      refreshTokenMaxAge: 365 * DAY,
+      sessionMaxAge: 12 * 60 * 60,
+    });
+  });
+
+  test('nothing reads process.env when an env is passed', () => {
+    const previous = process.env.PORT;
+    process.env.PORT = '4567';
+    try {
+      expect(loadConfig({}).port).toBe(3000);
+    } finally {
+      if (previous === undefined) delete process.env.PORT;
+      else process.env.PORT = previous;
+    }
+  });
+});
+
+describe('overrides', () => {
+  test('PORT sets the port and the default issuer follows it', () => {
+    const config = loadConfig({ PORT: '8080' });
+    expect(config.port).toBe(8080);
+    expect(config.issuer).toBe('http://localhost:8080');
+  });
+
+  test('ISSUER overrides the issuer, without a trailing slash', () => {
+    expect(loadConfig({ ISSUER: 'https://login.bank.example/' }).issuer).toBe('https://login.bank.example');
+    expect(loadConfig({ ISSUER: 'https://bank.example/oidc' }).issuer).toBe('https://bank.example/oidc');
+  });
+
+  test('http is accepted for 127.0.0.1', () => {
+    expect(loadConfig({ ISSUER: 'http://127.0.0.1:4000' }).issuer).toBe('http://127.0.0.1:4000');
+  });
+
+  test('TRUST_PROXY accepts true and 1', () => {
+    expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true);
+    expect(loadConfig({ TRUST_PROXY: '1' }).trustProxy).toBe(true);
+    expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+  });
+
+  test('COOKIE_KEYS is split on commas, newest first', () => {
+    const second = 'z'.repeat(40);
+    expect(loadConfig({ COOKIE_KEYS: `${KEY}, ${second}` }).cookieKeys).toEqual([KEY, second]);
+  });
+
+  test('a complete production environment loads', () => {
+    const config = loadConfig(PRODUCTION);
+    expect(config.env).toBe('production');
+    expect(config.databaseUrl).toBe(PRODUCTION.DATABASE_URL);
+    expect(config.cookieKeys).toEqual([KEY]);
+  });
+});
+
+describe('production requirements', () => {
+  test('production without DATABASE_URL throws naming DATABASE_URL', () => {
+    const error = configError({ NODE_ENV: 'production', COOKIE_KEYS: KEY });
+    expectOneLineNaming(error, 'DATABASE_URL');
+  });
+
+  test('production without COOKIE_KEYS throws naming COOKIE_KEYS', () => {
+    const error = configError({ NODE_ENV: 'production', DATABASE_URL: PRODUCTION.DATABASE_URL });
+    expectOneLineNaming(error, 'COOKIE_KEYS');
+  });
+
+  test('production with SEED_DEMO=true throws naming SEED_DEMO', () => {
+    expectOneLineNaming(configError({ ...PRODUCTION, SEED_DEMO: 'true' }), 'SEED_DEMO');
+  });
+});
+
+describe('bad values throw a one-line ConfigError naming the variable', () => {
+  test.each(['abc', '-1', '70000', '3000.5', ' 3000'])('PORT=%j', (value) => {
+    expectOneLineNaming(configError({ PORT: value }), 'PORT');
+  });
+
+  test.each(['http://bank.example', 'http://localhost.bank.example', 'not a url', 'bank.example'])(
+    'ISSUER=%j',
+    (value) => {
+      expectOneLineNaming(configError({ ISSUER: value }), 'ISSUER');
+    },
+  );
+
+  test.each(['yes', 'on', 'TRUE '])('TRUST_PROXY=%j', (value) => {
+    expectOneLineNaming(configError({ TRUST_PROXY: value }), 'TRUST_PROXY');
+  });
+
+  test.each(['short', `${KEY},short`])('COOKIE_KEYS=%j', (value) => {
+    expectOneLineNaming(configError({ COOKIE_KEYS: value }), 'COOKIE_KEYS');
+  });
+
+  test('a short COOKIE_KEYS is not echoed back', () => {
+    const error = configError({ COOKIE_KEYS: 'hunter2-secret' });
+    expect(error.message).not.toContain('hunter2-secret');
+  });
+
+  test.each(['mysql://db/passbook', 'not a url'])('DATABASE_URL=%j', (value) => {
+    expectOneLineNaming(configError({ DATABASE_URL: value }), 'DATABASE_URL');
+  });
+
+  test.each([
+    ['PORT', '80\n80'],
+    ['TRUST_PROXY', 'true\nfalse'],
+    ['ISSUER', 'bank\nexample'],
+  ])('%s with a newline in its value still gives one line', (variable, value) => {
+    expectOneLineNaming(configError({ [variable]: value }), variable);
+  });
+});
+
+describe('SEED_DEMO default', () => {
+  test('true in development without DATABASE_URL', () => {
+    expect(loadConfig({}).seedDemo).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'development' }).seedDemo).toBe(true);
+  });
+
+  test('false in development with DATABASE_URL', () => {
+    expect(loadConfig({ DATABASE_URL: PRODUCTION.DATABASE_URL }).seedDemo).toBe(false);
+  });
+
+  test('false in test and production', () => {
+    expect(loadConfig({ NODE_ENV: 'test' }).seedDemo).toBe(false);
+    expect(loadConfig(PRODUCTION).seedDemo).toBe(false);
+  });
+
+  test('SEED_DEMO=false turns it off in development', () => {
+    expect(loadConfig({ SEED_DEMO: 'false' }).seedDemo).toBe(false);
+  });
+});
+
+describe('the server entry point', () => {
+  async function runServer(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+    const child = spawn(process.execPath, ['src/main.ts'], {
+      cwd: '/work/main',
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.stdout.resume();
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`the server did not exit; stderr so far: ${stderr}`));
+      }, 20_000);
+      child.on('exit', (exitCode) => {
+        clearTimeout(timer);
+        resolve(exitCode);
+      });
+    });
+    return { code, stderr };
+  }
+
+  test('production without DATABASE_URL exits non-zero with one stderr line naming it', async () => {
+    const { code, stderr } = await runServer({ NODE_ENV: 'production', COOKIE_KEYS: KEY });
+
+    expect(code).not.toBe(0);
+    expect(code).not.toBeNull();
+    const lines = stderr.split('\n').filter((line) => line !== '');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('DATABASE_URL');
+    expect(stderr).not.toMatch(/^\s+at /m);
+  });
+
+  test('production without DATABASE_URL or COOKIE_KEYS also exits with one line naming DATABASE_URL', async () => {
+    const { code, stderr } = await runServer({ NODE_ENV: 'production' });
+
+    expect(code).not.toBe(0);
+    const lines = stderr.split('\n').filter((line) => line !== '');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('DATABASE_URL');
+    expect(stderr).not.toMatch(/^\s+at /m);
+  });
+});
