@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Knex } from 'knex';
+import { LOCKS, withSessionLock } from './locks.ts';
 
 const MIGRATIONS_DIR = path.resolve(import.meta.dirname, '../../migrations');
 
@@ -28,11 +29,14 @@ const sqlMigrationSource: Knex.MigrationSource<string> = {
   },
 };
 
-/** Applies every pending migration; returns the names applied. */
+/**
+ * Applies every pending migration; returns the names applied. Processes starting together (two
+ * replicas, the server and the CLI) queue on a lock instead of failing on knex's own.
+ */
 export async function migrate(knex: Knex): Promise<string[]> {
-  const [, applied] = (await knex.migrate.latest({ migrationSource: sqlMigrationSource })) as [
-    number,
-    string[],
-  ];
-  return applied;
+  const applied = await withSessionLock(knex, LOCKS.migrations, { wait: true }, async () => {
+    const [, names] = (await knex.migrate.latest({ migrationSource: sqlMigrationSource })) as [number, string[]];
+    return names;
+  });
+  return applied ?? [];
 }

@@ -2,6 +2,7 @@ import type { JWK } from 'jose';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import type { Knex } from '../db/knex.ts';
 import { generateSecret } from '../config.ts';
+import { LOCKS } from '../db/locks.ts';
 
 /**
  * Owner of `signing_keys` and `cookie_keys`: the secrets every Passbook process must share.
@@ -13,8 +14,6 @@ import { generateSecret } from '../config.ts';
 export const SIGNING_ALGORITHMS = ['RS256', 'ES256'] as const;
 type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
 
-const KEY_CREATION_LOCK = 7_425_001;
-
 async function generateSigningKey(alg: SigningAlgorithm): Promise<JWK> {
   const { privateKey } = await generateKeyPair(alg, { extractable: true });
   const jwk = await exportJWK(privateKey);
@@ -24,7 +23,7 @@ async function generateSigningKey(alg: SigningAlgorithm): Promise<JWK> {
 
 async function withCreationLock<T>(knex: Knex, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
   return knex.transaction(async (trx) => {
-    await trx.raw('SELECT pg_advisory_xact_lock(?)', [KEY_CREATION_LOCK]);
+    await trx.raw('SELECT pg_advisory_xact_lock(?)', [LOCKS.keyCreation]);
     return work(trx);
   });
 }

@@ -55,7 +55,7 @@ export async function createRunDatabase(adminUrl: string): Promise<string> {
   const name = `passbook_test_${Date.now()}_${randomBytes(4).toString('hex')}`;
   await adminQuery(adminUrl, `CREATE DATABASE ${name}`);
   const url = withDatabase(adminUrl, name);
-  const knex = createKnex(url, 1);
+  const knex = createKnex(url, 2);
   try {
     await migrate(knex);
   } finally {
