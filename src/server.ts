@@ -6,6 +6,7 @@ import type { Knex } from './db/knex.ts';
 import type { Logger } from './log.ts';
 import { assetsRouter } from './http/assets.ts';
 import { errorPages } from './http/errors.ts';
+import { methodNotAllowedRouter } from './http/method-not-allowed.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { interactionsRouter } from './interactions/router.ts';
 import { loadCookieKeys, loadSigningKeys } from './oidc/keys.ts';
@@ -57,7 +58,13 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
   app.use(requestLog(log));
   app.use(securityHeaders());
   app.use(errorPages(log));
-  for (const router of [healthRouter(knex), assetsRouter(), interactionsRouter({ provider, knex, cookieKeys })]) {
+  const routers = [
+    healthRouter(knex),
+    assetsRouter(),
+    methodNotAllowedRouter(),
+    interactionsRouter({ provider, knex, cookieKeys }),
+  ];
+  for (const router of routers) {
     app.use(router.routes());
   }
   const handleWithProvider = provider.callback();
