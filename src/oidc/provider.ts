@@ -72,6 +72,14 @@ export function createProvider({ config, knex, signingKeys, cookieKeys }: Provid
     pkce: { required: () => true },
     // The redirect_uri is always sent and must match a registered one exactly.
     allowOmittingSingleRegisteredRedirectUri: false,
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      id_token_signed_response_alg: 'RS256',
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      // Apps always learn when the customer last typed the password (for their own step-up rules).
+      require_auth_time: true,
+    },
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
     enabledJWA: {
       idTokenSigningAlgValues: ['RS256', 'ES256'],

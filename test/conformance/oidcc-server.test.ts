@@ -58,6 +58,8 @@ describe('oidcc-server: the authorization-code flow end to end', () => {
     expect(claims?.sub).toBe(customer.id);
     expect(claims?.iss).toBe(passbook.issuer);
     expect(claims?.nonce).toBe(request.nonce);
+    // Policy: auth_time is always present, even when the app sent no max_age.
+    expect(claims?.auth_time).toBeGreaterThan(0);
 
     const userinfo = await oidc.fetchUserInfo(config, tokens.access_token, customer.id);
     expect(userinfo).toMatchObject({ sub: customer.id, name: 'Dana Ledger', email: customer.email });
