@@ -53,7 +53,9 @@ const ENVIRONMENTS: readonly Environment[] = ['development', 'production', 'test
 function readEnvironment(env: Env): Environment {
   const value = env.NODE_ENV ?? 'development';
   if (!(ENVIRONMENTS as readonly string[]).includes(value)) {
-    throw new ConfigError(`NODE_ENV must be one of ${ENVIRONMENTS.join(', ')} (got ${JSON.stringify(value)})`);
+    throw new ConfigError(
+      `NODE_ENV must be one of ${ENVIRONMENTS.join(', ')} (got ${JSON.stringify(value)})`,
+    );
   }
   return value as Environment;
 }
@@ -61,7 +63,8 @@ function readEnvironment(env: Env): Environment {
 function readInteger(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
-  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number (got ${JSON.stringify(raw)})`);
+  if (!/^\d+$/.test(raw))
+    throw new ConfigError(`${name} must be a whole number (got ${JSON.stringify(raw)})`);
   const value = Number(raw);
   if (value < min || value > max) {
     throw new ConfigError(`${name} must be between ${min} and ${max} (got ${value})`);
@@ -87,7 +90,9 @@ function readIssuer(env: Env, port: number): string {
   }
   const local = url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]';
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && local)) {
-    throw new ConfigError(`ISSUER must use https (http is allowed only for localhost; got ${JSON.stringify(raw)})`);
+    throw new ConfigError(
+      `ISSUER must use https (http is allowed only for localhost; got ${JSON.stringify(raw)})`,
+    );
   }
   if (url.search || url.hash) {
     throw new ConfigError(`ISSUER must not have a query or fragment (got ${JSON.stringify(raw)})`);
@@ -115,7 +120,9 @@ function readCookieKeys(env: Env): string[] | undefined {
   if (raw === undefined || raw === '') return undefined;
   const keys = raw.split(',').map((key) => key.trim());
   if (keys.some((key) => key.length < 32)) {
-    throw new ConfigError('COOKIE_KEYS must be a comma-separated list of secrets of at least 32 characters each');
+    throw new ConfigError(
+      'COOKIE_KEYS must be a comma-separated list of secrets of at least 32 characters each',
+    );
   }
   return keys;
 }

@@ -35,7 +35,10 @@ function requestLog(log: Logger): Koa.Middleware {
       await next();
     } finally {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      log.info({ method: ctx.method, path: ctx.path, status: ctx.res.statusCode, ms: Math.round(ms) }, 'request');
+      log.info(
+        { method: ctx.method, path: ctx.path, status: ctx.res.statusCode, ms: Math.round(ms) },
+        'request',
+      );
     }
   };
 }

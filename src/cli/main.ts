@@ -45,7 +45,8 @@ function required(value: string | undefined, flag: string): string {
 }
 
 async function readPassword(): Promise<string> {
-  if (process.stdin.isTTY) throw new UsageError('--password-stdin reads the password from standard input; pipe it in');
+  if (process.stdin.isTTY)
+    throw new UsageError('--password-stdin reads the password from standard input; pipe it in');
   return (await text(process.stdin)).replace(/\r?\n$/, '');
 }
 
@@ -61,7 +62,8 @@ const commands: Record<string, Command> = {
       name: { type: 'string' },
       email: { type: 'string' },
     });
-    if (!values['password-stdin']) throw new UsageError('--password-stdin is required (passwords never go on the command line)');
+    if (!values['password-stdin'])
+      throw new UsageError('--password-stdin is required (passwords never go on the command line)');
     const customer = await createCustomer(knex, {
       username: required(values.username, '--username'),
       password: await readPassword(),
@@ -81,7 +83,10 @@ const commands: Record<string, Command> = {
     });
     const redirectUris = values['redirect-uri'] ?? [];
     if (redirectUris.length === 0) throw new UsageError('--redirect-uri is required');
-    const [signingKeys, cookieKeys] = await Promise.all([loadSigningKeys(knex), loadCookieKeys(knex, config.cookieKeys)]);
+    const [signingKeys, cookieKeys] = await Promise.all([
+      loadSigningKeys(knex),
+      loadCookieKeys(knex, config.cookieKeys),
+    ]);
     const provider = createProvider({ config, knex, signingKeys, cookieKeys });
     const client = await createClient(
       knex,
@@ -149,7 +154,9 @@ run(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     const expected = EXPECTED_ERRORS.some((type) => error instanceof type);
-    process.stderr.write(`passbook: ${expected ? (error as Error).message : `failed: ${(error as Error).message}`}\n`);
+    process.stderr.write(
+      `passbook: ${expected ? (error as Error).message : `failed: ${(error as Error).message}`}\n`,
+    );
     process.exit(error instanceof UsageError ? 2 : 1);
   },
 );

@@ -35,7 +35,10 @@ const sqlMigrationSource: Knex.MigrationSource<string> = {
  */
 export async function migrate(knex: Knex): Promise<string[]> {
   const applied = await withSessionLock(knex, LOCKS.migrations, { wait: true }, async () => {
-    const [, names] = (await knex.migrate.latest({ migrationSource: sqlMigrationSource })) as [number, string[]];
+    const [, names] = (await knex.migrate.latest({ migrationSource: sqlMigrationSource })) as [
+      number,
+      string[],
+    ];
     return names;
   });
   return applied ?? [];

@@ -30,7 +30,8 @@ export function errorPages(log: Logger): Middleware {
     try {
       await next();
       // A response handed to oidc-provider (respond = false) is already on its way.
-      if (ctx.respond !== false && ctx.status === 404 && ctx.body == null) renderErrorPage(ctx, 404, 'not_found');
+      if (ctx.respond !== false && ctx.status === 404 && ctx.body == null)
+        renderErrorPage(ctx, 404, 'not_found');
     } catch (caught) {
       const error = caught as Error & { status?: number; expose?: boolean };
       if (error instanceof PageError) {

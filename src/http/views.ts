@@ -16,7 +16,12 @@ function template(name: string): pug.compileTemplate {
 }
 
 /** Renders views/<name>.pug as the response; every page extends views/layout.pug. */
-export function renderPage(ctx: Context, name: string, locals: Record<string, unknown> = {}, status?: number): void {
+export function renderPage(
+  ctx: Context,
+  name: string,
+  locals: Record<string, unknown> = {},
+  status?: number,
+): void {
   if (status) ctx.status = status;
   ctx.type = 'html';
   ctx.body = template(name)(locals);
@@ -32,7 +37,8 @@ const FRIENDLY_ERRORS: Record<string, string> = {
   unsupported_response_type: 'The app that sent you here made a request the bank does not support.',
   invalid_scope: 'The app that sent you here asked for access the bank does not offer.',
   invalid_request_uri: 'The sign-in request has expired or was already used.',
-  session_not_found: 'Your sign-in took too long or was already completed. Go back to the app and start again.',
+  session_not_found:
+    'Your sign-in took too long or was already completed. Go back to the app and start again.',
   not_found: 'There is nothing at this address.',
   csrf_failed: "This form has expired or did not come from the bank's page. Go back and try again.",
   method_not_allowed: 'This address does not accept that kind of request.',

@@ -72,16 +72,12 @@ export class PostgresAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    const row: ModelRow | undefined = await this.live()
-      .andWhere({ id })
-      .first('payload', 'consumed_at');
+    const row: ModelRow | undefined = await this.live().andWhere({ id }).first('payload', 'consumed_at');
     return withConsumed(row);
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-    const row: ModelRow | undefined = await this.live()
-      .andWhere({ uid })
-      .first('payload', 'consumed_at');
+    const row: ModelRow | undefined = await this.live().andWhere({ uid }).first('payload', 'consumed_at');
     return withConsumed(row);
   }
 

@@ -15,12 +15,37 @@ export interface ScopeDefinition {
 
 export const SCOPE_CATALOGUE: readonly ScopeDefinition[] = [
   { scope: 'openid', consentWording: 'Confirm who you are', claims: ['sub'], alwaysAsk: false },
-  { scope: 'profile', consentWording: 'See your name', claims: ['name', 'preferred_username', 'updated_at'], alwaysAsk: false },
-  { scope: 'email', consentWording: 'See your email address', claims: ['email', 'email_verified'], alwaysAsk: false },
-  { scope: 'offline_access', consentWording: "Stay connected when you're not using it", claims: [], alwaysAsk: false },
-  { scope: 'accounts:read', consentWording: 'See your account names and balances', claims: [], alwaysAsk: false },
+  {
+    scope: 'profile',
+    consentWording: 'See your name',
+    claims: ['name', 'preferred_username', 'updated_at'],
+    alwaysAsk: false,
+  },
+  {
+    scope: 'email',
+    consentWording: 'See your email address',
+    claims: ['email', 'email_verified'],
+    alwaysAsk: false,
+  },
+  {
+    scope: 'offline_access',
+    consentWording: "Stay connected when you're not using it",
+    claims: [],
+    alwaysAsk: false,
+  },
+  {
+    scope: 'accounts:read',
+    consentWording: 'See your account names and balances',
+    claims: [],
+    alwaysAsk: false,
+  },
   { scope: 'transactions:read', consentWording: 'Read your transactions', claims: [], alwaysAsk: false },
-  { scope: 'payments:write', consentWording: 'Make payments from your accounts', claims: [], alwaysAsk: true },
+  {
+    scope: 'payments:write',
+    consentWording: 'Make payments from your accounts',
+    claims: [],
+    alwaysAsk: true,
+  },
 ];
 
 const BY_SCOPE = new Map(SCOPE_CATALOGUE.map((definition) => [definition.scope, definition]));

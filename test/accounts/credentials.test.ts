@@ -33,7 +33,9 @@ test('an unknown username is checked against a dummy hash, so it costs what a wr
   const customer = await createTestCustomer(knex);
   await verifyCredentials(knex, 'nobody-warm-up', 'x');
   const wrongPassword = await medianMs(() => verifyCredentials(knex, customer.username, 'not-the-password'));
-  const unknownUser = await medianMs(() => verifyCredentials(knex, 'nobody-by-this-name', 'not-the-password'));
+  const unknownUser = await medianMs(() =>
+    verifyCredentials(knex, 'nobody-by-this-name', 'not-the-password'),
+  );
   // Without the dummy hash an unknown user answers in about a millisecond, against tens for argon2id.
   expect(unknownUser).toBeGreaterThan(wrongPassword * 0.4);
 });
@@ -49,6 +51,8 @@ test('usernames are unique regardless of case, and weak input is refused before 
   await expect(createCustomer(knex, { username: 'short-pw-user', password: 'short' })).rejects.toThrow(
     InvalidCustomerError,
   );
-  const stored = await knex('users').whereIn('username', ['ab', 'short-pw-user']).count<{ count: string }[]>();
+  const stored = await knex('users')
+    .whereIn('username', ['ab', 'short-pw-user'])
+    .count<{ count: string }[]>();
   expect(Number(stored[0]?.count)).toBe(0);
 });

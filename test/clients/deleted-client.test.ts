@@ -1,5 +1,10 @@
 import { deleteClient } from '../../src/clients/clients.ts';
-import { createTestCustomer, registerTestApp, startTestPassbook, type TestPassbook } from '../support/passbook.ts';
+import {
+  createTestCustomer,
+  registerTestApp,
+  startTestPassbook,
+  type TestPassbook,
+} from '../support/passbook.ts';
 import { completeFlow } from '../support/third-party-app.ts';
 
 let passbook: TestPassbook;
@@ -41,6 +46,8 @@ test('an app deleted with the CLI stops working within seconds, tokens included'
   }
   expect(outcome).toEqual({ status: 401, body: expect.objectContaining({ error: 'invalid_client' }) });
 
-  const userinfo = await fetch(`${passbook.issuer}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+  const userinfo = await fetch(`${passbook.issuer}/me`, {
+    headers: { authorization: `Bearer ${tokens.access_token}` },
+  });
   expect(userinfo.status).toBe(401);
 });

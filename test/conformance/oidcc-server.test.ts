@@ -7,7 +7,12 @@ import {
   startTestPassbook,
   type TestPassbook,
 } from '../support/passbook.ts';
-import { authorizationRequest, customerAllows, discoverAs, exchangeCode } from '../support/third-party-app.ts';
+import {
+  authorizationRequest,
+  customerAllows,
+  discoverAs,
+  exchangeCode,
+} from '../support/third-party-app.ts';
 
 let passbook: TestPassbook;
 
@@ -24,7 +29,10 @@ describe('oidcc-server: the authorization-code flow end to end', () => {
     const customer = await createTestCustomer(passbook.knex, 'Dana Ledger');
     const app = await registerTestApp(passbook);
     const config = await discoverAs(passbook, app);
-    const request = await authorizationRequest(config, 'openid profile email offline_access transactions:read');
+    const request = await authorizationRequest(
+      config,
+      'openid profile email offline_access transactions:read',
+    );
     const agent = new CustomerAgent([TEST_REDIRECT_URI]);
 
     const signInPage = await agent.open(request.url.href);

@@ -1,4 +1,9 @@
-import { TEST_REDIRECT_URI, registerTestApp, startTestPassbook, type TestPassbook } from '../support/passbook.ts';
+import {
+  TEST_REDIRECT_URI,
+  registerTestApp,
+  startTestPassbook,
+  type TestPassbook,
+} from '../support/passbook.ts';
 
 const PUBLIC_ISSUER = 'https://bank.example';
 
@@ -14,7 +19,11 @@ async function interactionCookies(passbook: TestPassbook, headers: Record<string
     code_challenge_method: 'S256',
   });
   const response = await fetch(`${passbook.url}/auth?${params}`, { headers, redirect: 'manual' });
-  return { status: response.status, location: response.headers.get('location'), cookies: response.headers.getSetCookie() };
+  return {
+    status: response.status,
+    location: response.headers.get('location'),
+    cookies: response.headers.getSetCookie(),
+  };
 }
 
 describe('behind a TLS-terminating proxy', () => {

@@ -58,7 +58,10 @@ test('every Passbook process on one database publishes the same JWKS', async () 
       [first, second].map(async (passbook) => (await fetch(`${passbook.issuer}/jwks`)).json()),
     );
     expect(jwksB).toEqual(jwksA);
-    expect((jwksA as { keys: { alg: string }[] }).keys.map((key) => key.alg).sort()).toEqual(['ES256', 'RS256']);
+    expect((jwksA as { keys: { alg: string }[] }).keys.map((key) => key.alg).sort()).toEqual([
+      'ES256',
+      'RS256',
+    ]);
   } finally {
     await Promise.all([first.close(), second.close()]);
   }

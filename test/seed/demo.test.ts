@@ -20,13 +20,18 @@ test('the demo seed creates a customer who can sign in and an app, once, showing
   const first = await seedDemo(passbook.knex, validate);
   expect(first.customerCreated).toBe(true);
   expect(first.clientSecret).toMatch(/^[\w-]{43}$/);
-  expect(await verifyCredentials(passbook.knex, DEMO_CUSTOMER.username, DEMO_CUSTOMER.password)).toBeDefined();
+  expect(
+    await verifyCredentials(passbook.knex, DEMO_CUSTOMER.username, DEMO_CUSTOMER.password),
+  ).toBeDefined();
   const metadata = await findClientMetadata(passbook.knex, DEMO_CLIENT_ID);
   expect(metadata?.redirect_uris).toEqual([DEMO_REDIRECT_URI]);
   expect(metadata?.client_secret).not.toBe(first.clientSecret);
 
   const second = await seedDemo(passbook.knex, validate);
   expect(second).toEqual({ customerCreated: false });
-  const demoUsers = await passbook.knex('users').where({ username: DEMO_CUSTOMER.username }).count<{ count: string }[]>();
+  const demoUsers = await passbook
+    .knex('users')
+    .where({ username: DEMO_CUSTOMER.username })
+    .count<{ count: string }[]>();
   expect(Number(demoUsers[0]?.count)).toBe(1);
 });

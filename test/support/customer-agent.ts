@@ -53,7 +53,13 @@ export class CustomerAgent {
         continue;
       }
       const body = await response.text();
-      return { url: current, status: response.status, headers: response.headers, body, document: parse(body) };
+      return {
+        url: current,
+        status: response.status,
+        headers: response.headers,
+        body,
+        document: parse(body),
+      };
     }
     throw new Error(`more than ${MAX_REDIRECTS} redirects from ${url}`);
   }
@@ -66,11 +72,13 @@ export class CustomerAgent {
     const form = page.document
       .querySelectorAll('form')
       .find((candidate) => (candidate.getAttribute('action') ?? '').includes(actionContains));
-    if (!form) throw new Error(`no form with action containing "${actionContains}" on ${page.url}:\n${page.body}`);
+    if (!form)
+      throw new Error(`no form with action containing "${actionContains}" on ${page.url}:\n${page.body}`);
     const fields = new URLSearchParams();
     for (const input of form.querySelectorAll('input')) {
       const name = input.getAttribute('name');
-      if (name && input.getAttribute('type') === 'hidden') fields.set(name, input.getAttribute('value') ?? '');
+      if (name && input.getAttribute('type') === 'hidden')
+        fields.set(name, input.getAttribute('value') ?? '');
     }
     for (const [name, value] of Object.entries(values)) fields.set(name, value);
     const action = new URL(form.getAttribute('action') ?? page.url, page.url).href;
