@@ -100,7 +100,7 @@ export async function verifyCredentials(
 }
 
 /** Standard OpenID Connect claims for a customer; the provider filters them by granted scope. */
-export function standardClaims(customer: Customer): Record<string, unknown> {
+export function standardClaims(customer: Customer): { sub: string; [claim: string]: unknown } {
   return {
     sub: customer.id,
     name: customer.name ?? undefined,

@@ -45,7 +45,7 @@ function accountFinder(knex: Knex): Configuration['findAccount'] {
   return async (_ctx, sub) => {
     const customer = await findCustomerById(knex, sub);
     if (!customer) return undefined;
-    return { accountId: customer.id, claims: () => ({ ...standardClaims(customer), sub: customer.id }) };
+    return { accountId: customer.id, claims: () => standardClaims(customer) };
   };
 }
 

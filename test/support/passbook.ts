@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { ClientMetadata } from 'oidc-provider';
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger, type Logger } from '../../src/log.ts';
 import { startPassbook, type RunningPassbook } from '../../src/start.ts';
 import { createCustomer } from '../../src/accounts/accounts.ts';
 import { createClient, type NewClient, type RegisteredClient } from '../../src/clients/clients.ts';
@@ -34,7 +34,11 @@ export function testDatabaseUrl(): string {
 /** Shared by every test server of the run, so that a second instance can read the first one's cookies. */
 export const TEST_COOKIE_KEYS = 'test-cookie-key-0123456789abcdef0123456789';
 
-export async function startTestPassbook(env: Record<string, string> = {}): Promise<TestPassbook> {
+/** @param log where the server logs; by default nowhere (LOG_LEVEL overrides, for debugging). */
+export async function startTestPassbook(
+  env: Record<string, string> = {},
+  log: Logger = createLogger({ logLevel: process.env.LOG_LEVEL || 'silent' }),
+): Promise<TestPassbook> {
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
   const config = loadConfig({
@@ -46,7 +50,7 @@ export async function startTestPassbook(env: Record<string, string> = {}): Promi
     PURGE_INTERVAL: '0',
     ...env,
   });
-  const passbook = await startPassbook(config, createLogger({ logLevel: process.env.LOG_LEVEL || 'silent' }));
+  const passbook = await startPassbook(config, log);
   return { ...passbook, issuer, knex: passbook.database.knex };
 }
 
