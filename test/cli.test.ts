@@ -196,6 +196,36 @@ describe('clients:create', () => {
     expect(row?.metadata.token_endpoint_auth_method).toBe('none');
   });
 
+  test('--resource-server registers a bank API: a secret, no redirect URIs, no grants, marked as such', async () => {
+    const name = unique('api');
+    const printed = succeeded(await cli(['clients:create', '--name', name, '--resource-server']));
+
+    expect(printed.client_secret).toEqual(expect.any(String));
+    expect(printed.redirect_uris).toEqual([]);
+    expect(printed.grant_types).toEqual([]);
+    const row = await clientRow(String(printed.client_id));
+    expect(row?.metadata.resource_server).toBe(true);
+    const listed = succeeded(await cli(['clients:list'])).clients as {
+      client_id: string;
+      resource_server: boolean;
+    }[];
+    expect(listed.find((client) => client.client_id === printed.client_id)?.resource_server).toBe(true);
+  });
+
+  test('--resource-server with a redirect URI is a usage error and inserts nothing', async () => {
+    const name = unique('api');
+    const result = await cli([
+      'clients:create',
+      '--name',
+      name,
+      '--resource-server',
+      '--redirect-uri',
+      'https://a.example/cb',
+    ]);
+    expect(result.code).toBe(2);
+    expect(await clientsNamed(name)).toBe(0);
+  });
+
   test.each(['not-a-url', 'https://app.example/cb#fragment'])(
     'an invalid redirect URI (%s) exits 1 and inserts nothing',
     async (redirectUri) => {

@@ -25,6 +25,7 @@ const USAGE = `usage: npm run cli -- <command> [options]
   users:create --username U --password-stdin [--name N] [--email E]
   clients:create --name N --redirect-uri U [--redirect-uri U2 ...]
                  [--post-logout-redirect-uri U ...] [--public] [--scope "openid ..."]
+  clients:create --name N --resource-server   a bank API that introspects apps' tokens
   clients:list
   clients:delete CLIENT_ID
   tokens:purge                              delete expired tokens, sessions and grants now`;
@@ -80,9 +81,14 @@ const commands: Record<string, Command> = {
       'post-logout-redirect-uri': { type: 'string', multiple: true },
       public: { type: 'boolean' },
       scope: { type: 'string' },
+      'resource-server': { type: 'boolean' },
     });
+    const isResourceServer = values['resource-server'] ?? false;
     const redirectUris = values['redirect-uri'] ?? [];
-    if (redirectUris.length === 0) throw new UsageError('--redirect-uri is required');
+    if (isResourceServer && (redirectUris.length > 0 || values.public || values.scope)) {
+      throw new UsageError('--resource-server takes no --redirect-uri, --public or --scope');
+    }
+    if (!isResourceServer && redirectUris.length === 0) throw new UsageError('--redirect-uri is required');
     const [signingKeys, cookieKeys] = await Promise.all([
       loadSigningKeys(knex),
       loadCookieKeys(knex, config.cookieKeys),
@@ -96,6 +102,7 @@ const commands: Record<string, Command> = {
         postLogoutRedirectUris: values['post-logout-redirect-uri'],
         isPublic: values.public ?? false,
         scope: values.scope,
+        isResourceServer,
       },
       (metadata) => provider.Client.validate(metadata),
     );

@@ -13,12 +13,15 @@ export interface NewClient {
   /** Chosen by the bank for well-known apps; otherwise random. */
   clientId?: string;
   name: string;
+  /** Empty for a resource server, which never sends customers anywhere. */
   redirectUris: string[];
   postLogoutRedirectUris?: string[];
   /** A public client (a native or browser app) has no secret and relies on PKCE alone. */
   isPublic: boolean;
   /** The most the app may ever ask for; unset means the whole catalogue. */
   scope?: string;
+  /** A bank API that checks any app's token by introspection; it gets no tokens itself. */
+  isResourceServer?: boolean;
 }
 
 export interface RegisteredClient {
@@ -34,6 +37,7 @@ export interface ClientSummary {
   redirect_uris: string[];
   token_endpoint_auth_method: string;
   scope: string | undefined;
+  resource_server: boolean;
   created_at: string;
 }
 
@@ -46,7 +50,21 @@ export function secretDigest(secret: string): string {
   return createHash('sha256').update(secret, 'utf8').digest('base64url');
 }
 
+/** The client metadata key that marks a resource server (see src/oidc/provider.ts). */
+export const RESOURCE_SERVER_METADATA = 'resource_server';
+
 export function clientMetadataFor(client: NewClient, clientId: string): ClientMetadata {
+  if (client.isResourceServer) {
+    return {
+      client_id: clientId,
+      client_name: client.name,
+      redirect_uris: [],
+      response_types: [],
+      grant_types: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+      [RESOURCE_SERVER_METADATA]: true,
+    };
+  }
   return {
     client_id: clientId,
     client_name: client.name,
@@ -112,6 +130,7 @@ export async function listClients(knex: Knex): Promise<ClientSummary[]> {
     redirect_uris: (metadata.redirect_uris as string[] | undefined) ?? [],
     token_endpoint_auth_method: String(metadata.token_endpoint_auth_method),
     scope: metadata.scope as string | undefined,
+    resource_server: metadata[RESOURCE_SERVER_METADATA] === true,
     created_at: created_at.toISOString(),
   }));
 }

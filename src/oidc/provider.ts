@@ -4,6 +4,7 @@ import type { Config, Lifetimes } from '../config.ts';
 import type { Knex } from '../db/knex.ts';
 import { findCustomerById, standardClaims } from '../accounts/accounts.ts';
 import { renderErrorPage, renderPage } from '../http/views.ts';
+import { RESOURCE_SERVER_METADATA } from '../clients/clients.ts';
 import { postgresAdapterFactory } from './adapter.ts';
 import { compareSecretsAsDigests } from './client-secrets.ts';
 import { SUPPORTED_SCOPES, claimsByScope } from './scopes.ts';
@@ -80,6 +81,7 @@ export function createProvider({ config, knex, signingKeys, cookieKeys }: Provid
       // Apps always learn when the customer last typed the password (for their own step-up rules).
       require_auth_time: true,
     },
+    extraClientMetadata: { properties: [RESOURCE_SERVER_METADATA] },
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
     enabledJWA: {
       idTokenSigningAlgValues: ['RS256', 'ES256'],
@@ -106,9 +108,10 @@ export function createProvider({ config, knex, signingKeys, cookieKeys }: Provid
       },
       introspection: {
         enabled: true,
-        // Only authenticated clients introspect, and only their own tokens.
+        // Only authenticated clients introspect: the bank's APIs any token, an app only its own.
         allowedPolicy: async (_ctx, client, token) =>
-          isConfidential(client.clientAuthMethod) && token.clientId === client.clientId,
+          isConfidential(client.clientAuthMethod) &&
+          (client[RESOURCE_SERVER_METADATA] === true || token.clientId === client.clientId),
       },
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
       rpInitiatedLogout: {
