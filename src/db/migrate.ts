@@ -21,7 +21,8 @@ const sqlMigrationSource: Knex.MigrationSource<string> = {
   async getMigration(file) {
     const sql = await readFile(path.join(MIGRATIONS_DIR, file), 'utf8');
     return {
-      up: (knex: Knex) => knex.raw(sql),
+      // knex.raw would read a `?` (a JSON operator in SQL) as a binding placeholder.
+      up: (knex: Knex) => knex.raw(sql.replaceAll('?', '\\?')),
       down: () => {
         throw new Error('migrations are forward-only');
       },
