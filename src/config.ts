@@ -18,6 +18,8 @@ export interface Lifetimes {
   refreshTokenMaxAge: number;
   /** Seconds a bank session lives at most. */
   sessionMaxAge: number;
+  /** Seconds of inactivity after which a bank session ends and the password is asked again. */
+  sessionIdleTimeout: number;
   /** Seconds a sign-in or consent screen may stay open. */
   interaction: number;
 }
@@ -136,6 +138,7 @@ function readLifetimes(env: Env): Lifetimes {
     refreshToken: readInteger(env, 'REFRESH_TOKEN_TTL', 30 * DAY, 60, 365 * DAY),
     refreshTokenMaxAge: readInteger(env, 'REFRESH_TOKEN_MAX_AGE', 365 * DAY, 60, 5 * 365 * DAY),
     sessionMaxAge: readInteger(env, 'SESSION_MAX_AGE', 12 * 60 * 60, 60, 30 * DAY),
+    sessionIdleTimeout: readInteger(env, 'SESSION_IDLE_TIMEOUT', 15 * 60, 1, DAY),
     interaction: readInteger(env, 'INTERACTION_TTL', 30 * 60, 60, DAY),
   };
 }

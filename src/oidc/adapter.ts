@@ -60,12 +60,13 @@ export class PostgresAdapter implements Adapter {
       uid: payload.uid ?? null,
       user_code: payload.userCode ?? null,
       account_id: payload.accountId ?? null,
+      client_id: payload.clientId ?? null,
       expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
     };
     await this.knex(TABLE)
       .insert(row)
       .onConflict(['kind', 'id'])
-      .merge(['payload', 'grant_id', 'uid', 'user_code', 'account_id', 'expires_at']);
+      .merge(['payload', 'grant_id', 'uid', 'user_code', 'account_id', 'client_id', 'expires_at']);
     if (this.kind === 'RefreshToken' && payload.grantId) {
       await this.pruneConsumedRefreshTokens(payload.grantId);
     }
@@ -186,4 +187,104 @@ async function deleteInBatches(
 /** Removes expired rows in batches; returns how many. Safe to run beside live traffic. */
 export async function purgeExpired(knex: Knex, now = new Date()): Promise<number> {
   return deleteInBatches(knex, (query) => query.where('expires_at', '<=', now));
+}
+
+/* The customer's view of their own grants and sessions, for the account pages. */
+
+function liveRows(knex: Knex, kind: string, now = new Date()): Knex.QueryBuilder {
+  return knex(TABLE)
+    .where({ kind })
+    .andWhere((where) => where.whereNull('expires_at').orWhere('expires_at', '>', now));
+}
+
+export interface AccountGrant {
+  grantId: string;
+  clientId: string;
+  scope: string;
+  grantedAt: Date;
+  lastUsedAt: Date | null;
+}
+
+/** The customer's live grants, newest first: one per app and sign-in that consented. */
+export async function grantsOfAccount(knex: Knex, accountId: string): Promise<AccountGrant[]> {
+  const rows: {
+    id: string;
+    client_id: string;
+    payload: AdapterPayload;
+    created_at: Date;
+    last_used_at: Date | null;
+  }[] = await liveRows(knex, 'Grant')
+    .andWhere({ account_id: accountId })
+    .orderBy('created_at', 'desc')
+    .select('id', 'client_id', 'payload', 'created_at', 'last_used_at');
+  return rows.map((row) => ({
+    grantId: row.id,
+    clientId: row.client_id,
+    scope: String((row.payload.openid as { scope?: string } | undefined)?.scope ?? ''),
+    grantedAt: row.created_at,
+    lastUsedAt: row.last_used_at,
+  }));
+}
+
+/** The customer's newest live grant to this app, so that consent given once is remembered. */
+export async function latestGrantId(
+  knex: Knex,
+  accountId: string,
+  clientId: string,
+): Promise<string | undefined> {
+  const row: { id: string } | undefined = await liveRows(knex, 'Grant')
+    .andWhere({ account_id: accountId, client_id: clientId })
+    .orderBy('created_at', 'desc')
+    .first('id');
+  return row?.id;
+}
+
+/** How often last_used_at is written at most: the account pages need minutes, not milliseconds. */
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+export async function markGrantUsed(knex: Knex, grantId: string, now = new Date()): Promise<void> {
+  await knex(TABLE)
+    .where({ kind: 'Grant', id: grantId })
+    .andWhere((where) =>
+      where
+        .whereNull('last_used_at')
+        .orWhere('last_used_at', '<', new Date(now.getTime() - LAST_USED_RESOLUTION_MS)),
+    )
+    .update({ last_used_at: now });
+}
+
+/**
+ * Ends the given grants at once: every code, access token and refresh token issued under them,
+ * then the grants themselves. The app's next call anywhere fails.
+ */
+export async function revokeGrants(knex: Knex, grantIds: string[]): Promise<void> {
+  for (const grantId of grantIds) await revokeTokensOfGrant(knex, grantId);
+  if (grantIds.length) await knex(TABLE).where({ kind: 'Grant' }).whereIn('id', grantIds).delete();
+}
+
+/** Ends every code and token issued under a grant but keeps the grant: the consent is remembered. */
+export async function revokeTokensOfGrant(knex: Knex, grantId: string): Promise<void> {
+  // Only artefacts issued under a grant carry grant_id; the Grant row itself does not.
+  await deleteInBatches(knex, (query) => query.where({ grant_id: grantId }));
+}
+
+export interface AccountSession {
+  /** The session's public handle; its id is the cookie's secret and never leaves the server. */
+  uid: string;
+  signedInAt: Date | undefined;
+  expiresAt: Date | null;
+  clientIds: string[];
+}
+
+export async function sessionsOfAccount(knex: Knex, accountId: string): Promise<AccountSession[]> {
+  const rows: { payload: AdapterPayload; expires_at: Date | null }[] = await liveRows(knex, 'Session')
+    .andWhere({ account_id: accountId })
+    .orderBy('created_at', 'desc')
+    .select('payload', 'expires_at');
+  return rows.map(({ payload, expires_at }) => ({
+    uid: String(payload.uid),
+    signedInAt: typeof payload.loginTs === 'number' ? new Date(payload.loginTs * 1000) : undefined,
+    expiresAt: expires_at,
+    clientIds: Object.keys((payload.authorizations as Record<string, unknown> | undefined) ?? {}),
+  }));
 }

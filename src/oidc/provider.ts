@@ -5,7 +5,7 @@ import type { Knex } from '../db/knex.ts';
 import { findCustomerById, standardClaims } from '../accounts/accounts.ts';
 import { renderErrorPage, renderPage } from '../http/views.ts';
 import { RESOURCE_SERVER_METADATA } from '../clients/clients.ts';
-import { postgresAdapterFactory } from './adapter.ts';
+import { latestGrantId, postgresAdapterFactory } from './adapter.ts';
 import { compareSecretsAsDigests } from './client-secrets.ts';
 import { SUPPORTED_SCOPES, claimsByScope } from './scopes.ts';
 
@@ -23,13 +23,28 @@ export interface ProviderDependencies {
 
 const ID_TOKEN_TTL = 60 * 60;
 
+interface SessionTimes {
+  loginTs?: number | undefined;
+}
+
+/**
+ * Seconds a bank session may live from now: the idle timeout, cut short by the absolute limit
+ * counted from sign-in. The session is saved again on every use, which slides the idle window.
+ */
+export function sessionTtl(lifetimes: Lifetimes, session: SessionTimes, now = Date.now()): number {
+  const nowSeconds = Math.floor(now / 1000);
+  const signedInAt = session.loginTs ?? nowSeconds;
+  const untilMaxAge = signedInAt + lifetimes.sessionMaxAge - nowSeconds;
+  return Math.max(1, Math.min(lifetimes.sessionIdleTimeout, untilMaxAge));
+}
+
 function lifetimesPolicy(lifetimes: Lifetimes): Configuration['ttl'] {
   return {
     AccessToken: lifetimes.accessToken,
     AuthorizationCode: lifetimes.authorizationCode,
     IdToken: ID_TOKEN_TTL,
     Interaction: lifetimes.interaction,
-    Session: lifetimes.sessionMaxAge,
+    Session: (_ctx, session) => sessionTtl(lifetimes, session),
     // A grant outlives every refresh token issued under it, or refresh tokens would die early.
     Grant: lifetimes.refreshTokenMaxAge,
     // Sliding: each rotation gets the full window again, but never past the cap from first sign-in.
@@ -88,6 +103,25 @@ export function createProvider({ config, knex, signingKeys, cookieKeys }: Provid
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
     },
     ttl: lifetimesPolicy(config.lifetimes),
+
+    // Consent is remembered: this session's grant for the app, or else the customer's newest one.
+    loadExistingGrant: async (ctx) => {
+      const { client, session, result } = ctx.oidc;
+      if (!client || !session?.accountId) return undefined;
+      const grantId =
+        result?.consent?.grantId ??
+        session.grantIdFor(client.clientId) ??
+        (await latestGrantId(knex, session.accountId, client.clientId));
+      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
+    },
+    // Signing out ends an app's session-bound tokens but keeps its consent; revoking an access
+    // token at /token/revocation ends only that token; anything else (a refresh token revoked by
+    // the app, a code or refresh token replayed) ends the whole grant.
+    revokeGrantPolicy: (ctx) =>
+      !(
+        ctx.oidc.route === 'end_session_confirm' ||
+        (ctx.oidc.route === 'revocation' && ctx.oidc.entities.AccessToken)
+      ),
 
     // Every refresh rotates; a rotated-out token presented again revokes the whole grant.
     rotateRefreshToken: true,

@@ -1,0 +1,64 @@
+import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { Knex } from '../db/knex.ts';
+import type { Logger } from '../log.ts';
+import { recordEvent, type AuditEvent } from '../audit/events.ts';
+import { markGrantUsed } from './adapter.ts';
+
+/**
+ * What the provider does that the customer's activity log and connected-apps page must know:
+ * sign-ins, consents, refresh-token reuse, and when an app last got a token. A failure here is
+ * logged and never fails the customer's or the app's request.
+ */
+
+function where(ctx: KoaContextWithOIDC): Pick<AuditEvent, 'ip' | 'userAgent'> {
+  return { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined };
+}
+
+export function recordProviderEvents(provider: Provider, knex: Knex, log: Logger): void {
+  function record(event: AuditEvent): void {
+    recordEvent(knex, event).catch((error: unknown) =>
+      log.warn({ err: error, type: event.type }, 'audit write failed'),
+    );
+  }
+
+  provider.on('authorization.success', (ctx: KoaContextWithOIDC) => {
+    const { result, session, client } = ctx.oidc;
+    const clientId = client?.clientId;
+    if (result?.login) {
+      record({
+        accountId: result.login.accountId,
+        type: 'sign_in_succeeded',
+        clientId,
+        ...where(ctx),
+        detail: session ? { session: session.uid } : {},
+      });
+    }
+    if (result?.consent && session?.accountId) {
+      record({
+        accountId: session.accountId,
+        type: 'consent_given',
+        clientId,
+        ...where(ctx),
+        detail: { scope: String(ctx.oidc.params?.scope ?? '') },
+      });
+    }
+  });
+
+  provider.on('grant.error', (ctx: KoaContextWithOIDC, error: Error & { error_detail?: string }) => {
+    if (error.error_detail !== 'refresh token already used') return;
+    record({
+      accountId: ctx.oidc.entities.Account?.accountId,
+      type: 'refresh_token_reuse_detected',
+      clientId: ctx.oidc.client?.clientId,
+      ...where(ctx),
+    });
+  });
+
+  provider.on('access_token.saved', (token: { grantId?: string }) => {
+    if (!token.grantId) return;
+    markGrantUsed(knex, token.grantId).catch((error: unknown) =>
+      log.warn({ err: error }, 'grant last-used write failed'),
+    );
+  });
+}
