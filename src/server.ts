@@ -8,8 +8,11 @@ import { assetsRouter } from './http/assets.ts';
 import { errorPages } from './http/errors.ts';
 import { methodNotAllowedRouter } from './http/method-not-allowed.ts';
 import { securityHeaders } from './http/security-headers.ts';
+import { accountRouter } from './account/router.ts';
+import { bankSessions } from './account/bank-session.ts';
 import { interactionsRouter } from './interactions/router.ts';
 import { loadCookieKeys, loadSigningKeys } from './oidc/keys.ts';
+import { recordProviderEvents } from './oidc/events.ts';
 import { createProvider } from './oidc/provider.ts';
 
 export interface PassbookApp {
@@ -54,6 +57,8 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
   ]);
   const provider = createProvider({ config, knex, signingKeys, cookieKeys });
   provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'provider error'));
+  recordProviderEvents(provider, knex, log);
+  const sessions = bankSessions(provider, knex, config.lifetimes, log);
 
   // Our cookies and the provider's are signed with the same keys.
   const app = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
@@ -66,6 +71,7 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
     assetsRouter(),
     methodNotAllowedRouter(),
     interactionsRouter({ provider, knex, cookieKeys }),
+    accountRouter({ provider, knex, cookieKeys, sessions }),
   ];
   for (const router of routers) {
     app.use(router.routes());

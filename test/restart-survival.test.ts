@@ -51,7 +51,8 @@ beforeAll(async () => {
   const authTime = await authTimeOf(flow.config, agent);
   completed = { agent, refreshToken, authTime };
 
-  const config = await discoverAs(first, app);
+  // Another app, so that the customer's remembered consent to the first one does not skip the screen.
+  const config = await discoverAs(first, await registerTestApp(first, { name: 'Pending App' }));
   const request = await authorizationRequest(config, 'openid profile');
   const pendingAgent = new CustomerAgent([TEST_REDIRECT_URI]);
   const signInPage = await pendingAgent.open(request.url.href);

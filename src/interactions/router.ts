@@ -4,7 +4,8 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Interaction, InteractionResults } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
-import { findCustomerById, verifyCredentials } from '../accounts/accounts.ts';
+import { findCustomerById, findCustomerByUsername, verifyCredentials } from '../accounts/accounts.ts';
+import { recordEvent } from '../audit/events.ts';
 import { csrfToken, isValidCsrfToken } from '../http/csrf.ts';
 import { PageError } from '../http/errors.ts';
 import { noStore } from '../http/security-headers.ts';
@@ -57,6 +58,19 @@ export function interactionsRouter({ provider, knex, cookieKeys }: InteractionDe
     return client?.clientName ?? String(interaction.params.client_id);
   }
 
+  /** A failed sign-in to a real customer's name goes into that customer's activity log. */
+  async function recordFailedSignIn(ctx: Context, username: string, clientId: string): Promise<void> {
+    const customer = await findCustomerByUsername(knex, username);
+    if (!customer) return;
+    await recordEvent(knex, {
+      accountId: customer.id,
+      type: 'sign_in_failed',
+      clientId,
+      ip: ctx.ip,
+      userAgent: ctx.get('user-agent') || undefined,
+    });
+  }
+
   async function finish(ctx: Context, result: InteractionResults): Promise<void> {
     const redirectTo = await provider.interactionResult(ctx.req, ctx.res, result, {
       mergeWithLastSubmission: false,
@@ -66,14 +80,17 @@ export function interactionsRouter({ provider, knex, cookieKeys }: InteractionDe
   }
 
   async function showLogin(ctx: Context, interaction: Interaction, error?: string, status?: number) {
+    const name = await clientName(interaction);
     renderPage(
       ctx,
       'login',
       {
         title: 'Sign in',
-        uid: interaction.uid,
+        action: `/interaction/${interaction.uid}/login`,
+        cancelAction: `/interaction/${interaction.uid}/abort`,
         csrf: csrfToken(cookieKeys, CSRF_PURPOSE, interaction.uid),
-        clientName: await clientName(interaction),
+        lead: `to continue to ${name}`,
+        clientName: name,
         username: formField(ctx, 'username') || interaction.params.login_hint,
         error,
       },
@@ -109,8 +126,12 @@ export function interactionsRouter({ provider, knex, cookieKeys }: InteractionDe
     const interaction = await loadInteraction(ctx);
     requireCsrf(ctx, interaction);
     if (interaction.prompt.name !== 'login') throw new PageError(400, 'session_not_found');
-    const accountId = await verifyCredentials(knex, formField(ctx, 'username'), formField(ctx, 'password'));
-    if (!accountId) return showLogin(ctx, interaction, WRONG_CREDENTIALS, 401);
+    const username = formField(ctx, 'username');
+    const accountId = await verifyCredentials(knex, username, formField(ctx, 'password'));
+    if (!accountId) {
+      await recordFailedSignIn(ctx, username, String(interaction.params.client_id));
+      return showLogin(ctx, interaction, WRONG_CREDENTIALS, 401);
+    }
     // The session cookie lasts only as long as the browser; the server-side session has its own limits.
     await finish(ctx, { login: { accountId, amr: ['pwd'], remember: false } });
   });
@@ -120,6 +141,13 @@ export function interactionsRouter({ provider, knex, cookieKeys }: InteractionDe
     requireCsrf(ctx, interaction);
     if (interaction.prompt.name !== 'consent') throw new PageError(400, 'session_not_found');
     if (formField(ctx, 'decision') !== 'allow') {
+      await recordEvent(knex, {
+        accountId: interaction.session?.accountId,
+        type: 'consent_denied',
+        clientId: String(interaction.params.client_id),
+        ip: ctx.ip,
+        userAgent: ctx.get('user-agent') || undefined,
+      });
       await finish(ctx, { error: 'access_denied', error_description: 'the customer did not allow access' });
       return;
     }

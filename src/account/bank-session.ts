@@ -1,0 +1,111 @@
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import type { Lifetimes } from '../config.ts';
+import type { Knex } from '../db/knex.ts';
+import type { Logger } from '../log.ts';
+import { revokeTokensOfGrant } from '../oidc/adapter.ts';
+import { sessionTtl } from '../oidc/provider.ts';
+
+/**
+ * The customer's bank session, as the account pages see it. It is oidc-provider's Session (a
+ * row in oidc_models; the browser holds only its random id in a signed cookie), so signing in
+ * here also signs the customer in for apps, and signing out here signs them out everywhere.
+ */
+
+export type BankSession = InstanceType<Provider['Session']>;
+
+export interface BankSessions {
+  /** The signed-in session behind this request, its idle window slid forward; undefined if none. */
+  current(ctx: Context): Promise<BankSession | undefined>;
+  /** Starts a session for a customer who has just proved their password; replaces any other. */
+  signIn(ctx: Context, accountId: string): Promise<BankSession>;
+  /** Ends a session: tells its apps (back-channel logout), ends their session-bound tokens, deletes it. */
+  end(session: BankSession): Promise<void>;
+  /** Tells the browser to forget the session cookie. */
+  forgetCookie(ctx: Context): void;
+  findByUid(uid: string): Promise<BankSession | undefined>;
+}
+
+interface BackchannelClient {
+  backchannelLogoutUri?: string;
+  backchannelLogout(sub: string, sid: string | undefined): Promise<void>;
+}
+
+export function bankSessions(
+  provider: Provider,
+  knex: Knex,
+  lifetimes: Lifetimes,
+  log: Logger,
+): BankSessions {
+  const cookieName = provider.cookieName('session');
+
+  function cookieOptions(ctx: Context) {
+    return { httpOnly: true, sameSite: 'lax' as const, signed: true, secure: ctx.secure, overwrite: true };
+  }
+
+  async function save(ctx: Context, session: BankSession): Promise<void> {
+    await session.save(sessionTtl(lifetimes, session));
+    ctx.cookies.set(cookieName, session.jti, cookieOptions(ctx));
+  }
+
+  async function notifyApps(session: BankSession): Promise<void> {
+    const accountId = session.accountId;
+    if (!accountId) return;
+    await Promise.all(
+      Object.keys(session.authorizations ?? {}).map(async (clientId) => {
+        const client = (await provider.Client.find(clientId)) as unknown as BackchannelClient | undefined;
+        if (!client?.backchannelLogoutUri) return;
+        try {
+          await client.backchannelLogout(accountId, session.sidFor(clientId));
+        } catch (error) {
+          log.warn({ err: error, clientId }, 'back-channel logout failed');
+        }
+      }),
+    );
+  }
+
+  async function endSessionBoundTokens(session: BankSession): Promise<void> {
+    for (const authorization of Object.values(session.authorizations ?? {})) {
+      // Apps with offline access keep their refresh tokens; the customer revokes those on the account pages.
+      if (authorization.grantId && !authorization.persistsLogout) {
+        await revokeTokensOfGrant(knex, authorization.grantId);
+      }
+    }
+  }
+
+  return {
+    async current(ctx) {
+      const session = await provider.Session.get(ctx);
+      if (!session.accountId) return undefined;
+      await save(ctx, session);
+      return session;
+    },
+
+    async signIn(ctx, accountId) {
+      let session = await provider.Session.get(ctx);
+      if (session.accountId && session.accountId !== accountId) {
+        await this.end(session);
+        session = new provider.Session();
+      }
+      session.loginAccount({ accountId, amr: ['pwd'], transient: true });
+      // A new id on every sign-in: a session id planted before sign-in is worth nothing after it.
+      session.resetIdentifier();
+      await save(ctx, session);
+      return session;
+    },
+
+    async end(session) {
+      await notifyApps(session);
+      await endSessionBoundTokens(session);
+      await session.destroy();
+    },
+
+    forgetCookie(ctx) {
+      ctx.cookies.set(cookieName, null, cookieOptions(ctx));
+    },
+
+    findByUid(uid) {
+      return provider.Session.findByUid(uid);
+    },
+  };
+}

@@ -1,0 +1,51 @@
+import type { AuditEventType, StoredAuditEvent } from '../audit/events.ts';
+
+/** How the account pages put stored facts into words. Plain functions over plain data. */
+
+const DATE_FORMAT = new Intl.DateTimeFormat('en-GB', {
+  dateStyle: 'medium',
+  timeStyle: 'short',
+  timeZone: 'UTC',
+});
+
+export function formatWhen(date: Date | null | undefined): string {
+  return date ? `${DATE_FORMAT.format(date)} UTC` : 'Never';
+}
+
+const BROWSERS: [RegExp, string][] = [
+  [/Edg\//, 'Edge'],
+  [/Firefox\//, 'Firefox'],
+  [/Chrom(e|ium)\//, 'Chrome'],
+  [/Safari\//, 'Safari'],
+];
+const SYSTEMS: [RegExp, string][] = [
+  [/Android/, 'Android'],
+  [/iPhone|iPad/, 'iOS'],
+  [/Windows/, 'Windows'],
+  [/Mac OS X|Macintosh/, 'macOS'],
+  [/Linux/, 'Linux'],
+];
+
+/** "Firefox on Windows", from a user agent; "Unknown device" when it says nothing we recognise. */
+export function describeDevice(userAgent: string | null | undefined): string {
+  if (!userAgent) return 'Unknown device';
+  const browser = BROWSERS.find(([pattern]) => pattern.test(userAgent))?.[1];
+  const system = SYSTEMS.find(([pattern]) => pattern.test(userAgent))?.[1];
+  if (browser && system) return `${browser} on ${system}`;
+  return browser ?? system ?? 'Unknown device';
+}
+
+const ACTIVITY: Record<AuditEventType, (app: string) => string> = {
+  sign_in_succeeded: () => 'Signed in',
+  sign_in_failed: () => 'A sign-in failed: wrong password',
+  signed_out: () => 'Signed out',
+  session_ended: () => 'Signed out a session on another device',
+  consent_given: (app) => `Allowed ${app} access`,
+  consent_denied: (app) => `Refused ${app} access`,
+  app_revoked: (app) => `Disconnected ${app}`,
+  refresh_token_reuse_detected: (app) => `Cut off ${app}: an old token of it was used again`,
+};
+
+export function describeActivity(event: StoredAuditEvent, appName: (clientId: string) => string): string {
+  return ACTIVITY[event.type](event.client_id ? appName(event.client_id) : 'an app');
+}

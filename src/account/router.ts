@@ -1,0 +1,289 @@
+import { randomBytes } from 'node:crypto';
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import type { Knex } from '../db/knex.ts';
+import { findCustomerById, findCustomerByUsername, verifyCredentials } from '../accounts/accounts.ts';
+import { recentEvents, recordEvent, type AuditEvent } from '../audit/events.ts';
+import { csrfToken, isValidCsrfToken } from '../http/csrf.ts';
+import { PageError } from '../http/errors.ts';
+import { noStore } from '../http/security-headers.ts';
+import { renderPage } from '../http/views.ts';
+import { grantsOfAccount, revokeGrants, sessionsOfAccount, type AccountGrant } from '../oidc/adapter.ts';
+import { consentWordingFor } from '../oidc/scopes.ts';
+import type { BankSession, BankSessions } from './bank-session.ts';
+import { describeActivity, describeDevice, formatWhen } from './present.ts';
+
+/**
+ * The customer's own pages at /account: the apps they have connected and can cut off, the
+ * sessions they have open and can end, and what has happened lately. Behind the bank session.
+ */
+
+export interface AccountDependencies {
+  provider: Provider;
+  knex: Knex;
+  cookieKeys: string[];
+  sessions: BankSessions;
+}
+
+const CSRF_PURPOSE = 'account';
+const SIGN_IN_CSRF_PURPOSE = 'account-sign-in';
+/** Binds the sign-in form's CSRF token to this browser before there is any session to bind it to. */
+const SIGN_IN_NONCE_COOKIE = 'passbook_signin';
+const WRONG_CREDENTIALS = 'The username or password is not right.';
+
+function formField(ctx: Context, name: string): string {
+  const value = (ctx.request.body as Record<string, unknown> | undefined)?.[name];
+  return typeof value === 'string' ? value : '';
+}
+
+function requestOrigin(ctx: Context): Pick<AuditEvent, 'ip' | 'userAgent'> {
+  return { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined };
+}
+
+interface ConnectedApp {
+  clientId: string;
+  name: string;
+  permissions: string[];
+  grantedAt: string;
+  lastUsedAt: string;
+}
+
+/** One entry per app, however many times the customer consented to it. */
+function connectedApps(grants: AccountGrant[], appName: (clientId: string) => string): ConnectedApp[] {
+  const byClient = new Map<string, AccountGrant[]>();
+  for (const grant of grants) byClient.set(grant.clientId, [...(byClient.get(grant.clientId) ?? []), grant]);
+  return [...byClient].map(([clientId, appGrants]) => {
+    const scopes = new Set(appGrants.flatMap((grant) => grant.scope.split(' ')));
+    const firstGranted = Math.min(...appGrants.map((grant) => grant.grantedAt.getTime()));
+    const lastUsed = Math.max(0, ...appGrants.map((grant) => grant.lastUsedAt?.getTime() ?? 0));
+    return {
+      clientId,
+      name: appName(clientId),
+      permissions: consentWordingFor(scopes),
+      grantedAt: formatWhen(new Date(firstGranted)),
+      lastUsedAt: lastUsed ? formatWhen(new Date(lastUsed)) : 'Not yet',
+    };
+  });
+}
+
+export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountDependencies): Router {
+  const router = new Router();
+  const forms = bodyParser({ enableTypes: ['form'], formLimit: '16kb' });
+
+  async function appNames(clientIds: Iterable<string>): Promise<(clientId: string) => string> {
+    const names = new Map<string, string>();
+    for (const clientId of new Set(clientIds)) {
+      const client = await provider.Client.find(clientId);
+      names.set(clientId, client?.clientName ?? 'A removed app');
+    }
+    return (clientId) => names.get(clientId) ?? 'An app';
+  }
+
+  type SignedIn = BankSession & { accountId: string };
+
+  /** Runs the handler with the signed-in session; without one, sends the browser to sign in. */
+  function signedIn(handler: (ctx: Context, session: SignedIn) => Promise<void>) {
+    return async (ctx: Context) => {
+      const session = await sessions.current(ctx);
+      if (!session?.accountId) {
+        ctx.status = 303;
+        ctx.redirect('/account/sign-in');
+        return;
+      }
+      await handler(ctx, session as SignedIn);
+    };
+  }
+
+  function requireCsrf(ctx: Context, session: BankSession): void {
+    if (!isValidCsrfToken(cookieKeys, CSRF_PURPOSE, session.uid, formField(ctx, 'csrf'))) {
+      throw new PageError(403, 'csrf_failed');
+    }
+  }
+
+  function signInNonce(ctx: Context): string {
+    const existing = ctx.cookies.get(SIGN_IN_NONCE_COOKIE, { signed: true });
+    if (existing) return existing;
+    const nonce = randomBytes(16).toString('base64url');
+    ctx.cookies.set(SIGN_IN_NONCE_COOKIE, nonce, {
+      httpOnly: true,
+      sameSite: 'lax',
+      signed: true,
+      secure: ctx.secure,
+      path: '/account',
+    });
+    return nonce;
+  }
+
+  function showSignIn(ctx: Context, error?: string, status?: number): void {
+    renderPage(
+      ctx,
+      'login',
+      {
+        title: 'Sign in',
+        action: '/account/sign-in',
+        csrf: csrfToken(cookieKeys, SIGN_IN_CSRF_PURPOSE, signInNonce(ctx)),
+        lead: 'to manage your connected apps and sessions',
+        username: formField(ctx, 'username'),
+        error,
+      },
+      status,
+    );
+  }
+
+  router.use('/account', noStore());
+
+  router.get('/', (ctx) => {
+    ctx.status = 303;
+    ctx.redirect('/account');
+  });
+
+  router.get('/account/sign-in', async (ctx) => {
+    if (await sessions.current(ctx)) {
+      ctx.status = 303;
+      ctx.redirect('/account');
+      return;
+    }
+    showSignIn(ctx);
+  });
+
+  router.post('/account/sign-in', forms, async (ctx) => {
+    const nonce = ctx.cookies.get(SIGN_IN_NONCE_COOKIE, { signed: true });
+    if (!nonce || !isValidCsrfToken(cookieKeys, SIGN_IN_CSRF_PURPOSE, nonce, formField(ctx, 'csrf'))) {
+      throw new PageError(403, 'csrf_failed');
+    }
+    const username = formField(ctx, 'username');
+    const accountId = await verifyCredentials(knex, username, formField(ctx, 'password'));
+    if (!accountId) {
+      const known = await findCustomerByUsername(knex, username);
+      if (known)
+        await recordEvent(knex, { accountId: known.id, type: 'sign_in_failed', ...requestOrigin(ctx) });
+      showSignIn(ctx, WRONG_CREDENTIALS, 401);
+      return;
+    }
+    const session = await sessions.signIn(ctx, accountId);
+    await recordEvent(knex, {
+      accountId,
+      type: 'sign_in_succeeded',
+      ...requestOrigin(ctx),
+      detail: { session: session.uid },
+    });
+    ctx.status = 303;
+    ctx.redirect('/account');
+  });
+
+  router.get(
+    '/account',
+    signedIn(async (ctx, session) => {
+      const { accountId } = session;
+      const [customer, grants, openSessions, events] = await Promise.all([
+        findCustomerById(knex, accountId),
+        grantsOfAccount(knex, accountId),
+        sessionsOfAccount(knex, accountId),
+        recentEvents(knex, accountId, 100),
+      ]);
+      const appName = await appNames([
+        ...grants.map((grant) => grant.clientId),
+        ...events.flatMap((event) => (event.client_id ? [event.client_id] : [])),
+      ]);
+      const signIns = new Map(
+        events
+          .filter((event) => event.type === 'sign_in_succeeded' && typeof event.detail.session === 'string')
+          .map((event) => [String(event.detail.session), event]),
+      );
+      renderPage(ctx, 'account', {
+        title: 'Your account',
+        wide: true,
+        customerName: customer?.name ?? customer?.username,
+        csrf: csrfToken(cookieKeys, CSRF_PURPOSE, session.uid),
+        apps: connectedApps(grants, appName),
+        sessions: openSessions.map((open) => ({
+          uid: open.uid,
+          current: open.uid === session.uid,
+          device: describeDevice(signIns.get(open.uid)?.user_agent),
+          ip: signIns.get(open.uid)?.ip ?? 'unknown address',
+          signedInAt: formatWhen(open.signedInAt),
+        })),
+        activity: events.slice(0, 25).map((event) => ({
+          when: formatWhen(event.created_at),
+          what: describeActivity(event, appName),
+          where: event.type.startsWith('sign_in')
+            ? `${describeDevice(event.user_agent)}, ${event.ip ?? ''}`
+            : '',
+        })),
+      });
+    }),
+  );
+
+  router.post(
+    '/account/apps/:clientId/revoke',
+    forms,
+    signedIn(async (ctx, session) => {
+      requireCsrf(ctx, session);
+      const clientId = ctx.params.clientId ?? '';
+      const grants = (await grantsOfAccount(knex, session.accountId)).filter(
+        (grant) => grant.clientId === clientId,
+      );
+      if (grants.length === 0) throw new PageError(404, 'not_found');
+      await revokeGrants(
+        knex,
+        grants.map((grant) => grant.grantId),
+      );
+      await recordEvent(knex, {
+        accountId: session.accountId,
+        type: 'app_revoked',
+        clientId,
+        ...requestOrigin(ctx),
+      });
+      ctx.status = 303;
+      ctx.redirect('/account');
+    }),
+  );
+
+  router.post(
+    '/account/sessions/:uid/sign-out',
+    forms,
+    signedIn(async (ctx, session) => {
+      requireCsrf(ctx, session);
+      const other = await sessions.findByUid(ctx.params.uid ?? '');
+      if (!other || other.accountId !== session.accountId || other.uid === session.uid) {
+        throw new PageError(404, 'not_found');
+      }
+      await sessions.end(other);
+      await recordEvent(knex, { accountId: session.accountId, type: 'session_ended', ...requestOrigin(ctx) });
+      ctx.status = 303;
+      ctx.redirect('/account');
+    }),
+  );
+
+  router.post(
+    '/account/sessions/sign-out-others',
+    forms,
+    signedIn(async (ctx, session) => {
+      requireCsrf(ctx, session);
+      for (const open of await sessionsOfAccount(knex, session.accountId)) {
+        if (open.uid === session.uid) continue;
+        const other = await sessions.findByUid(open.uid);
+        if (other) await sessions.end(other);
+      }
+      await recordEvent(knex, { accountId: session.accountId, type: 'session_ended', ...requestOrigin(ctx) });
+      ctx.status = 303;
+      ctx.redirect('/account');
+    }),
+  );
+
+  router.post(
+    '/account/sign-out',
+    forms,
+    signedIn(async (ctx, session) => {
+      requireCsrf(ctx, session);
+      await sessions.end(session);
+      sessions.forgetCookie(ctx);
+      await recordEvent(knex, { accountId: session.accountId, type: 'signed_out', ...requestOrigin(ctx) });
+      renderPage(ctx, 'signed-out', { title: 'Signed out' });
+    }),
+  );
+
+  return router;
+}
