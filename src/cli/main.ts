@@ -24,7 +24,8 @@ const USAGE = `usage: npm run cli -- <command> [options]
   migrate                                   apply pending database migrations
   users:create --username U --password-stdin [--name N] [--email E]
   clients:create --name N --redirect-uri U [--redirect-uri U2 ...]
-                 [--post-logout-redirect-uri U ...] [--public] [--scope "openid ..."]
+                 [--post-logout-redirect-uri U ...] [--backchannel-logout-uri U]
+                 [--public] [--scope "openid ..."]
   clients:create --name N --resource-server   a bank API that introspects apps' tokens
   clients:list
   clients:delete CLIENT_ID
@@ -79,6 +80,7 @@ const commands: Record<string, Command> = {
       name: { type: 'string' },
       'redirect-uri': { type: 'string', multiple: true },
       'post-logout-redirect-uri': { type: 'string', multiple: true },
+      'backchannel-logout-uri': { type: 'string' },
       public: { type: 'boolean' },
       scope: { type: 'string' },
       'resource-server': { type: 'boolean' },
@@ -100,6 +102,7 @@ const commands: Record<string, Command> = {
         name: required(values.name, '--name'),
         redirectUris,
         postLogoutRedirectUris: values['post-logout-redirect-uri'],
+        backchannelLogoutUri: values['backchannel-logout-uri'],
         isPublic: values.public ?? false,
         scope: values.scope,
         isResourceServer,
@@ -113,6 +116,8 @@ const commands: Record<string, Command> = {
       redirect_uris: client.metadata.redirect_uris,
       token_endpoint_auth_method: client.metadata.token_endpoint_auth_method,
       grant_types: client.metadata.grant_types,
+      post_logout_redirect_uris: client.metadata.post_logout_redirect_uris,
+      backchannel_logout_uri: client.metadata.backchannel_logout_uri,
       scope: client.metadata.scope,
     };
   },

@@ -15,7 +15,9 @@ export interface NewClient {
   name: string;
   /** Empty for a resource server, which never sends customers anywhere. */
   redirectUris: string[];
-  postLogoutRedirectUris?: string[];
+  postLogoutRedirectUris?: string[] | undefined;
+  /** Where Passbook POSTs a logout token when the customer's session ends (OpenID back-channel logout). */
+  backchannelLogoutUri?: string | undefined;
   /** A public client (a native or browser app) has no secret and relies on PKCE alone. */
   isPublic: boolean;
   /** The most the app may ever ask for; unset means the whole catalogue. */
@@ -74,6 +76,9 @@ export function clientMetadataFor(client: NewClient, clientId: string): ClientMe
     grant_types: ['authorization_code', 'refresh_token'],
     token_endpoint_auth_method: client.isPublic ? 'none' : 'client_secret_basic',
     ...(client.scope ? { scope: client.scope } : {}),
+    ...(client.backchannelLogoutUri
+      ? { backchannel_logout_uri: client.backchannelLogoutUri, backchannel_logout_session_required: true }
+      : {}),
   };
 }
 
