@@ -22,7 +22,8 @@ export function recordProviderEvents(provider: Provider, knex: Knex, log: Logger
     );
   }
 
-  provider.on('authorization.success', (ctx: KoaContextWithOIDC) => {
+  // Emitted when the browser comes back from our sign-in or consent screen with the result.
+  provider.on('interaction.ended', (ctx: KoaContextWithOIDC) => {
     const { result, session, client } = ctx.oidc;
     const clientId = client?.clientId;
     if (result?.login) {

@@ -6,6 +6,7 @@ import { createKnex, type Knex } from '../../src/db/knex.ts';
 import { PostgresAdapter, purgeExpired } from '../../src/oidc/adapter.ts';
 import { purgeOnce } from '../../src/oidc/purge.ts';
 import { testDatabaseUrl } from '../support/passbook.ts';
+import { atTime } from '../support/clock.ts';
 
 /** Every id, kind and grant this file creates starts with this, so parallel files never collide. */
 const RUN = `t${randomBytes(5).toString('hex')}`;
@@ -21,34 +22,6 @@ function unique(label: string): string {
 
 function adapter(kind = KIND): PostgresAdapter {
   return new PostgresAdapter(knex, kind);
-}
-
-/** Runs `work` with only Date faked, at the given time: the adapter's `new Date()` and `Date.now()` see it. */
-async function at<T>(time: number, work: () => Promise<T>): Promise<T> {
-  jest.useFakeTimers({
-    now: time,
-    doNotFake: [
-      'hrtime',
-      'nextTick',
-      'performance',
-      'queueMicrotask',
-      'requestAnimationFrame',
-      'cancelAnimationFrame',
-      'requestIdleCallback',
-      'cancelIdleCallback',
-      'setImmediate',
-      'clearImmediate',
-      'setInterval',
-      'clearInterval',
-      'setTimeout',
-      'clearTimeout',
-    ],
-  });
-  try {
-    return await work();
-  } finally {
-    jest.useRealTimers();
-  }
 }
 
 interface StoredRow {
@@ -144,10 +117,10 @@ describe('expiry', () => {
   test('find ignores a row once it has expired', async () => {
     const id = unique('code');
     const start = Date.now();
-    await at(start, () => adapter().upsert(id, { accountId: 'acc-1' }, 60));
+    await atTime(start, () => adapter().upsert(id, { accountId: 'acc-1' }, 60));
 
-    expect(await at(start + 59_000, () => adapter().find(id))).toEqual({ accountId: 'acc-1' });
-    expect(await at(start + 61_000, () => adapter().find(id))).toBeUndefined();
+    expect(await atTime(start + 59_000, () => adapter().find(id))).toEqual({ accountId: 'acc-1' });
+    expect(await atTime(start + 61_000, () => adapter().find(id))).toBeUndefined();
   });
 
   test('findByUid and findByUserCode ignore expired rows too', async () => {
@@ -155,18 +128,18 @@ describe('expiry', () => {
     const uid = unique('uid');
     const userCode = unique('usercode');
     const start = Date.now();
-    await at(start, () => adapter().upsert(id, { uid, userCode }, 60));
+    await atTime(start, () => adapter().upsert(id, { uid, userCode }, 60));
 
-    expect(await at(start + 59_000, () => adapter().findByUid(uid))).toEqual({ uid, userCode });
-    expect(await at(start + 61_000, () => adapter().findByUid(uid))).toBeUndefined();
-    expect(await at(start + 61_000, () => adapter().findByUserCode(userCode))).toBeUndefined();
+    expect(await atTime(start + 59_000, () => adapter().findByUid(uid))).toEqual({ uid, userCode });
+    expect(await atTime(start + 61_000, () => adapter().findByUid(uid))).toBeUndefined();
+    expect(await atTime(start + 61_000, () => adapter().findByUserCode(userCode))).toBeUndefined();
   });
 
   test('a row without expiry is still found far in the future', async () => {
     const id = unique('grant');
     await adapter().upsert(id, { accountId: 'acc-1' }, undefined);
 
-    expect(await at(Date.now() + 10 * 365 * 24 * HOUR, () => adapter().find(id))).toEqual({
+    expect(await atTime(Date.now() + 10 * 365 * 24 * HOUR, () => adapter().find(id))).toEqual({
       accountId: 'acc-1',
     });
   });
@@ -309,7 +282,7 @@ describe('refresh-token rotation', () => {
     const start = Date.now();
     // As oidc-provider rotates: consume the presented token, then save its successor.
     for (const [index, id] of tokens.entries()) {
-      await at(start + index * 1000, async () => {
+      await atTime(start + index * 1000, async () => {
         const previous = tokens[index - 1];
         if (previous) await adapter('RefreshToken').consume(previous);
         await adapter('RefreshToken').upsert(id, { grantId, accountId: 'acc-1' }, 3600);
@@ -341,7 +314,7 @@ describe('purge', () => {
     const expired = unique('expired');
     const live = unique('live');
     const forever = unique('forever');
-    await at(Date.now() - 2 * HOUR, () => adapter().upsert(expired, { accountId: 'acc-1' }, 3600));
+    await atTime(Date.now() - 2 * HOUR, () => adapter().upsert(expired, { accountId: 'acc-1' }, 3600));
     await adapter().upsert(live, { accountId: 'acc-1' }, 24 * 3600);
     await adapter().upsert(forever, { accountId: 'acc-1' }, undefined);
     return { expired, live, forever };
