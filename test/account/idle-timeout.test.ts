@@ -1,7 +1,7 @@
 import { loadConfig } from '../../src/config.ts';
 import { sessionTtl } from '../../src/oidc/provider.ts';
 import { atTime } from '../support/clock.ts';
-import { CustomerAgent } from '../support/customer-agent.ts';
+import type { CustomerAgent } from '../support/customer-agent.ts';
 import {
   TEST_REDIRECT_URI,
   createTestCustomer,
