@@ -1,0 +1,198 @@
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import Koa, { type Context } from 'koa';
+import type { Knex } from '../db/knex.ts';
+import type { Logger } from '../log.ts';
+import { createGuard, type BankApiState } from './auth.ts';
+import { ApiError, jsonErrors } from './errors.ts';
+import type { Introspect } from './introspection.ts';
+import {
+  findAccount,
+  listAccounts,
+  listTransactions,
+  makePayment,
+  type Account,
+  type Payment,
+  type Transaction,
+} from './ledger.ts';
+import { formatAmount } from './money.ts';
+import { parsePaymentRequest } from './payment-request.ts';
+
+/**
+ * The bank's API (the resource server): what an app may see and do with a customer's accounts,
+ * each route behind the scope the customer granted. A customer only ever sees their own
+ * accounts; another customer's account id answers 404, exactly like one that does not exist.
+ */
+
+export interface BankApiDependencies {
+  knex: Knex;
+  introspect: Introspect;
+  log: Logger;
+}
+
+const DEFAULT_LIMIT = 50;
+const MAX_LIMIT = 200;
+
+const NO_SUCH_ACCOUNT = new ApiError(404, 'not_found', 'No such account.');
+
+function accountJson(account: Account) {
+  return {
+    id: account.id,
+    name: account.name,
+    type: account.kind,
+    iban: account.iban,
+    currency: account.currency,
+    balance: formatAmount(account.balanceMinor),
+  };
+}
+
+function transactionJson(transaction: Transaction) {
+  return {
+    id: transaction.id,
+    account_id: transaction.accountId,
+    booked_at: transaction.bookedAt.toISOString(),
+    description: transaction.description,
+    category: transaction.category,
+    amount: formatAmount(transaction.amountMinor),
+    currency: transaction.currency,
+    balance_after: formatAmount(transaction.balanceAfterMinor),
+  };
+}
+
+function paymentJson(payment: Payment) {
+  return {
+    id: payment.id,
+    status: 'booked',
+    from_account_id: payment.accountId,
+    transaction_id: payment.transactionId,
+    amount: formatAmount(payment.amountMinor),
+    currency: payment.currency,
+    payee_name: payment.payeeName,
+    payee_iban: payment.payeeIban,
+    reference: payment.reference ?? null,
+    balance_after: formatAmount(payment.balanceAfterMinor),
+    created_at: payment.createdAt.toISOString(),
+  };
+}
+
+function readLimit(ctx: Context): number {
+  const raw = ctx.query.limit;
+  if (raw === undefined) return DEFAULT_LIMIT;
+  if (typeof raw !== 'string' || !/^\d{1,3}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_LIMIT) {
+    throw new ApiError(400, 'invalid_request', `limit must be a whole number from 1 to ${MAX_LIMIT}`);
+  }
+  return Number(raw);
+}
+
+const PAYMENT_REFUSALS = {
+  account_not_found: NO_SUCH_ACCOUNT,
+  currency_mismatch: new ApiError(400, 'invalid_request', 'currency must be the currency of the account.'),
+  insufficient_funds: new ApiError(422, 'insufficient_funds', 'The account does not have enough money.'),
+} as const;
+
+function bankRoutes({ knex, introspect, log }: BankApiDependencies): Router<BankApiState> {
+  const router = new Router<BankApiState>();
+  const guard = createGuard(introspect, log);
+  const json = bodyParser({ enableTypes: ['json'], jsonLimit: '16kb', jsonStrict: true });
+
+  router.get('/accounts', guard.requireScope('accounts:read'), async (ctx) => {
+    const accounts = await listAccounts(knex, ctx.state.token.customerId);
+    ctx.body = { accounts: accounts.map(accountJson) };
+  });
+
+  router.get('/accounts/:id/transactions', guard.requireScope('transactions:read'), async (ctx) => {
+    const { customerId } = ctx.state.token;
+    const limit = readLimit(ctx);
+    const account = await findAccount(knex, customerId, ctx.params.id ?? '');
+    if (!account) throw NO_SUCH_ACCOUNT;
+    const transactions = await listTransactions(knex, customerId, { accountId: account.id, limit });
+    ctx.body = { transactions: transactions.map(transactionJson) };
+  });
+
+  router.get('/transactions', guard.requireScope('transactions:read'), async (ctx) => {
+    const transactions = await listTransactions(knex, ctx.state.token.customerId, { limit: readLimit(ctx) });
+    ctx.body = { transactions: transactions.map(transactionJson) };
+  });
+
+  router.post(
+    '/payments',
+    guard.requireScope('payments:write'),
+    async (ctx, next) => {
+      if (!ctx.is('application/json')) {
+        throw new ApiError(
+          415,
+          'invalid_request',
+          'The request body must be JSON (Content-Type: application/json).',
+        );
+      }
+      await json(ctx, next);
+    },
+    async (ctx) => {
+      const request = parsePaymentRequest(ctx.request.body);
+      const { customerId, clientId } = ctx.state.token;
+      const outcome = await makePayment(knex, {
+        customerId,
+        clientId,
+        accountId: request.fromAccountId,
+        amountMinor: request.amountMinor,
+        currency: request.currency,
+        payeeName: request.payeeName,
+        payeeIban: request.payeeIban,
+        reference: request.reference,
+      });
+      if (!outcome.ok) throw PAYMENT_REFUSALS[outcome.reason];
+      log.info({ paymentId: outcome.payment.id, clientId }, 'payment booked');
+      ctx.status = 201;
+      ctx.body = { payment: paymentJson(outcome.payment) };
+    },
+  );
+
+  return router;
+}
+
+function healthRoutes(knex: Knex): Router {
+  const router = new Router();
+  router.get('/healthz', async (ctx) => {
+    await knex.raw('SELECT 1');
+    ctx.body = { status: 'ok' };
+  });
+  return router;
+}
+
+/** One log line per request: method, path (never the query or headers), status, time. */
+function requestLog(log: Logger): Koa.Middleware {
+  return async (ctx, next) => {
+    const started = performance.now();
+    try {
+      await next();
+    } finally {
+      const ms = Math.round(performance.now() - started);
+      log.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
+    }
+  };
+}
+
+/** Personal data: never kept by a browser or a shared cache, never framed, never sniffed. */
+function apiHeaders(): Koa.Middleware {
+  return async (ctx, next) => {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.set('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'");
+    ctx.set('Referrer-Policy', 'no-referrer');
+    await next();
+  };
+}
+
+export function createBankApi(dependencies: BankApiDependencies): Koa {
+  const app = new Koa();
+  app.silent = true;
+  app.use(requestLog(dependencies.log));
+  app.use(apiHeaders());
+  app.use(jsonErrors(dependencies.log));
+  const bank = bankRoutes(dependencies);
+  const health = healthRoutes(dependencies.knex);
+  app.use(health.routes());
+  app.use(bank.routes());
+  app.use(bank.allowedMethods());
+  return app;
+}

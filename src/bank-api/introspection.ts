@@ -1,0 +1,98 @@
+import type { BankApiConfig } from './config.ts';
+
+/**
+ * Asks Passbook about an access token (RFC 7662) on every request, with the bank API's own
+ * client credentials. Nothing is cached, so a revoked token stops working at once. Anything
+ * short of a clear answer from Passbook is PassbookUnavailableError: the caller then refuses
+ * the request (fails closed) instead of guessing.
+ */
+
+export interface AccessToken {
+  /** The customer the token was issued for. */
+  customerId: string;
+  /** The app holding the token. */
+  clientId: string;
+  scopes: ReadonlySet<string>;
+}
+
+/** The token when it is a live Bearer access token for a customer; undefined for anything else. */
+export type Introspect = (token: string) => Promise<AccessToken | undefined>;
+
+export class PassbookUnavailableError extends Error {
+  override name = 'PassbookUnavailableError';
+}
+
+interface IntrospectionAnswer {
+  active?: unknown;
+  token_type?: unknown;
+  iss?: unknown;
+  sub?: unknown;
+  client_id?: unknown;
+  scope?: unknown;
+  exp?: unknown;
+  cnf?: unknown;
+}
+
+/** RFC 6749 §2.3.1: the id and secret are form-encoded before they are joined and base64-encoded. */
+function basicCredentials(clientId: string, clientSecret: string): string {
+  const encode = (value: string) => encodeURIComponent(value).replace(/%20/g, '+');
+  return `Basic ${Buffer.from(`${encode(clientId)}:${encode(clientSecret)}`).toString('base64')}`;
+}
+
+async function askPassbook(config: BankApiConfig, token: string): Promise<IntrospectionAnswer> {
+  let response: Response;
+  try {
+    response = await fetch(config.introspectionEndpoint, {
+      method: 'POST',
+      headers: {
+        authorization: basicCredentials(config.clientId, config.clientSecret),
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'application/json',
+      },
+      body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
+      signal: AbortSignal.timeout(config.introspectionTimeoutMs),
+      redirect: 'error',
+    });
+  } catch (error) {
+    const reason = (error as Error).name === 'TimeoutError' ? 'timed out' : 'could not be reached';
+    throw new PassbookUnavailableError(`introspection ${reason}`);
+  }
+  if (response.status !== 200) {
+    // 401 here means the bank API's own credentials are wrong: a configuration error, not the caller's.
+    throw new PassbookUnavailableError(`introspection answered HTTP ${response.status}`);
+  }
+  try {
+    return (await response.json()) as IntrospectionAnswer;
+  } catch {
+    throw new PassbookUnavailableError('introspection answered something other than JSON');
+  }
+}
+
+/**
+ * Only a live Bearer access token of a customer opens the API: a refresh token (no token_type),
+ * a client's own token (no sub) or a sender-constrained one (cnf: it needs a proof we do not
+ * check yet) is refused like an expired one.
+ */
+function accessTokenFrom(answer: IntrospectionAnswer, nowSeconds: number): AccessToken | undefined {
+  if (answer.active !== true) return undefined;
+  if (typeof answer.token_type !== 'string' || answer.token_type.toLowerCase() !== 'bearer') return undefined;
+  if (answer.cnf !== undefined) return undefined;
+  if (typeof answer.sub !== 'string' || typeof answer.client_id !== 'string') return undefined;
+  if (typeof answer.exp !== 'number' || answer.exp <= nowSeconds) return undefined;
+  const scope = typeof answer.scope === 'string' ? answer.scope : '';
+  return {
+    customerId: answer.sub,
+    clientId: answer.client_id,
+    scopes: new Set(scope.split(' ').filter(Boolean)),
+  };
+}
+
+export function createIntrospector(config: BankApiConfig): Introspect {
+  return async (token) => {
+    const answer = await askPassbook(config, token);
+    if (answer.active === true && answer.iss !== config.issuer) {
+      throw new PassbookUnavailableError('introspection answered for another issuer: check ISSUER');
+    }
+    return accessTokenFrom(answer, Math.floor(Date.now() / 1000));
+  };
+}

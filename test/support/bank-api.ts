@@ -1,0 +1,67 @@
+import type { RegisteredClient } from '../../src/clients/clients.ts';
+import { loadBankApiConfig } from '../../src/bank-api/config.ts';
+import { createBankApiLogger, startBankApi, type RunningBankApi } from '../../src/bank-api/start.ts';
+import { registerTestApp, testDatabaseUrl, type TestPassbook } from './passbook.ts';
+
+/**
+ * The bank API as it runs for real: its own process-like instance on a free port, its own
+ * database pool on this run's database, and its own registration at Passbook as a resource server.
+ */
+
+export interface TestBankApi extends RunningBankApi {
+  resourceServer: RegisteredClient;
+}
+
+export function registerBankApiClient(passbook: TestPassbook): Promise<RegisteredClient> {
+  return registerTestApp(passbook, { name: 'Bank API', redirectUris: [], isResourceServer: true });
+}
+
+/** @param env overrides of the bank API's environment (ISSUER, INTROSPECTION_TIMEOUT_MS, …). */
+export async function startTestBankApi(
+  passbook: TestPassbook,
+  env: Record<string, string> = {},
+  resourceServer?: RegisteredClient,
+): Promise<TestBankApi> {
+  const client = resourceServer ?? (await registerBankApiClient(passbook));
+  const config = loadBankApiConfig({
+    PORT: '0',
+    ISSUER: passbook.issuer,
+    CLIENT_ID: client.client_id,
+    CLIENT_SECRET: client.client_secret,
+    DATABASE_URL: testDatabaseUrl(),
+    ...env,
+  });
+  const log = createBankApiLogger(process.env.LOG_LEVEL || 'silent');
+  const bankApi = await startBankApi(config, { log });
+  return { ...bankApi, resourceServer: client };
+}
+
+export interface ApiAnswer<T = Record<string, unknown>> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+/** A request to the bank API as an app makes it; `token` goes in the Authorization header. */
+export async function callBankApi<T = Record<string, unknown>>(
+  baseUrl: string,
+  path: string,
+  options: {
+    token?: string;
+    method?: string;
+    json?: unknown;
+    headers?: Record<string, string>;
+    body?: string;
+  } = {},
+): Promise<ApiAnswer<T>> {
+  const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  let body = options.body;
+  if (options.json !== undefined) {
+    headers['content-type'] ??= 'application/json';
+    body = JSON.stringify(options.json);
+  }
+  const response = await fetch(`${baseUrl}${path}`, { method: options.method ?? 'GET', headers, body });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: (text ? JSON.parse(text) : {}) as T };
+}
