@@ -46,6 +46,13 @@ export function recordProviderEvents(provider: Provider, knex: Knex, log: Logger
     }
   });
 
+  // RP-initiated logout, confirmed by the customer on the bank's sign-out page.
+  provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
+    const accountId = ctx.oidc.session?.accountId;
+    if (!accountId) return;
+    record({ accountId, type: 'signed_out', clientId: ctx.oidc.client?.clientId, ...where(ctx) });
+  });
+
   provider.on('grant.error', (ctx: KoaContextWithOIDC, error: Error & { error_detail?: string }) => {
     if (error.error_detail !== 'refresh token already used') return;
     record({

@@ -268,4 +268,20 @@ describe('activity', () => {
     );
     expect(account.document.querySelectorAll('#apps-heading + .rows h3')).toHaveLength(0);
   });
+
+  test('signing out through an app (RP-initiated logout) shows as a sign-out', async () => {
+    const customer = await createTestCustomer(passbook.knex);
+    const app = await registerTestApp(passbook, { name: 'Logout Co' });
+    const { agent, tokens } = await completeFlow(passbook, app, customer, 'openid');
+    const confirm = await agent.open(
+      `${passbook.issuer}/session/end?${new URLSearchParams({ id_token_hint: tokens.id_token as string })}`,
+    );
+    const done = await agent.submit(confirm, '/session/end/confirm', { logout: 'yes' });
+    expect(done.body).toContain('You are signed out');
+    expect(await sessionRows(customer)).toBe(0);
+
+    const account = await signInToAccount(agent, customer);
+    const activity = account.document.querySelectorAll('.activity strong').map((item) => item.text);
+    expect(activity.slice(0, 2)).toEqual(['Signed in', 'Signed out']);
+  });
 });
