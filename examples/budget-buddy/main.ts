@@ -1,0 +1,24 @@
+import { BudgetBuddyConfigError, loadBudgetBuddyConfig } from './config.ts';
+import { createBudgetBuddyLogger, startBudgetBuddy } from './start.ts';
+
+/** `npm run budget-buddy`: the example app on its own, configured from the environment. */
+async function main(): Promise<void> {
+  const config = loadBudgetBuddyConfig();
+  const budgetBuddy = await startBudgetBuddy(
+    config,
+    createBudgetBuddyLogger(process.env.LOG_LEVEL || 'info'),
+  );
+  const stop = async () => {
+    await budgetBuddy.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main().catch((error: unknown) => {
+  const message =
+    error instanceof BudgetBuddyConfigError ? error.message : `failed to start: ${(error as Error).message}`;
+  process.stderr.write(`budget-buddy: ${message}\n`);
+  process.exit(1);
+});
