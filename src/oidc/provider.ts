@@ -114,9 +114,9 @@ export function createProvider({ config, knex, signingKeys, cookieKeys }: Provid
         (await latestGrantId(knex, session.accountId, client.clientId));
       return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
     },
-    // Signing out ends an app's session-bound tokens but keeps its consent; revoking an access
-    // token at /token/revocation ends only that token; anything else (a refresh token revoked by
-    // the app, a code or refresh token replayed) ends the whole grant.
+    // Which revocations also forget the consent (the Grant). Every one of them ends all codes and
+    // tokens under the grant. Signing out, and an app revoking an access token, keep the consent;
+    // an app revoking its refresh token ("disconnect"), or a code or refresh token replayed, end it.
     revokeGrantPolicy: (ctx) =>
       !(
         ctx.oidc.route === 'end_session_confirm' ||
