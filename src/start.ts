@@ -7,7 +7,7 @@ import { migrate } from './db/migrate.ts';
 import { openDatabase, type Database } from './db/open.ts';
 import type { Logger } from './log.ts';
 import { startPurgeTimer } from './oidc/purge.ts';
-import { DEMO_CLIENT_ID, DEMO_CUSTOMER, DEMO_REDIRECT_URI, seedDemo } from './seed/demo.ts';
+import { DEMO_CLIENT_ID, DEMO_CUSTOMER, DEMO_REDIRECT_URI, seedDemo, type DemoSeed } from './seed/demo.ts';
 import { createApp } from './server.ts';
 
 export interface RunningPassbook {
@@ -18,17 +18,23 @@ export interface RunningPassbook {
   close(): Promise<void>;
 }
 
-function announceDemo(config: Config, log: Logger, clientSecret: string | undefined): void {
+function announceDemo(config: Config, log: Logger, seed: DemoSeed): void {
   log.info(
     {
       signIn: `${config.issuer} as "${DEMO_CUSTOMER.username}" with password "${DEMO_CUSTOMER.password}"`,
-      demoApp: { client_id: DEMO_CLIENT_ID, redirect_uri: DEMO_REDIRECT_URI },
+      demoApp: {
+        client_id: DEMO_CLIENT_ID,
+        redirect_uri: DEMO_REDIRECT_URI,
+        credentials: seed.credentialsFile,
+      },
     },
     'demo customer and app are ready',
   );
-  if (clientSecret) {
+  if (seed.clientSecret) {
     // Shown once, like every client secret: the demo app's own configuration needs it.
-    process.stdout.write(`\nDemo app "${DEMO_CLIENT_ID}" client_secret (shown once): ${clientSecret}\n\n`);
+    process.stdout.write(
+      `\nDemo app "${DEMO_CLIENT_ID}" client_secret (shown once, also kept in ${seed.credentialsFile}): ${seed.clientSecret}\n\n`,
+    );
   }
 }
 
@@ -40,8 +46,12 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
     if (applied.length) log.info({ applied }, 'migrations applied');
     const { app, provider } = await createApp(config, database.knex, log);
     if (config.seedDemo) {
-      const seed = await seedDemo(database.knex, (metadata) => provider.Client.validate(metadata));
-      announceDemo(config, log, seed.clientSecret);
+      const seed = await seedDemo(
+        database.knex,
+        (metadata) => provider.Client.validate(metadata),
+        config.dataDir,
+      );
+      announceDemo(config, log, seed);
     }
     const server = http.createServer(app.callback());
     server.listen(config.port);

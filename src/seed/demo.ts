@@ -1,11 +1,13 @@
 import type { ClientMetadata } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
 import { createCustomer, findCustomerByUsername } from '../accounts/accounts.ts';
-import { createClient, findClientMetadata } from '../clients/clients.ts';
+import type { NewClient } from '../clients/clients.ts';
+import { demoClientsFile, ensureDemoClient, type DemoClientCredentials } from './demo-clients.ts';
 
 /**
  * Development only: a customer and a third-party app to try the flow with, created on the first
- * start and left alone afterwards.
+ * start and left alone afterwards. The app's credentials are kept in <DATA_DIR>/demo-clients.json
+ * (see demo-clients.ts), where `npm run demo` finds them.
  */
 
 export const DEMO_CUSTOMER = {
@@ -16,37 +18,46 @@ export const DEMO_CUSTOMER = {
 } as const;
 
 export const DEMO_CLIENT_ID = 'budget-buddy';
-export const DEMO_REDIRECT_URI = 'http://localhost:4000/callback';
+export const DEMO_APP_URL = 'http://localhost:4000';
+export const DEMO_REDIRECT_URI = `${DEMO_APP_URL}/callback`;
+
+/** Budget Buddy's registration when it runs at `appUrl`. */
+export function demoAppRegistration(appUrl = DEMO_APP_URL): NewClient & { clientId: string } {
+  return {
+    clientId: DEMO_CLIENT_ID,
+    name: 'Budget Buddy',
+    redirectUris: [`${appUrl}/callback`],
+    postLogoutRedirectUris: [`${appUrl}/`],
+    isPublic: false,
+    scope: 'openid profile email offline_access accounts:read transactions:read',
+  };
+}
 
 export interface DemoSeed {
   customerCreated: boolean;
-  /** Present only on the start that created the app: its secret is shown this once. */
+  /** Present only on the start that registered the app: its secret is shown this once. */
   clientSecret?: string;
+  /** Where the app's credentials are kept. */
+  credentialsFile: string;
+  app: DemoClientCredentials;
 }
 
 export async function seedDemo(
   knex: Knex,
   validateClient: (metadata: ClientMetadata) => Promise<void>,
+  dataDir: string,
+  appUrl = DEMO_APP_URL,
 ): Promise<DemoSeed> {
-  const seed: DemoSeed = { customerCreated: false };
+  let customerCreated = false;
   if (!(await findCustomerByUsername(knex, DEMO_CUSTOMER.username))) {
     await createCustomer(knex, DEMO_CUSTOMER);
-    seed.customerCreated = true;
+    customerCreated = true;
   }
-  if (!(await findClientMetadata(knex, DEMO_CLIENT_ID))) {
-    const client = await createClient(
-      knex,
-      {
-        clientId: DEMO_CLIENT_ID,
-        name: 'Budget Buddy',
-        redirectUris: [DEMO_REDIRECT_URI],
-        postLogoutRedirectUris: ['http://localhost:4000/'],
-        isPublic: false,
-        scope: 'openid profile email offline_access accounts:read transactions:read',
-      },
-      validateClient,
-    );
-    if (client.client_secret) seed.clientSecret = client.client_secret;
-  }
-  return seed;
+  const app = await ensureDemoClient(knex, validateClient, dataDir, demoAppRegistration(appUrl));
+  return {
+    customerCreated,
+    ...(app.created ? { clientSecret: app.credentials.client_secret } : {}),
+    credentialsFile: demoClientsFile(dataDir),
+    app: app.credentials,
+  };
 }

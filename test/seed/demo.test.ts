@@ -1,23 +1,33 @@
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { verifyCredentials } from '../../src/accounts/accounts.ts';
-import { findClientMetadata } from '../../src/clients/clients.ts';
+import { findClientMetadata, secretDigest } from '../../src/clients/clients.ts';
 import { DEMO_CLIENT_ID, DEMO_CUSTOMER, DEMO_REDIRECT_URI, seedDemo } from '../../src/seed/demo.ts';
 import { startTestPassbook, type TestPassbook } from '../support/passbook.ts';
 
 let passbook: TestPassbook;
+let dataDir: string;
 
 beforeAll(async () => {
   passbook = await startTestPassbook();
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'passbook-seed-'));
 });
 
 afterAll(async () => {
   await passbook.close();
+  await rm(dataDir, { recursive: true, force: true });
 });
 
-test('the demo seed creates a customer who can sign in and an app, once, showing its secret only then', async () => {
-  const validate = (metadata: Parameters<typeof passbook.provider.Client.validate>[0]) =>
-    passbook.provider.Client.validate(metadata);
+const validate = (metadata: Parameters<TestPassbook['provider']['Client']['validate']>[0]) =>
+  passbook.provider.Client.validate(metadata);
 
-  const first = await seedDemo(passbook.knex, validate);
+async function savedCredentials(): Promise<Record<string, { client_id: string; client_secret: string }>> {
+  return JSON.parse(await readFile(path.join(dataDir, 'demo-clients.json'), 'utf8'));
+}
+
+test('the demo seed creates a customer who can sign in and an app, once, showing its secret only then', async () => {
+  const first = await seedDemo(passbook.knex, validate, dataDir);
   expect(first.customerCreated).toBe(true);
   expect(first.clientSecret).toMatch(/^[\w-]{43}$/);
   expect(
@@ -27,11 +37,32 @@ test('the demo seed creates a customer who can sign in and an app, once, showing
   expect(metadata?.redirect_uris).toEqual([DEMO_REDIRECT_URI]);
   expect(metadata?.client_secret).not.toBe(first.clientSecret);
 
-  const second = await seedDemo(passbook.knex, validate);
-  expect(second).toEqual({ customerCreated: false });
+  const second = await seedDemo(passbook.knex, validate, dataDir);
+  expect(second).toEqual({ customerCreated: false, credentialsFile: first.credentialsFile, app: first.app });
+  expect(second).not.toHaveProperty('clientSecret');
   const demoUsers = await passbook
     .knex('users')
     .where({ username: DEMO_CUSTOMER.username })
     .count<{ count: string }[]>();
   expect(Number(demoUsers[0]?.count)).toBe(1);
+});
+
+test('the app’s secret is kept, readable by its owner only, in the data folder’s demo-clients.json', async () => {
+  const saved = (await savedCredentials())[DEMO_CLIENT_ID];
+  expect(saved?.client_id).toBe(DEMO_CLIENT_ID);
+  const metadata = await findClientMetadata(passbook.knex, DEMO_CLIENT_ID);
+  expect(metadata?.client_secret).toBe(secretDigest(String(saved?.client_secret)));
+  expect((await stat(path.join(dataDir, 'demo-clients.json'))).mode & 0o777).toBe(0o600);
+});
+
+test('when the credentials file is lost, the app is registered again with a new secret', async () => {
+  const before = (await savedCredentials())[DEMO_CLIENT_ID];
+  await rm(path.join(dataDir, 'demo-clients.json'));
+  const again = await seedDemo(passbook.knex, validate, dataDir);
+  expect(again.customerCreated).toBe(false);
+  expect(again.clientSecret).toMatch(/^[\w-]{43}$/);
+  expect(again.clientSecret).not.toBe(before?.client_secret);
+  expect((await savedCredentials())[DEMO_CLIENT_ID]?.client_secret).toBe(again.clientSecret);
+  const metadata = await findClientMetadata(passbook.knex, DEMO_CLIENT_ID);
+  expect(metadata?.client_secret).toBe(secretDigest(String(again.clientSecret)));
 });

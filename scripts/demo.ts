@@ -1,0 +1,48 @@
+import { ConfigError } from '../src/config.ts';
+import { BankApiConfigError } from '../src/bank-api/config.ts';
+import { BudgetBuddyConfigError } from '../examples/budget-buddy/config.ts';
+import { DemoError, startDemo, type RunningDemo } from './demo-stack.ts';
+
+/** `npm run demo`: Passbook, the bank's API and Budget Buddy together, then the way in. */
+
+function banner(demo: RunningDemo): string {
+  return [
+    '',
+    'The Passbook demo is running.',
+    '',
+    `  Budget Buddy (the app)        ${demo.budgetBuddyUrl}   <- start here`,
+    `  Passbook (the bank's sign-in) ${demo.passbookUrl}`,
+    `  Bank API                      ${demo.bankApiUrl}`,
+    '',
+    `  Sign in at the bank as "${demo.signIn.username}" with password "${demo.signIn.password}".`,
+    `  The apps' client credentials are in ${demo.credentialsFile}.`,
+    '',
+    '  Press Ctrl-C to stop.',
+    '',
+  ].join('\n');
+}
+
+const EXPECTED = [ConfigError, BankApiConfigError, BudgetBuddyConfigError, DemoError];
+
+async function main(): Promise<void> {
+  const demo = await startDemo();
+  process.stdout.write(`${banner(demo)}\n`);
+  const stop = async () => {
+    process.stdout.write('Stopping the demo…\n');
+    await demo.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+main().catch((error: unknown) => {
+  const { message, code } = error as Error & { code?: string; port?: number };
+  const reason =
+    code === 'EADDRINUSE'
+      ? `a port is already in use (${message}); stop what uses it or set PORT, BANK_API_PORT, BUDGET_BUDDY_PORT`
+      : message;
+  const expected = EXPECTED.some((type) => error instanceof type);
+  process.stderr.write(`demo: ${expected ? reason : `failed to start: ${reason}`}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,128 @@
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import net, { type AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { startDemo, type RunningDemo } from '../../scripts/demo-stack.ts';
+import { createKnex } from '../../src/db/knex.ts';
+import { CustomerAgent } from '../support/customer-agent.ts';
+import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.ts';
+
+/** `npm run demo`, minus the terminal: three services wired by URLs and stored credentials. */
+
+let database: ScratchDatabase;
+let dataDir: string;
+let env: Record<string, string>;
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+beforeAll(async () => {
+  database = await createScratchDatabase();
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'passbook-demo-'));
+  env = {
+    NODE_ENV: 'development',
+    DATABASE_URL: database.url,
+    DATA_DIR: dataDir,
+    PORT: String(await freePort()),
+    BANK_API_PORT: String(await freePort()),
+    BUDGET_BUDDY_PORT: String(await freePort()),
+    PURGE_INTERVAL: '0',
+    LOG_LEVEL: 'silent',
+  };
+});
+
+afterAll(async () => {
+  await rm(dataDir, { recursive: true, force: true });
+  await database.drop();
+});
+
+type Credentials = Record<string, { client_id: string; client_secret: string }>;
+
+async function savedCredentials(): Promise<Credentials> {
+  return JSON.parse(await readFile(path.join(dataDir, 'demo-clients.json'), 'utf8')) as Credentials;
+}
+
+/** The demo customer connects Budget Buddy and lands on a dashboard full of transactions. */
+async function connectBudgetBuddy(demo: RunningDemo): Promise<string> {
+  const agent = new CustomerAgent();
+  const welcome = await agent.open(demo.budgetBuddyUrl);
+  const signIn = await agent.submit(welcome, '/connect');
+  const consent = await agent.signIn(signIn, demo.signIn.username, demo.signIn.password);
+  const dashboard = await agent.consent(consent, 'allow');
+  expect(dashboard.url).toBe(`${demo.budgetBuddyUrl}/`);
+  return dashboard.body;
+}
+
+async function withDemo(work: (demo: RunningDemo) => Promise<void>): Promise<void> {
+  const demo = await startDemo(env);
+  try {
+    await work(demo);
+  } finally {
+    await demo.close();
+  }
+}
+
+test('the first start registers the app and the bank API, keeps their secrets, and the story works', async () => {
+  await withDemo(async (demo) => {
+    expect(demo.passbookUrl).toBe(`http://localhost:${env.PORT}`);
+    expect(demo.signIn).toEqual({ username: 'demo', password: 'passbook-demo' });
+    const credentials = await savedCredentials();
+    expect(Object.keys(credentials).sort()).toEqual(['bank-api', 'budget-buddy']);
+    expect((await stat(demo.credentialsFile)).mode & 0o777).toBe(0o600);
+
+    expect((await fetch(`${demo.passbookUrl}/.well-known/openid-configuration`)).status).toBe(200);
+    expect((await fetch(`${demo.bankApiUrl}/accounts`)).status).toBe(401);
+    const dashboard = await connectBudgetBuddy(demo);
+    expect(dashboard).toContain('Hi, Dana');
+    expect(dashboard).toContain('Everyday Account');
+    expect(dashboard).toContain('Northwind Ltd · Salary');
+  });
+});
+
+test('a second start reuses the registrations and seeds no second set of accounts', async () => {
+  const before = await savedCredentials();
+  await withDemo(async (demo) => {
+    expect(await savedCredentials()).toEqual(before);
+    await connectBudgetBuddy(demo);
+  });
+  const knex = createKnex(database.url, 1);
+  try {
+    const [row] = await knex('bank_accounts').count<{ count: string }[]>();
+    expect(Number(row?.count)).toBe(3);
+  } finally {
+    await knex.destroy();
+  }
+});
+
+test('when the credentials file is gone, the demo registers its clients again and still works', async () => {
+  const before = await savedCredentials();
+  await rm(path.join(dataDir, 'demo-clients.json'));
+  await withDemo(async (demo) => {
+    const after = await savedCredentials();
+    expect(after['budget-buddy']?.client_secret).not.toBe(before['budget-buddy']?.client_secret);
+    expect(after['bank-api']?.client_secret).not.toBe(before['bank-api']?.client_secret);
+    await connectBudgetBuddy(demo);
+  });
+});
+
+test('a port already in use stops the demo, and what it had started is stopped again', async () => {
+  const blocker = net.createServer();
+  blocker.listen(Number(env.BUDGET_BUDDY_PORT));
+  await once(blocker, 'listening');
+  try {
+    await expect(startDemo(env)).rejects.toMatchObject({ code: 'EADDRINUSE' });
+  } finally {
+    await new Promise((resolve) => blocker.close(resolve));
+  }
+  // Passbook and the bank API were closed again: their ports are free for the next start.
+  await withDemo(async (demo) => {
+    expect((await fetch(`${demo.bankApiUrl}/accounts`)).status).toBe(401);
+  });
+});
