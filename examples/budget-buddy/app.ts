@@ -189,7 +189,10 @@ export function createBudgetBuddy(config: BudgetBuddyConfig, log: Logger): Budge
     // A callback is good for one try, whatever its outcome.
     delete session.pending;
     try {
-      const connection = await authorization.finish(new URL(ctx.originalUrl, config.baseUrl), pending);
+      // Built from our own base URL, never from the request's Host header or path.
+      const callbackUrl = new URL(`${config.baseUrl}/callback`);
+      callbackUrl.search = ctx.querystring;
+      const connection = await authorization.finish(callbackUrl, pending);
       const connected = useSession(ctx, sessions.renew(session));
       connected.connection = connection;
     } catch (error) {

@@ -59,7 +59,7 @@ function insufficientScope(scope: string): ApiError {
 
 /** The token from `Authorization: Bearer …`; a token anywhere in the URL is refused outright. */
 function bearerToken(ctx: Context): string {
-  if (ctx.URL.searchParams.has('access_token')) throw TOKEN_IN_URL;
+  if (ctx.query.access_token !== undefined) throw TOKEN_IN_URL;
   const header = ctx.get('authorization');
   if (!header || !/^bearer( |$)/i.test(header)) throw NO_TOKEN;
   const match = BEARER.exec(header);

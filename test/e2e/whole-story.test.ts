@@ -158,21 +158,22 @@ test('an expired access token is refreshed without the customer noticing', async
   await page.getByRole('button', { name: 'Connect your bank' }).waitFor();
 });
 
-test('access revoked at the bank shows "disconnected, connect again" in the app', async () => {
+test('revoking the app on the bank’s account pages shows "disconnected, connect again" in the app', async () => {
   const page = await context.newPage();
   await connect(page);
   const { accessToken } = connectedTokens(budgetBuddy);
 
-  // The grant ends at the bank (as when the customer revokes the app on the bank's pages).
-  const [row] = await passbook
-    .knex('oidc_models')
-    .where({ kind: 'AccessToken', id: accessToken })
-    .select('grant_id');
-  const grant = await passbook.provider.Grant.find(String(row?.grant_id));
-  await grant?.destroy();
-  await passbook.knex('oidc_models').where({ grant_id: row?.grant_id }).delete();
+  // The customer, still signed in at the bank, revokes Budget Buddy on the bank's own pages.
+  await page.goto(`${passbook.issuer}/account`);
+  const revoke = page.getByRole('button', { name: 'Revoke Budget Buddy' });
+  await revoke.waitFor();
+  await screenshot(page, '4-bank-account-pages');
+  await revoke.click();
+  await page.waitForURL(`${passbook.issuer}/account**`);
+  await revoke.waitFor({ state: 'detached' });
+  expect((await callBankApi(bankApi.url, '/transactions', { token: accessToken })).status).toBe(401);
 
-  await page.reload();
+  await page.goto(budgetBuddy.url);
   await page.getByRole('button', { name: 'Connect your bank' }).waitFor();
   expect(await page.locator('.notice').textContent()).toContain('Your bank connection has ended');
   expect(budgetBuddy.sessions.list().some((session) => session.connection)).toBe(false);
