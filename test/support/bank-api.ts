@@ -21,6 +21,7 @@ export async function startTestBankApi(
   passbook: TestPassbook,
   env: Record<string, string> = {},
   resourceServer?: RegisteredClient,
+  log = createBankApiLogger(process.env.LOG_LEVEL || 'silent'),
 ): Promise<TestBankApi> {
   const client = resourceServer ?? (await registerBankApiClient(passbook));
   const config = loadBankApiConfig({
@@ -31,7 +32,6 @@ export async function startTestBankApi(
     DATABASE_URL: testDatabaseUrl(),
     ...env,
   });
-  const log = createBankApiLogger(process.env.LOG_LEVEL || 'silent');
   const bankApi = await startBankApi(config, { log });
   return { ...bankApi, resourceServer: client };
 }
