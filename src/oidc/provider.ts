@@ -19,6 +19,11 @@ export interface ProviderDependencies {
   knex: Knex;
   signingKeys: JWK[];
   cookieKeys: string[];
+  /**
+   * Where sessions, codes, tokens and grants are kept: PostgreSQL. Only the benchmark asks for
+   * oidc-provider's in-memory development default, as the ceiling that storage is measured against.
+   */
+  storage?: 'postgres' | 'oidc-provider-memory';
 }
 
 const ID_TOKEN_TTL = 60 * 60;
@@ -69,9 +74,15 @@ function isConfidential(clientAuthMethod: string | undefined): boolean {
   return clientAuthMethod !== undefined && clientAuthMethod !== 'none';
 }
 
-export function createProvider({ config, knex, signingKeys, cookieKeys }: ProviderDependencies): Provider {
+export function createProvider({
+  config,
+  knex,
+  signingKeys,
+  cookieKeys,
+  storage = 'postgres',
+}: ProviderDependencies): Provider {
   const configuration: Configuration = {
-    adapter: postgresAdapterFactory(knex),
+    ...(storage === 'postgres' ? { adapter: postgresAdapterFactory(knex) } : {}),
     findAccount: accountFinder(knex),
     jwks: { keys: signingKeys },
     cookies: {
