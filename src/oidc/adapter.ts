@@ -14,6 +14,16 @@ const TABLE = 'oidc_models';
 /** Consumed refresh tokens kept per grant, so that replaying a recent one is still recognised. */
 const CONSUMED_REFRESH_TOKENS_KEPT = 10;
 
+/**
+ * Pruning is a statement and a commit of its own, so it runs on every tenth rotation rather than
+ * on every refresh-token write: a grant keeps between 10 and 19 consumed tokens of a chain, never
+ * fewer than the 10 most recent.
+ */
+function prunesOnSave(payload: AdapterPayload): boolean {
+  const rotations = typeof payload.rotations === 'number' ? payload.rotations : 0;
+  return rotations > 0 && rotations % CONSUMED_REFRESH_TOKENS_KEPT === 0;
+}
+
 interface ModelRow {
   payload: AdapterPayload;
   consumed_at: Date | null;
@@ -67,7 +77,7 @@ export class PostgresAdapter implements Adapter {
       .insert(row)
       .onConflict(['kind', 'id'])
       .merge(['payload', 'grant_id', 'uid', 'user_code', 'account_id', 'client_id', 'expires_at']);
-    if (this.kind === 'RefreshToken' && payload.grantId) {
+    if (this.kind === 'RefreshToken' && payload.grantId && prunesOnSave(payload)) {
       await this.pruneConsumedRefreshTokens(payload.grantId);
     }
   }

@@ -276,21 +276,27 @@ describe('refresh-token rotation', () => {
     return rows.map((row) => row.id).sort();
   }
 
-  test('keeps the 10 most recently consumed refresh tokens of the grant, and the current one', async () => {
+  test('prunes to the 10 most recently consumed refresh tokens of the grant on every tenth rotation', async () => {
     const grantId = unique('grant');
-    const tokens = Array.from({ length: 16 }, (_, index) => unique(`rt${String(index).padStart(2, '0')}`));
+    const tokens = Array.from({ length: 21 }, (_, index) => unique(`rt${String(index).padStart(2, '0')}`));
     const start = Date.now();
     // As oidc-provider rotates: consume the presented token, then save its successor.
     for (const [index, id] of tokens.entries()) {
       await atTime(start + index * 1000, async () => {
         const previous = tokens[index - 1];
         if (previous) await adapter('RefreshToken').consume(previous);
-        await adapter('RefreshToken').upsert(id, { grantId, accountId: 'acc-1' }, 3600);
+        await adapter('RefreshToken').upsert(id, { grantId, accountId: 'acc-1', rotations: index }, 3600);
       });
+      // Between prunes the grant keeps more, never fewer than the 10 most recent.
+      if (index === 19) expect(await consumedIds(grantId)).toEqual(tokens.slice(0, 19).sort());
     }
 
-    expect(await consumedIds(grantId)).toEqual(tokens.slice(5, 15).sort());
-    expect(await adapter('RefreshToken').find(tokens[15] ?? '')).toEqual({ grantId, accountId: 'acc-1' });
+    expect(await consumedIds(grantId)).toEqual(tokens.slice(10, 20).sort());
+    expect(await adapter('RefreshToken').find(tokens[20] ?? '')).toEqual({
+      grantId,
+      accountId: 'acc-1',
+      rotations: 20,
+    });
   });
 
   test("does not prune another grant's consumed refresh tokens", async () => {
@@ -301,7 +307,7 @@ describe('refresh-token rotation', () => {
     for (const id of others) await adapter('RefreshToken').consume(id);
 
     for (let index = 0; index < 3; index += 1) {
-      await adapter('RefreshToken').upsert(unique('rt'), { grantId }, 3600);
+      await adapter('RefreshToken').upsert(unique('rt'), { grantId, rotations: 10 * (index + 1) }, 3600);
     }
 
     expect(await consumedIds(otherGrantId)).toHaveLength(12);

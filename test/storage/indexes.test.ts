@@ -142,7 +142,7 @@ test('revokeByGrantId (by grant_id) uses the grant_id index', async () => {
 test('refresh-token pruning (by grant_id) uses the grant_id index', async () => {
   const grantId = `${RUN}-grt`;
   const queries = await issuedBy(() =>
-    new PostgresAdapter(knex, 'RefreshToken').upsert(`${RUN}-rt`, { grantId }, 3600),
+    new PostgresAdapter(knex, 'RefreshToken').upsert(`${RUN}-rt`, { grantId, rotations: 10 }, 3600),
   );
   const pruning = queries.filter((query) => query.sql.startsWith('delete'));
   expect(pruning).toHaveLength(1);
