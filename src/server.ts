@@ -14,6 +14,7 @@ import { interactionsRouter } from './interactions/router.ts';
 import { loadCookieKeys, loadSigningKeys } from './oidc/keys.ts';
 import { recordProviderEvents } from './oidc/events.ts';
 import { createProvider } from './oidc/provider.ts';
+import { withPrefetchScope } from './oidc/adapter.ts';
 
 export interface PassbookApp {
   app: Koa;
@@ -63,6 +64,8 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
   // Our cookies and the provider's are signed with the same keys.
   const app = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
   app.silent = true;
+  // A grant read with a token serves the same request's grant lookup (see src/oidc/adapter.ts).
+  app.use((_ctx, next) => withPrefetchScope(next));
   app.use(requestLog(log));
   app.use(securityHeaders());
   app.use(errorPages(log));

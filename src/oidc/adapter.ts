@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
@@ -29,6 +30,28 @@ interface ModelRow {
   consumed_at: Date | null;
 }
 
+/**
+ * Every request that presents a code or token goes on to load its grant. The token's find reads
+ * the live grant in the same statement, and the request's next Grant find is answered with it:
+ * one round trip instead of two, and both rows from one snapshot. The scope is one HTTP request
+ * (withPrefetchScope); an entry serves one find, and any write to the grant drops it.
+ */
+const prefetchedGrants = new AsyncLocalStorage<Map<string, AdapterPayload | null>>();
+const GRANT_BOUND_KINDS = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode']);
+
+export function withPrefetchScope<T>(work: () => Promise<T>): Promise<T> {
+  return prefetchedGrants.run(new Map(), work);
+}
+
+function forgetPrefetchedGrant(grantId: string): void {
+  prefetchedGrants.getStore()?.delete(grantId);
+}
+
+interface TokenRow extends ModelRow {
+  grant_id: string | null;
+  grant_payload: AdapterPayload | null;
+}
+
 function toEpochSeconds(date: Date): number {
   return Math.floor(date.getTime() / 1000);
 }
@@ -57,11 +80,12 @@ export class PostgresAdapter implements Adapter {
   private live(): Knex.QueryBuilder {
     const now = new Date();
     return this.knex(TABLE)
-      .where({ kind: this.kind })
-      .andWhere((where) => where.whereNull('expires_at').orWhere('expires_at', '>', now));
+      .where({ [`${TABLE}.kind`]: this.kind })
+      .andWhere((where) => where.whereNull(`${TABLE}.expires_at`).orWhere(`${TABLE}.expires_at`, '>', now));
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number | undefined): Promise<void> {
+    if (this.kind === 'Grant') forgetPrefetchedGrant(id);
     const row = {
       kind: this.kind,
       id,
@@ -83,7 +107,34 @@ export class PostgresAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
+    const prefetched = this.kind === 'Grant' ? prefetchedGrants.getStore() : undefined;
+    if (prefetched?.has(id)) {
+      const grant = prefetched.get(id);
+      prefetched.delete(id);
+      return grant ?? undefined;
+    }
+    if (GRANT_BOUND_KINDS.has(this.kind)) return this.findWithGrant(id);
     const row: ModelRow | undefined = await this.live().andWhere({ id }).first('payload', 'consumed_at');
+    return withConsumed(row);
+  }
+
+  private async findWithGrant(id: string): Promise<AdapterPayload | undefined> {
+    const now = new Date();
+    const row: TokenRow | undefined = await this.live()
+      .andWhere({ [`${TABLE}.id`]: id })
+      .leftJoin({ grant: TABLE }, (join) =>
+        join
+          .on('grant.id', '=', `${TABLE}.grant_id`)
+          .andOnVal('grant.kind', '=', 'Grant')
+          .andOn((live) => live.onNull('grant.expires_at').orOnVal('grant.expires_at', '>', now)),
+      )
+      .first(
+        `${TABLE}.payload`,
+        `${TABLE}.consumed_at`,
+        `${TABLE}.grant_id`,
+        'grant.payload as grant_payload',
+      );
+    if (row?.grant_id) prefetchedGrants.getStore()?.set(row.grant_id, row.grant_payload);
     return withConsumed(row);
   }
 
@@ -100,6 +151,7 @@ export class PostgresAdapter implements Adapter {
   }
 
   async destroy(id: string): Promise<void> {
+    if (this.kind === 'Grant') forgetPrefetchedGrant(id);
     await this.knex(TABLE).where({ kind: this.kind, id }).delete();
   }
 
@@ -117,6 +169,7 @@ export class PostgresAdapter implements Adapter {
 
   /** Deletes in batches, so that revoking a grant with many tokens never holds a long lock. */
   async revokeByGrantId(grantId: string): Promise<void> {
+    forgetPrefetchedGrant(grantId);
     await deleteInBatches(this.knex, (query) => query.where({ kind: this.kind, grant_id: grantId }));
   }
 

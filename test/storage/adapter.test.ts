@@ -3,7 +3,7 @@ import { jest } from '@jest/globals';
 import pg from 'pg';
 import { errors, type AdapterPayload } from 'oidc-provider';
 import { createKnex, type Knex } from '../../src/db/knex.ts';
-import { PostgresAdapter, purgeExpired } from '../../src/oidc/adapter.ts';
+import { PostgresAdapter, purgeExpired, withPrefetchScope } from '../../src/oidc/adapter.ts';
 import { purgeOnce } from '../../src/oidc/purge.ts';
 import { testDatabaseUrl } from '../support/passbook.ts';
 import { atTime } from '../support/clock.ts';
@@ -373,5 +373,64 @@ describe('purge', () => {
     } finally {
       await other.end();
     }
+  });
+});
+
+describe('grants read with their tokens', () => {
+  async function queriesDuring(work: () => Promise<unknown>): Promise<number> {
+    let count = 0;
+    const listener = () => {
+      count += 1;
+    };
+    knex.on('query', listener);
+    try {
+      await work();
+    } finally {
+      knex.removeListener('query', listener);
+    }
+    return count;
+  }
+
+  async function tokenUnderGrant(grant: AdapterPayload | undefined) {
+    const grantId = unique('grant');
+    const tokenId = unique('at');
+    if (grant) await adapter('Grant').upsert(grantId, grant, 3600);
+    await adapter('AccessToken').upsert(tokenId, { grantId, accountId: 'acc-1' }, 3600);
+    return { grantId, tokenId };
+  }
+
+  test('in a request, the grant found with the token answers the next Grant find without a query', async () => {
+    const grant = { accountId: 'acc-1', clientId: 'app-1' };
+    const { grantId, tokenId } = await tokenUnderGrant(grant);
+
+    await withPrefetchScope(async () => {
+      expect(await adapter('AccessToken').find(tokenId)).toEqual({ grantId, accountId: 'acc-1' });
+      let found: AdapterPayload | undefined;
+      expect(await queriesDuring(async () => (found = await adapter('Grant').find(grantId)))).toBe(0);
+      expect(found).toEqual(grant);
+      // Once only: a second find reads the row again.
+      expect(await queriesDuring(() => adapter('Grant').find(grantId))).toBe(1);
+    });
+  });
+
+  test('a grant that is gone is answered as gone, and a write to the grant drops what was read', async () => {
+    const missing = await tokenUnderGrant(undefined);
+    const present = await tokenUnderGrant({ accountId: 'acc-1', clientId: 'app-1' });
+
+    await withPrefetchScope(async () => {
+      await adapter('AccessToken').find(missing.tokenId);
+      expect(await adapter('Grant').find(missing.grantId)).toBeUndefined();
+
+      await adapter('AccessToken').find(present.tokenId);
+      await adapter('Grant').upsert(present.grantId, { accountId: 'acc-1', clientId: 'app-2' }, 3600);
+      expect(await adapter('Grant').find(present.grantId)).toEqual({ accountId: 'acc-1', clientId: 'app-2' });
+    });
+  });
+
+  test('outside a request nothing is kept: every Grant find reads the table', async () => {
+    const { grantId, tokenId } = await tokenUnderGrant({ accountId: 'acc-1', clientId: 'app-1' });
+
+    await adapter('AccessToken').find(tokenId);
+    expect(await queriesDuring(() => adapter('Grant').find(grantId))).toBe(1);
   });
 });
