@@ -247,7 +247,7 @@ async function growthWorkloads(run: Run): Promise<void> {
   const { knex } = run.database;
   const target = tokenTarget(run.seed);
   let filled = 0;
-  for (const level of [0, ...run.options.fills]) {
+  for (const level of [0, ...(run.options.growth ? run.options.fills : [])]) {
     await emptyModels(knex);
     if (level > 0) {
       const started = Date.now();
@@ -343,9 +343,13 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
 
   const passbookEnv = serverEnv(database, await freePort());
   await writeFile(path.join(ARTIFACTS, 'passbook.log'), '');
-  // BENCH_CPU_PROF=dir writes Passbook's CPU profile there when it stops (node --cpu-prof).
+  // BENCH_CPU_PROF=dir writes Passbook's CPU profile there when it stops (node --cpu-prof);
+  // BENCH_NODE_FLAGS tries other Node.js flags on Passbook (say so when reporting such a run).
   const profile = process.env.BENCH_CPU_PROF;
-  const nodeFlags = profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profile)}`] : [];
+  const nodeFlags = [
+    ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profile)}`] : []),
+    ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+  ];
   const passbook = await startPassbook(passbookEnv, path.join(ARTIFACTS, 'passbook.log'), nodeFlags);
   cleanups.push(passbook.stop);
   const twin = await benchProvider(passbookEnv, database.knex, 'postgres');
@@ -367,13 +371,13 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
 
   const run: Run = { options, database, passbook, ceiling, twin, seed, rows: [] };
   await passbookWorkloads(run);
-  await ceilingWorkloads(run);
+  if (options.ceiling) await ceilingWorkloads(run);
   await growthWorkloads(run);
 
   const rows = sortRows(run.rows);
   const logErrors = await logProblems(passbook.logFile);
   const report: Report = {
-    command: `npm run bench${options.quick ? ' -- --quick' : ''}${options.only.length ? ` --only ${options.only.join(',')}` : ''}`,
+    command: ['npm run bench --', ...process.argv.slice(2)].join(' ').replace(/ --$/, ''),
     startedAt,
     finishedAt: new Date().toISOString(),
     machine: await describeMachine(database),
@@ -384,6 +388,7 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
       signInConnections: options.signInConnections,
       refreshTokenPool: REFRESH_POOL,
       passbookProcesses: 1,
+      passbookNodeFlags: nodeFlags.join(' ') || 'none',
       passbookLogErrors: logErrors,
     },
     rows,

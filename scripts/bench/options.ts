@@ -15,23 +15,31 @@ export interface BenchOptions {
   signInConnections: number;
   /** Rows of oidc_models the growth runs pre-fill, smallest first. */
   fills: number[];
-  /** Only these workloads (ids from workloads.ts); all when empty. */
+  /** Only these workloads (ids in main.ts); all when empty. */
   only: string[];
+  /** Skip the in-memory ceiling's runs (while comparing two builds of Passbook). */
+  ceiling: boolean;
+  /** Skip the runs on a pre-filled table. */
+  growth: boolean;
 }
 
 export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-export const USAGE = 'usage: npm run bench [-- --quick] [--only id,id,…]';
+export const USAGE = 'usage: npm run bench [-- --quick] [--only id,id,…] [--no-ceiling] [--no-growth]';
 
 export function parseOptions(argv: string[]): BenchOptions {
   let quick = false;
   let only: string[] = [];
+  let ceiling = true;
+  let growth = true;
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
     if (arg === '--quick') quick = true;
     else if (arg === '--only') only = (argv[++i] ?? '').split(',').filter(Boolean);
+    else if (arg === '--no-ceiling') ceiling = false;
+    else if (arg === '--no-growth') growth = false;
     else throw new UsageError(`unknown argument ${JSON.stringify(arg)}\n${USAGE}`);
   }
   return {
@@ -42,5 +50,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     signInConnections: 8,
     fills: [10_000, 1_000_000],
     only,
+    ceiling,
+    growth,
   };
 }
