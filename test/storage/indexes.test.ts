@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createKnex, type Knex } from '../../src/db/knex.ts';
-import { PostgresAdapter, purgeExpired } from '../../src/oidc/adapter.ts';
+import {
+  PostgresAdapter,
+  grantsOfAccount,
+  latestGrantId,
+  purgeExpired,
+  sessionsOfAccount,
+} from '../../src/oidc/adapter.ts';
 import { testDatabaseUrl } from '../support/passbook.ts';
 
 /**
@@ -75,11 +81,11 @@ beforeAll(async () => {
   knex = createKnex(testDatabaseUrl());
   explainer = new pg.Client({ connectionString: testDatabaseUrl() });
   await explainer.connect();
-  // Live rows, as a busy server has them: half refresh tokens, distinct grants and uids, expiring
-  // over the next days.
+  // Live rows, as a busy server has them: refresh tokens, grants and sessions of many customers
+  // (two of each per customer), distinct grants and uids, expiring over the next days.
   await knex.raw(
     `INSERT INTO oidc_models (kind, id, payload, grant_id, uid, user_code, account_id, expires_at)
-     SELECT CASE WHEN i % 2 = 0 THEN ? ELSE 'RefreshToken' END, ? || '-' || i,
+     SELECT (ARRAY[?, 'RefreshToken', 'Grant', 'Session'])[1 + i % 4], ? || '-' || i,
             jsonb_build_object('grantId', ? || '-g' || (i / 4)),
             ? || '-g' || (i / 4), ? || '-u' || i, NULL, ? || '-a' || (i / 8),
             CASE WHEN i % 10 = 0 THEN NULL ELSE now() + (i % 5000) * interval '1 minute' END
@@ -91,14 +97,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await knex('oidc_models').where({ kind: KIND }).delete();
-  await knex('oidc_models').where({ kind: 'RefreshToken' }).andWhere('id', 'like', `${RUN}-%`).delete();
+  await knex('oidc_models').where('id', 'like', `${RUN}-%`).delete();
   await explainer.end();
   await knex.destroy();
 });
 
 test('the table really is filled with this file’s rows', async () => {
   const [row] = await knex('oidc_models')
-    .whereIn('kind', [KIND, 'RefreshToken'])
     .andWhere('id', 'like', `${RUN}-%`)
     .count<{ count: string }[]>({ count: '*' });
   expect(Number(row?.count)).toBe(ROWS);
@@ -161,4 +166,27 @@ test('purgeExpired (by expires_at) uses the expires_at index', async () => {
     expect(describePlan(seqScansOfModels(plan))).toEqual([]);
     expect(indexesUsed(plan)).toContain('oidc_models_expires_at');
   }
+});
+
+test('the account pages’ lookups (by account_id) use the account_id index', async () => {
+  const lookups = [
+    () => latestGrantId(knex, `${RUN}-a100`, 'app'),
+    () => grantsOfAccount(knex, `${RUN}-a100`),
+    () => sessionsOfAccount(knex, `${RUN}-a100`),
+  ];
+  for (const lookup of lookups) {
+    const [query] = await issuedBy(lookup);
+    const plan = await planOf(query!);
+
+    expect(describePlan(seqScansOfModels(plan))).toEqual([]);
+    expect(indexesUsed(plan)).toContain('oidc_models_account_id');
+  }
+});
+
+test('a token’s find with its grant uses the primary key for both', async () => {
+  const [query] = await issuedBy(() => new PostgresAdapter(knex, 'RefreshToken').find(`${RUN}-1235`));
+  const plan = await planOf(query!);
+
+  expect(describePlan(seqScansOfModels(plan))).toEqual([]);
+  expect(indexesUsed(plan).filter((name) => name === 'oidc_models_pkey')).toHaveLength(2);
 });
