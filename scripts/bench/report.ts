@@ -107,8 +107,9 @@ const HEADINGS = [
   'p99 ms',
   'errors',
   'peak RSS',
+  'CPU cores: server / load / machine',
 ];
-const RIGHT_ALIGNED = new Set([2, 3, 4, 5, 6, 7, 8]);
+const RIGHT_ALIGNED = new Set([2, 3, 4, 5, 6, 7, 8, 9]);
 
 export function textTable(rows: Row[]): string {
   const table = [HEADINGS, ...rows.map((row) => cells(rows, row))];
