@@ -3,20 +3,11 @@ import {
   TEST_REDIRECT_URI,
   createTestCustomer,
   registerTestApp,
-  startTestPassbook,
-  type TestPassbook,
+  useTestPassbook,
 } from '../support/passbook.ts';
 import { authorizationRequest, completeFlow, discoverAs } from '../support/third-party-app.ts';
 
-let passbook: TestPassbook;
-
-beforeAll(async () => {
-  passbook = await startTestPassbook();
-});
-
-afterAll(async () => {
-  await passbook.close();
-});
+const passbook = useTestPassbook();
 
 function permissionsOn(page: { document: { querySelectorAll(selector: string): { text: string }[] } }) {
   return page.document.querySelectorAll('.permissions li').map((item) => item.text);

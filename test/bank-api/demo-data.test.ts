@@ -1,16 +1,8 @@
 import { demoAccounts, seedDemoAccounts } from '../../src/bank-api/demo-data.ts';
 import { formatAmount, ibanFor, normaliseIban, parseAmount } from '../../src/bank-api/money.ts';
-import { createTestCustomer, startTestPassbook, type TestPassbook } from '../support/passbook.ts';
+import { createTestCustomer, useTestPassbook } from '../support/passbook.ts';
 
-let passbook: TestPassbook;
-
-beforeAll(async () => {
-  passbook = await startTestPassbook();
-});
-
-afterAll(async () => {
-  await passbook.close();
-});
+const passbook = useTestPassbook();
 
 const AS_OF = new Date('2026-11-20T12:00:00Z');
 

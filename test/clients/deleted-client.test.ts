@@ -1,21 +1,8 @@
 import { deleteClient } from '../../src/clients/clients.ts';
-import {
-  createTestCustomer,
-  registerTestApp,
-  startTestPassbook,
-  type TestPassbook,
-} from '../support/passbook.ts';
+import { createTestCustomer, registerTestApp, useTestPassbook } from '../support/passbook.ts';
 import { completeFlow } from '../support/third-party-app.ts';
 
-let passbook: TestPassbook;
-
-beforeAll(async () => {
-  passbook = await startTestPassbook();
-});
-
-afterAll(async () => {
-  await passbook.close();
-});
+const passbook = useTestPassbook();
 
 async function introspect(app: { client_id: string; client_secret?: string }, token: string) {
   const response = await fetch(`${passbook.issuer}/token/introspection`, {

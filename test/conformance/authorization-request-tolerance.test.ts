@@ -5,9 +5,8 @@ import {
   TEST_REDIRECT_URI,
   createTestCustomer,
   registerTestApp,
-  startTestPassbook,
+  useTestPassbook,
   type TestCustomer,
-  type TestPassbook,
 } from '../support/passbook.ts';
 import {
   authorizationRequest,
@@ -16,15 +15,7 @@ import {
   type AuthorizationRequest,
 } from '../support/third-party-app.ts';
 
-let passbook: TestPassbook;
-
-beforeAll(async () => {
-  passbook = await startTestPassbook();
-});
-
-afterAll(async () => {
-  await passbook.close();
-});
+const passbook = useTestPassbook();
 
 const SCOPE = 'openid profile';
 const SECOND_REDIRECT_URI = 'https://app.example/other-callback';

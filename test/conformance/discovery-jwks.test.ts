@@ -1,16 +1,8 @@
 import { importJWK, type JWK } from 'jose';
 import * as oidc from 'openid-client';
-import { startTestPassbook, type TestPassbook } from '../support/passbook.ts';
+import { useTestPassbook } from '../support/passbook.ts';
 
-let passbook: TestPassbook;
-
-beforeAll(async () => {
-  passbook = await startTestPassbook();
-});
-
-afterAll(async () => {
-  await passbook.close();
-});
+const passbook = useTestPassbook();
 
 type Metadata = Record<string, unknown>;
 

@@ -1,20 +1,7 @@
-import {
-  TEST_REDIRECT_URI,
-  registerTestApp,
-  startTestPassbook,
-  type TestPassbook,
-} from '../support/passbook.ts';
+import { TEST_REDIRECT_URI, registerTestApp, useTestPassbook } from '../support/passbook.ts';
 import { authorizationRequest, discoverAs } from '../support/third-party-app.ts';
 
-let passbook: TestPassbook;
-
-beforeAll(async () => {
-  passbook = await startTestPassbook();
-});
-
-afterAll(async () => {
-  await passbook.close();
-});
+const passbook = useTestPassbook();
 
 const SECOND_REDIRECT_URI = 'https://app.example/other-callback';
 

@@ -4,23 +4,14 @@ import { CustomerAgent, type Page } from '../support/customer-agent.ts';
 import {
   createTestCustomer,
   registerTestApp,
-  startTestPassbook,
+  useTestPassbook,
   type TestCustomer,
-  type TestPassbook,
 } from '../support/passbook.ts';
 import { authorizationRequest, completeFlow } from '../support/third-party-app.ts';
 
 /** Checklist J31-J33: OpenID Connect RP-initiated logout at the end-session endpoint. */
 
-let passbook: TestPassbook;
-
-beforeAll(async () => {
-  passbook = await startTestPassbook();
-});
-
-afterAll(async () => {
-  await passbook.close();
-});
+const passbook = useTestPassbook();
 
 /** Every address of the apps in this file: the browser stops at any of them instead of fetching it. */
 const APP_ORIGIN = 'https://app.example';

@@ -4,8 +4,7 @@ import {
   TEST_REDIRECT_URI,
   createTestCustomer,
   registerTestApp,
-  startTestPassbook,
-  type TestPassbook,
+  useTestPassbook,
 } from '../support/passbook.ts';
 import {
   authorizationRequest,
@@ -14,15 +13,7 @@ import {
   exchangeCode,
 } from '../support/third-party-app.ts';
 
-let passbook: TestPassbook;
-
-beforeAll(async () => {
-  passbook = await startTestPassbook();
-});
-
-afterAll(async () => {
-  await passbook.close();
-});
+const passbook = useTestPassbook();
 
 const SCOPE = 'openid profile';
 

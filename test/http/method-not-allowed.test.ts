@@ -1,14 +1,6 @@
-import { startTestPassbook, type TestPassbook } from '../support/passbook.ts';
+import { useTestPassbook } from '../support/passbook.ts';
 
-let passbook: TestPassbook;
-
-beforeAll(async () => {
-  passbook = await startTestPassbook();
-});
-
-afterAll(async () => {
-  await passbook.close();
-});
+const passbook = useTestPassbook();
 
 test.each(['/token', '/token/introspection', '/token/revocation', '/request'])(
   'GET %s answers 405 with an OAuth error and Allow: POST',

@@ -4,8 +4,7 @@ import {
   TEST_REDIRECT_URI,
   createTestCustomer,
   registerTestApp,
-  startTestPassbook,
-  type TestPassbook,
+  useTestPassbook,
 } from '../support/passbook.ts';
 import { authorizationRequest, customerAllows, discoverAs } from '../support/third-party-app.ts';
 
@@ -14,15 +13,7 @@ import { authorizationRequest, customerAllows, discoverAs } from '../support/thi
  * friendly page, never a 500, never internal detail, and nothing stored.
  */
 
-let passbook: TestPassbook;
-
-beforeAll(async () => {
-  passbook = await startTestPassbook();
-});
-
-afterAll(async () => {
-  await passbook.close();
-});
+const passbook = useTestPassbook();
 
 const ONE_MEGABYTE = 1024 * 1024;
 

@@ -4,23 +4,14 @@ import {
   TEST_REDIRECT_URI,
   createTestCustomer,
   registerTestApp,
-  startTestPassbook,
+  useTestPassbook,
   type TestCustomer,
-  type TestPassbook,
 } from '../support/passbook.ts';
 import { authorizationRequest, discoverAs, type AuthorizationRequest } from '../support/third-party-app.ts';
 
 /** The bank's own sign-in and consent screens: wording, refusals, CSRF, and the headers they carry. */
 
-let passbook: TestPassbook;
-
-beforeAll(async () => {
-  passbook = await startTestPassbook();
-});
-
-afterAll(async () => {
-  await passbook.close();
-});
+const passbook = useTestPassbook();
 
 interface Started {
   customer: TestCustomer;

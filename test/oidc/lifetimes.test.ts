@@ -1,24 +1,11 @@
 import * as oidc from 'openid-client';
 import { atTime } from '../support/clock.ts';
-import {
-  createTestCustomer,
-  registerTestApp,
-  startTestPassbook,
-  type TestPassbook,
-} from '../support/passbook.ts';
+import { createTestCustomer, registerTestApp, useTestPassbook } from '../support/passbook.ts';
 import { completeFlow } from '../support/third-party-app.ts';
 
 const DAY = 24 * 60 * 60 * 1000;
 
-let passbook: TestPassbook;
-
-beforeAll(async () => {
-  passbook = await startTestPassbook();
-});
-
-afterAll(async () => {
-  await passbook.close();
-});
+const passbook = useTestPassbook();
 
 async function storedExpiry(kind: string, grantId: string): Promise<number[]> {
   const rows: { expires_at: Date }[] = await passbook

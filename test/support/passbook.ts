@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from '@jest/globals';
 import { once } from 'node:events';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -52,6 +53,26 @@ export async function startTestPassbook(
   });
   const passbook = await startPassbook(config, log);
   return { ...passbook, issuer, knex: passbook.database.knex };
+}
+
+/**
+ * The Passbook a test file runs against: started before its first test, stopped after its last.
+ * It is there only inside tests and hooks, so read it there, never at the top of the file.
+ */
+export function useTestPassbook(env: Record<string, string> = {}): TestPassbook {
+  let running: TestPassbook | undefined;
+  beforeAll(async () => {
+    running = await startTestPassbook(env);
+  });
+  afterAll(async () => {
+    await running?.close();
+  });
+  return new Proxy({} as TestPassbook, {
+    get(_target, property) {
+      if (!running) throw new Error('the test Passbook starts in beforeAll: use it inside a test or hook');
+      return Reflect.get(running, property);
+    },
+  });
 }
 
 export interface TestCustomer {
