@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import Router from '@koa/router';
-import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
-import { findCustomerById, findCustomerByUsername, verifyCredentials } from '../accounts/accounts.ts';
-import { recentEvents, recordEvent, type AuditEvent } from '../audit/events.ts';
+import { findCustomerById, verifyCredentials } from '../accounts/accounts.ts';
+import { recentEvents, recordEvent, requestOrigin } from '../audit/events.ts';
+import { recordFailedSignIn } from '../audit/sign-ins.ts';
 import { csrfToken, isValidCsrfToken } from '../http/csrf.ts';
+import { formBodies, formField } from '../http/forms.ts';
 import { PageError } from '../http/errors.ts';
 import { noStore } from '../http/security-headers.ts';
 import { renderPage } from '../http/views.ts';
@@ -32,15 +33,6 @@ const SIGN_IN_CSRF_PURPOSE = 'account-sign-in';
 /** Binds the sign-in form's CSRF token to this browser before there is any session to bind it to. */
 const SIGN_IN_NONCE_COOKIE = 'passbook_signin';
 const WRONG_CREDENTIALS = 'The username or password is not right.';
-
-function formField(ctx: Context, name: string): string {
-  const value = (ctx.request.body as Record<string, unknown> | undefined)?.[name];
-  return typeof value === 'string' ? value : '';
-}
-
-function requestOrigin(ctx: Context): Pick<AuditEvent, 'ip' | 'userAgent'> {
-  return { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined };
-}
 
 interface ConnectedApp {
   clientId: string;
@@ -70,7 +62,7 @@ function connectedApps(grants: AccountGrant[], appName: (clientId: string) => st
 
 export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountDependencies): Router {
   const router = new Router();
-  const forms = bodyParser({ enableTypes: ['form'], formLimit: '16kb' });
+  const forms = formBodies();
 
   async function appNames(clientIds: Iterable<string>): Promise<(clientId: string) => string> {
     const names = new Map<string, string>();
@@ -132,19 +124,17 @@ export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountD
     );
   }
 
-  router.use('/account', noStore());
-
-  router.get('/', (ctx) => {
+  function backToAccount(ctx: Context): void {
     ctx.status = 303;
     ctx.redirect('/account');
-  });
+  }
+
+  router.use('/account', noStore());
+
+  router.get('/', backToAccount);
 
   router.get('/account/sign-in', async (ctx) => {
-    if (await sessions.current(ctx)) {
-      ctx.status = 303;
-      ctx.redirect('/account');
-      return;
-    }
+    if (await sessions.current(ctx)) return backToAccount(ctx);
     showSignIn(ctx);
   });
 
@@ -156,9 +146,7 @@ export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountD
     const username = formField(ctx, 'username');
     const accountId = await verifyCredentials(knex, username, formField(ctx, 'password'));
     if (!accountId) {
-      const known = await findCustomerByUsername(knex, username);
-      if (known)
-        await recordEvent(knex, { accountId: known.id, type: 'sign_in_failed', ...requestOrigin(ctx) });
+      await recordFailedSignIn(knex, ctx, username);
       showSignIn(ctx, WRONG_CREDENTIALS, 401);
       return;
     }
@@ -169,8 +157,7 @@ export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountD
       ...requestOrigin(ctx),
       detail: { session: session.uid },
     });
-    ctx.status = 303;
-    ctx.redirect('/account');
+    backToAccount(ctx);
   });
 
   router.get(
@@ -236,8 +223,7 @@ export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountD
         clientId,
         ...requestOrigin(ctx),
       });
-      ctx.status = 303;
-      ctx.redirect('/account');
+      backToAccount(ctx);
     }),
   );
 
@@ -252,8 +238,7 @@ export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountD
       }
       await sessions.end(other);
       await recordEvent(knex, { accountId: session.accountId, type: 'session_ended', ...requestOrigin(ctx) });
-      ctx.status = 303;
-      ctx.redirect('/account');
+      backToAccount(ctx);
     }),
   );
 
@@ -268,8 +253,7 @@ export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountD
         if (other) await sessions.end(other);
       }
       await recordEvent(knex, { accountId: session.accountId, type: 'session_ended', ...requestOrigin(ctx) });
-      ctx.status = 303;
-      ctx.redirect('/account');
+      backToAccount(ctx);
     }),
   );
 

@@ -40,6 +40,14 @@ export interface StoredAuditEvent {
 
 const MAX_USER_AGENT = 512;
 
+/** Where a request came from, as the activity log records it. */
+export function requestOrigin(ctx: {
+  ip: string;
+  get(header: string): string;
+}): Pick<AuditEvent, 'ip' | 'userAgent'> {
+  return { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined };
+}
+
 export async function recordEvent(knex: Knex, event: AuditEvent): Promise<void> {
   await knex(TABLE).insert({
     account_id: event.accountId ?? null,

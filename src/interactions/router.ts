@@ -1,12 +1,13 @@
 import Router from '@koa/router';
-import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Interaction, InteractionResults } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
-import { findCustomerById, findCustomerByUsername, verifyCredentials } from '../accounts/accounts.ts';
-import { recordEvent } from '../audit/events.ts';
+import { findCustomerById, verifyCredentials } from '../accounts/accounts.ts';
+import { recordEvent, requestOrigin } from '../audit/events.ts';
+import { recordFailedSignIn } from '../audit/sign-ins.ts';
 import { csrfToken, isValidCsrfToken } from '../http/csrf.ts';
+import { formBodies, formField } from '../http/forms.ts';
 import { PageError } from '../http/errors.ts';
 import { noStore } from '../http/security-headers.ts';
 import { renderPage } from '../http/views.ts';
@@ -27,14 +28,9 @@ export interface InteractionDependencies {
 const CSRF_PURPOSE = 'interaction';
 const WRONG_CREDENTIALS = 'The username or password is not right.';
 
-function formField(ctx: Context, name: string): string {
-  const value = (ctx.request.body as Record<string, unknown> | undefined)?.[name];
-  return typeof value === 'string' ? value : '';
-}
-
 export function interactionsRouter({ provider, knex, cookieKeys }: InteractionDependencies): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
-  const forms = bodyParser({ enableTypes: ['form'], formLimit: '16kb' });
+  const forms = formBodies();
 
   /** The interaction behind this request, bound to this browser by the provider's cookie. */
   async function loadInteraction(ctx: Context): Promise<Interaction> {
@@ -56,19 +52,6 @@ export function interactionsRouter({ provider, knex, cookieKeys }: InteractionDe
   async function clientName(interaction: Interaction): Promise<string> {
     const client = await provider.Client.find(String(interaction.params.client_id));
     return client?.clientName ?? String(interaction.params.client_id);
-  }
-
-  /** A failed sign-in to a real customer's name goes into that customer's activity log. */
-  async function recordFailedSignIn(ctx: Context, username: string, clientId: string): Promise<void> {
-    const customer = await findCustomerByUsername(knex, username);
-    if (!customer) return;
-    await recordEvent(knex, {
-      accountId: customer.id,
-      type: 'sign_in_failed',
-      clientId,
-      ip: ctx.ip,
-      userAgent: ctx.get('user-agent') || undefined,
-    });
   }
 
   async function finish(ctx: Context, result: InteractionResults): Promise<void> {
@@ -129,7 +112,7 @@ export function interactionsRouter({ provider, knex, cookieKeys }: InteractionDe
     const username = formField(ctx, 'username');
     const accountId = await verifyCredentials(knex, username, formField(ctx, 'password'));
     if (!accountId) {
-      await recordFailedSignIn(ctx, username, String(interaction.params.client_id));
+      await recordFailedSignIn(knex, ctx, username, String(interaction.params.client_id));
       return showLogin(ctx, interaction, WRONG_CREDENTIALS, 401);
     }
     // The session cookie lasts only as long as the browser; the server-side session has its own limits.
@@ -145,8 +128,7 @@ export function interactionsRouter({ provider, knex, cookieKeys }: InteractionDe
         accountId: interaction.session?.accountId,
         type: 'consent_denied',
         clientId: String(interaction.params.client_id),
-        ip: ctx.ip,
-        userAgent: ctx.get('user-agent') || undefined,
+        ...requestOrigin(ctx),
       });
       await finish(ctx, { error: 'access_denied', error_description: 'the customer did not allow access' });
       return;

@@ -79,6 +79,13 @@ function alreadyConsumed(kind: string): Error {
     : new errors.InvalidGrant('grant request is invalid');
 }
 
+/** Rows of one kind that have not expired: what every lookup sees. */
+function liveRows(knex: Knex, kind: string, now = new Date()): Knex.QueryBuilder {
+  return knex(TABLE)
+    .where({ kind })
+    .andWhere((where) => where.whereNull('expires_at').orWhere('expires_at', '>', now));
+}
+
 export class PostgresAdapter implements Adapter {
   private readonly knex: Knex;
   private readonly kind: string;
@@ -86,13 +93,6 @@ export class PostgresAdapter implements Adapter {
   constructor(knex: Knex, kind: string) {
     this.knex = knex;
     this.kind = kind;
-  }
-
-  private live(): Knex.QueryBuilder {
-    const now = new Date();
-    return this.knex(TABLE)
-      .where({ [`${TABLE}.kind`]: this.kind })
-      .andWhere((where) => where.whereNull(`${TABLE}.expires_at`).orWhere(`${TABLE}.expires_at`, '>', now));
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number | undefined): Promise<void> {
@@ -138,12 +138,14 @@ export class PostgresAdapter implements Adapter {
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-    const row: ModelRow | undefined = await this.live().andWhere({ uid }).first('payload', 'consumed_at');
+    const row: ModelRow | undefined = await liveRows(this.knex, this.kind)
+      .andWhere({ uid })
+      .first('payload', 'consumed_at');
     return withConsumed(row);
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-    const row: ModelRow | undefined = await this.live()
+    const row: ModelRow | undefined = await liveRows(this.knex, this.kind)
       .andWhere({ user_code: userCode })
       .first('payload', 'consumed_at');
     return withConsumed(row);
@@ -253,12 +255,6 @@ export async function purgeExpired(knex: Knex, now = new Date()): Promise<number
 
 /* The customer's view of their own grants and sessions, for the account pages. */
 
-function liveRows(knex: Knex, kind: string, now = new Date()): Knex.QueryBuilder {
-  return knex(TABLE)
-    .where({ kind })
-    .andWhere((where) => where.whereNull('expires_at').orWhere('expires_at', '>', now));
-}
-
 export interface AccountGrant {
   grantId: string;
   clientId: string;
@@ -334,19 +330,15 @@ export interface AccountSession {
   /** The session's public handle; its id is the cookie's secret and never leaves the server. */
   uid: string;
   signedInAt: Date | undefined;
-  expiresAt: Date | null;
-  clientIds: string[];
 }
 
 export async function sessionsOfAccount(knex: Knex, accountId: string): Promise<AccountSession[]> {
-  const rows: { payload: AdapterPayload; expires_at: Date | null }[] = await liveRows(knex, 'Session')
+  const rows: { payload: AdapterPayload }[] = await liveRows(knex, 'Session')
     .andWhere({ account_id: accountId })
     .orderBy('created_at', 'desc')
-    .select('payload', 'expires_at');
-  return rows.map(({ payload, expires_at }) => ({
+    .select('payload');
+  return rows.map(({ payload }) => ({
     uid: String(payload.uid),
     signedInAt: typeof payload.loginTs === 'number' ? new Date(payload.loginTs * 1000) : undefined,
-    expiresAt: expires_at,
-    clientIds: Object.keys((payload.authorizations as Record<string, unknown> | undefined) ?? {}),
   }));
 }

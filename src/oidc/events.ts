@@ -2,7 +2,7 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
 import type { Logger } from '../log.ts';
-import { recordEvent, type AuditEvent } from '../audit/events.ts';
+import { recordEvent, requestOrigin, type AuditEvent } from '../audit/events.ts';
 import { markGrantUsed } from './adapter.ts';
 
 /**
@@ -10,10 +10,6 @@ import { markGrantUsed } from './adapter.ts';
  * sign-ins, consents, refresh-token reuse, and when an app last got a token. A failure here is
  * logged and never fails the customer's or the app's request.
  */
-
-function where(ctx: KoaContextWithOIDC): Pick<AuditEvent, 'ip' | 'userAgent'> {
-  return { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined };
-}
 
 export function recordProviderEvents(provider: Provider, knex: Knex, log: Logger): void {
   function record(event: AuditEvent): void {
@@ -31,7 +27,7 @@ export function recordProviderEvents(provider: Provider, knex: Knex, log: Logger
         accountId: result.login.accountId,
         type: 'sign_in_succeeded',
         clientId,
-        ...where(ctx),
+        ...requestOrigin(ctx),
         detail: session ? { session: session.uid } : {},
       });
     }
@@ -40,7 +36,7 @@ export function recordProviderEvents(provider: Provider, knex: Knex, log: Logger
         accountId: session.accountId,
         type: 'consent_given',
         clientId,
-        ...where(ctx),
+        ...requestOrigin(ctx),
         detail: { scope: String(ctx.oidc.params?.scope ?? '') },
       });
     }
@@ -50,7 +46,7 @@ export function recordProviderEvents(provider: Provider, knex: Knex, log: Logger
   provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
     const accountId = ctx.oidc.session?.accountId;
     if (!accountId) return;
-    record({ accountId, type: 'signed_out', clientId: ctx.oidc.client?.clientId, ...where(ctx) });
+    record({ accountId, type: 'signed_out', clientId: ctx.oidc.client?.clientId, ...requestOrigin(ctx) });
   });
 
   provider.on('grant.error', (ctx: KoaContextWithOIDC, error: Error & { error_detail?: string }) => {
@@ -59,7 +55,7 @@ export function recordProviderEvents(provider: Provider, knex: Knex, log: Logger
       accountId: ctx.oidc.entities.Account?.accountId,
       type: 'refresh_token_reuse_detected',
       clientId: ctx.oidc.client?.clientId,
-      ...where(ctx),
+      ...requestOrigin(ctx),
     });
   });
 
