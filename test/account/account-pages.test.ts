@@ -1,7 +1,9 @@
+import { registerBankApiClient } from '../support/bank-api.ts';
 import * as oidc from 'openid-client';
 import type { RegisteredClient } from '../../src/clients/clients.ts';
 import { CustomerAgent, type Page } from '../support/customer-agent.ts';
 import {
+  basicAuthorization,
   TEST_REDIRECT_URI,
   createTestCustomer,
   registerTestApp,
@@ -16,7 +18,7 @@ let bankApi: RegisteredClient;
 
 beforeAll(async () => {
   passbook = await startTestPassbook();
-  bankApi = await registerTestApp(passbook, { name: 'Bank API', redirectUris: [], isResourceServer: true });
+  bankApi = await registerBankApiClient(passbook);
 });
 
 afterAll(async () => {
@@ -34,7 +36,7 @@ async function introspect(token: string): Promise<{ active: boolean }> {
     method: 'POST',
     headers: {
       'content-type': 'application/x-www-form-urlencoded',
-      authorization: `Basic ${Buffer.from(`${bankApi.client_id}:${bankApi.client_secret}`).toString('base64')}`,
+      authorization: basicAuthorization(bankApi),
     },
     body: new URLSearchParams({ token }),
   });

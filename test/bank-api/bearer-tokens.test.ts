@@ -1,6 +1,7 @@
 import { CustomerAgent } from '../support/customer-agent.ts';
 import { callBankApi, startTestBankApi, type TestBankApi } from '../support/bank-api.ts';
 import {
+  basicAuthorization,
   TEST_REDIRECT_URI,
   createTestCustomer,
   registerTestApp,
@@ -36,7 +37,7 @@ async function tokensFor(scope: string) {
 }
 
 function basic(app: { client_id: string; client_secret?: string }): string {
-  return `Basic ${Buffer.from(`${app.client_id}:${app.client_secret}`).toString('base64')}`;
+  return basicAuthorization(app);
 }
 
 test('a request without a token gets 401 and a bare Bearer challenge, with no error code', async () => {

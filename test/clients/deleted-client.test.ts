@@ -1,5 +1,10 @@
 import { deleteClient } from '../../src/clients/clients.ts';
-import { createTestCustomer, registerTestApp, useTestPassbook } from '../support/passbook.ts';
+import {
+  basicAuthorization,
+  createTestCustomer,
+  registerTestApp,
+  useTestPassbook,
+} from '../support/passbook.ts';
 import { completeFlow } from '../support/third-party-app.ts';
 
 const passbook = useTestPassbook();
@@ -9,7 +14,7 @@ async function introspect(app: { client_id: string; client_secret?: string }, to
     method: 'POST',
     headers: {
       'content-type': 'application/x-www-form-urlencoded',
-      authorization: `Basic ${Buffer.from(`${app.client_id}:${app.client_secret}`).toString('base64')}`,
+      authorization: basicAuthorization(app),
     },
     body: new URLSearchParams({ token }),
   });

@@ -1,5 +1,7 @@
+import { registerBankApiClient } from '../support/bank-api.ts';
 import type { RegisteredClient } from '../../src/clients/clients.ts';
 import {
+  basicAuthorization,
   createTestCustomer,
   registerTestApp,
   startTestPassbook,
@@ -17,7 +19,7 @@ let bankApi: RegisteredClient;
 beforeAll(async () => {
   passbook = await startTestPassbook();
   customer = await createTestCustomer(passbook.knex);
-  bankApi = await registerTestApp(passbook, { name: 'Bank API', redirectUris: [], isResourceServer: true });
+  bankApi = await registerBankApiClient(passbook);
 });
 
 afterAll(async () => {
@@ -35,7 +37,7 @@ interface IntrospectionBody {
 async function introspect(caller: RegisteredClient | undefined, token: string) {
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
   if (caller?.client_secret) {
-    headers.authorization = `Basic ${Buffer.from(`${caller.client_id}:${caller.client_secret}`).toString('base64')}`;
+    headers.authorization = basicAuthorization(caller);
   }
   const body = new URLSearchParams({ token });
   if (caller && !caller.client_secret) body.set('client_id', caller.client_id);
@@ -80,7 +82,7 @@ test('garbage and revoked tokens are exactly {"active":false}', async () => {
     method: 'POST',
     headers: {
       'content-type': 'application/x-www-form-urlencoded',
-      authorization: `Basic ${Buffer.from(`${app.client_id}:${app.client_secret}`).toString('base64')}`,
+      authorization: basicAuthorization(app),
     },
     body: new URLSearchParams({ token: tokens.access_token }),
   });

@@ -1,6 +1,8 @@
+import { registerBankApiClient } from '../support/bank-api.ts';
 import * as oidc from 'openid-client';
 import type { RegisteredClient } from '../../src/clients/clients.ts';
 import {
+  basicAuthorization,
   createTestCustomer,
   registerTestApp,
   startTestPassbook,
@@ -16,7 +18,7 @@ let bankApi: RegisteredClient;
 
 beforeAll(async () => {
   passbook = await startTestPassbook();
-  bankApi = await registerTestApp(passbook, { name: 'Bank API', redirectUris: [], isResourceServer: true });
+  bankApi = await registerBankApiClient(passbook);
 });
 
 afterAll(async () => {
@@ -80,7 +82,7 @@ async function rawRevocation(form: Record<string, string>, headers: Record<strin
 }
 
 function basic(client: RegisteredClient, secret = client.client_secret ?? ''): string {
-  return `Basic ${Buffer.from(`${client.client_id}:${secret}`).toString('base64')}`;
+  return basicAuthorization({ client_id: client.client_id, client_secret: secret });
 }
 
 async function userinfoStatus(signed: Signed, accessToken = signed.accessToken): Promise<number> {

@@ -1,6 +1,7 @@
 import * as oidc from 'openid-client';
 import { CustomerAgent } from '../support/customer-agent.ts';
 import {
+  basicAuthorization,
   TEST_REDIRECT_URI,
   createTestCustomer,
   registerTestApp,
@@ -67,8 +68,7 @@ function postToToken(form: Record<string, string>, headers: Record<string, strin
 }
 
 function basicAuth(clientId: string, secret: string): Record<string, string> {
-  const credentials = `${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`;
-  return { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` };
+  return { authorization: basicAuthorization({ client_id: clientId, client_secret: secret }) };
 }
 
 async function expectOAuthError(response: Response, status: number, error: string): Promise<void> {

@@ -4,6 +4,7 @@ import { callBankApi, startTestBankApi, type TestBankApi } from '../support/bank
 import { launchChromium, screenshot } from '../support/browser.ts';
 import { connectedTokens, startTestBudgetBuddy, type TestBudgetBuddy } from '../support/budget-buddy.ts';
 import {
+  basicAuthorization,
   createTestCustomer,
   startTestPassbook,
   type TestCustomer,
@@ -121,7 +122,7 @@ test('connect, see transactions, be refused payments, disconnect: the old token 
   const refresh = await fetch(`${passbook.issuer}/token`, {
     method: 'POST',
     headers: {
-      authorization: `Basic ${Buffer.from(`${budgetBuddy.client.client_id}:${budgetBuddy.client.client_secret}`).toString('base64')}`,
+      authorization: basicAuthorization(budgetBuddy.client),
       'content-type': 'application/x-www-form-urlencoded',
     },
     body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: String(refreshToken) }),

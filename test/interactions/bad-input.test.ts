@@ -1,6 +1,7 @@
 import type * as oidc from 'openid-client';
 import { CustomerAgent, type Page } from '../support/customer-agent.ts';
 import {
+  basicAuthorization,
   TEST_REDIRECT_URI,
   createTestCustomer,
   registerTestApp,
@@ -197,7 +198,7 @@ describe('oversize bodies', () => {
       method: 'POST',
       headers: {
         'content-type': 'application/x-www-form-urlencoded',
-        authorization: `Basic ${Buffer.from(`${app.client_id}:${app.client_secret}`).toString('base64')}`,
+        authorization: basicAuthorization(app),
       },
       body: new URLSearchParams({
         grant_type: 'authorization_code',
@@ -280,7 +281,7 @@ describe('malformed token requests', () => {
   }
 
   function basic(app: { client_id: string; client_secret?: string }): string {
-    return `Basic ${Buffer.from(`${app.client_id}:${app.client_secret ?? ''}`).toString('base64')}`;
+    return basicAuthorization(app);
   }
 
   async function accessTokensFor(clientId: string): Promise<number> {

@@ -75,6 +75,18 @@ export function useTestPassbook(env: Record<string, string> = {}): TestPassbook 
   });
 }
 
+/**
+ * The Authorization header of client_secret_basic (RFC 6749 §2.3.1), for the raw requests that a
+ * client library would not send the way a test needs them.
+ */
+export function basicAuthorization(client: {
+  client_id: string;
+  client_secret?: string | undefined;
+}): string {
+  const credentials = `${encodeURIComponent(client.client_id)}:${encodeURIComponent(client.client_secret ?? '')}`;
+  return `Basic ${Buffer.from(credentials).toString('base64')}`;
+}
+
 export interface TestCustomer {
   id: string;
   username: string;
