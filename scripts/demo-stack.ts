@@ -1,7 +1,7 @@
 import { loadConfig, type Config } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { startPassbook, type RunningPassbook } from '../src/start.ts';
-import { findCustomerByUsername } from '../src/accounts/accounts.ts';
+import { findCustomerByUsername } from '../src/customers/customers.ts';
 import { loadBankApiConfig } from '../src/bank-api/config.ts';
 import { seedDemoAccounts } from '../src/bank-api/demo-data.ts';
 import { createBankApiLogger, startBankApi } from '../src/bank-api/start.ts';

@@ -8,13 +8,13 @@ import { assetsRouter } from './http/assets.ts';
 import { errorPages } from './http/errors.ts';
 import { methodNotAllowedRouter } from './http/method-not-allowed.ts';
 import { securityHeaders } from './http/security-headers.ts';
-import { accountRouter } from './account/router.ts';
-import { bankSessions } from './account/bank-session.ts';
+import { accountRouter } from './account-pages/router.ts';
+import { bankSessions } from './account-pages/bank-session.ts';
 import { interactionsRouter } from './interactions/router.ts';
 import { loadCookieKeys, loadSigningKeys } from './oidc/keys.ts';
 import { recordProviderEvents } from './oidc/events.ts';
 import { createProvider } from './oidc/provider.ts';
-import { withPrefetchScope } from './oidc/adapter.ts';
+import { withPrefetchScope } from './oidc/storage/adapter.ts';
 
 export interface PassbookApp {
   app: Koa;
@@ -64,7 +64,7 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
   // Our cookies and the provider's are signed with the same keys.
   const app = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
   app.silent = true;
-  // A grant read with a token serves the same request's grant lookup (see src/oidc/adapter.ts).
+  // A grant read with a token serves the same request's grant lookup (see src/oidc/storage/adapter.ts).
   app.use((_ctx, next) => withPrefetchScope(next));
   app.use(requestLog(log));
   app.use(securityHeaders());

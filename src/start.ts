@@ -6,7 +6,7 @@ import type { Config } from './config.ts';
 import { migrate } from './db/migrate.ts';
 import { openDatabase, type Database } from './db/open.ts';
 import type { Logger } from './log.ts';
-import { startPurgeTimer } from './oidc/purge.ts';
+import { startPurgeTimer } from './oidc/storage/purge.ts';
 import { DEMO_CLIENT_ID, DEMO_CUSTOMER, DEMO_REDIRECT_URI, seedDemo, type DemoSeed } from './seed/demo.ts';
 import { createApp } from './server.ts';
 

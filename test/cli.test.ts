@@ -79,7 +79,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
-  await knex('users').where('username', 'like', `${RUN}-%`).delete();
+  await knex('customers').where('username', 'like', `${RUN}-%`).delete();
   await knex('clients')
     .whereRaw("metadata->>'client_name' like ?", [`${RUN}-%`])
     .delete();
@@ -112,7 +112,7 @@ describe('users:create', () => {
     expect(result.stdout).not.toContain(password);
     expect(result.stderr).not.toContain(password);
 
-    const row: { username: string; password_hash: string } | undefined = await knex('users')
+    const row: { username: string; password_hash: string } | undefined = await knex('customers')
       .where({ id: printed.id })
       .first('username', 'password_hash');
     expect(row?.username).toBe(username);
@@ -146,7 +146,7 @@ describe('users:create', () => {
       expect(lines[0]).toContain(again);
       expect(lines[0]).toMatch(/taken/);
     }
-    const [row] = await knex('users')
+    const [row] = await knex('customers')
       .whereRaw('lower(username) = lower(?)', [username])
       .count<{ count: string }[]>({ count: '*' });
     expect(Number(row?.count)).toBe(1);
@@ -157,7 +157,7 @@ describe('users:create', () => {
     const result = await cli(['users:create', '--username', username, '--password', 'on-the-command-line']);
 
     expect(result.code).toBe(2);
-    expect(await knex('users').where({ username }).first()).toBeUndefined();
+    expect(await knex('customers').where({ username }).first()).toBeUndefined();
   });
 });
 

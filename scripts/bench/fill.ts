@@ -1,7 +1,7 @@
 import type { Knex } from '../../src/db/knex.ts';
 
 /**
- * Stored data for the growth runs: rows shaped like the adapter's (src/oidc/adapter.ts owns the
+ * Stored data for the growth runs: rows shaped like the adapter's (src/oidc/storage/ owns the
  * table; this is a benchmark fixture, as the index test's is). Half are expired and not yet
  * purged, some refresh tokens consumed; every row belongs to a grant, customer and app of its
  * own kind, as a busy bank's would. Inserted by one INSERT … SELECT generate_series.
@@ -33,7 +33,7 @@ export async function fillModels(knex: Knex, from: number, to: number): Promise<
   await knex.transaction(async (trx) => {
     await trx.raw('SET LOCAL statement_timeout = 0');
     await trx.raw(
-      `INSERT INTO oidc_models (kind, id, payload, grant_id, uid, account_id, client_id, expires_at, consumed_at, created_at)
+      `INSERT INTO oidc_models (kind, id, payload, grant_id, uid, customer_id, client_id, expires_at, consumed_at, created_at)
      SELECT (?::text[])[1 + i % ?],
             'fill-' || md5(i::text),
             jsonb_build_object('jti', 'fill-' || md5(i::text), 'kind', (?::text[])[1 + i % ?],

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type Provider from 'oidc-provider';
-import { createCustomer } from '../../src/accounts/accounts.ts';
+import { createCustomer } from '../../src/customers/customers.ts';
 import { createClient } from '../../src/clients/clients.ts';
 import type { Knex } from '../../src/db/knex.ts';
 import { REDIRECT_URI } from './mint.ts';

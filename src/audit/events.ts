@@ -21,7 +21,7 @@ export const AUDIT_EVENT_TYPES = [
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 
 export interface AuditEvent {
-  accountId: string | undefined;
+  customerId: string | undefined;
   type: AuditEventType;
   clientId?: string | undefined;
   ip?: string | undefined;
@@ -50,7 +50,7 @@ export function requestOrigin(ctx: {
 
 export async function recordEvent(knex: Knex, event: AuditEvent): Promise<void> {
   await knex(TABLE).insert({
-    account_id: event.accountId ?? null,
+    customer_id: event.customerId ?? null,
     type: event.type,
     client_id: event.clientId ?? null,
     ip: event.ip ?? null,
@@ -59,9 +59,9 @@ export async function recordEvent(knex: Knex, event: AuditEvent): Promise<void> 
   });
 }
 
-export async function recentEvents(knex: Knex, accountId: string, limit = 50): Promise<StoredAuditEvent[]> {
+export async function recentEvents(knex: Knex, customerId: string, limit = 50): Promise<StoredAuditEvent[]> {
   return knex(TABLE)
-    .where({ account_id: accountId })
+    .where({ customer_id: customerId })
     .orderBy([
       { column: 'created_at', order: 'desc' },
       { column: 'id', order: 'desc' },

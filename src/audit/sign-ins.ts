@@ -1,5 +1,5 @@
 import type { Knex } from '../db/knex.ts';
-import { findCustomerByUsername } from '../accounts/accounts.ts';
+import { findCustomerByUsername } from '../customers/customers.ts';
 import { recordEvent, requestOrigin } from './events.ts';
 
 /**
@@ -15,7 +15,7 @@ export async function recordFailedSignIn(
   const customer = await findCustomerByUsername(knex, username);
   if (!customer) return;
   await recordEvent(knex, {
-    accountId: customer.id,
+    customerId: customer.id,
     type: 'sign_in_failed',
     clientId,
     ...requestOrigin(ctx),

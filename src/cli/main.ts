@@ -4,11 +4,11 @@ import { ConfigError, loadConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { openDatabase } from '../db/open.ts';
 import { migrate } from '../db/migrate.ts';
-import { InvalidCustomerError, createCustomer } from '../accounts/accounts.ts';
+import { InvalidCustomerError, createCustomer } from '../customers/customers.ts';
 import { InvalidClientError, createClient, deleteClient, listClients } from '../clients/clients.ts';
 import { loadCookieKeys, loadSigningKeys } from '../oidc/keys.ts';
 import { createProvider } from '../oidc/provider.ts';
-import { purgeOnce } from '../oidc/purge.ts';
+import { purgeOnce } from '../oidc/storage/purge.ts';
 import type { Knex } from '../db/knex.ts';
 import type { Config } from '../config.ts';
 

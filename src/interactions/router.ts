@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Interaction, InteractionResults } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
-import { findCustomerById, verifyCredentials } from '../accounts/accounts.ts';
+import { findCustomerById, verifyCredentials } from '../customers/customers.ts';
 import { recordEvent, requestOrigin } from '../audit/events.ts';
 import { recordFailedSignIn } from '../audit/sign-ins.ts';
 import { csrfToken, isValidCsrfToken } from '../http/csrf.ts';
@@ -125,7 +125,7 @@ export function interactionsRouter({ provider, knex, cookieKeys }: InteractionDe
     if (interaction.prompt.name !== 'consent') throw new PageError(400, 'session_not_found');
     if (formField(ctx, 'decision') !== 'allow') {
       await recordEvent(knex, {
-        accountId: interaction.session?.accountId,
+        customerId: interaction.session?.accountId,
         type: 'consent_denied',
         clientId: String(interaction.params.client_id),
         ...requestOrigin(ctx),

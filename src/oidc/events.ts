@@ -3,7 +3,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
 import type { Logger } from '../log.ts';
 import { recordEvent, requestOrigin, type AuditEvent } from '../audit/events.ts';
-import { markGrantUsed } from './adapter.ts';
+import { markGrantUsed } from './storage/grants-and-sessions.ts';
 
 /**
  * What the provider does that the customer's activity log and connected-apps page must know:
@@ -24,7 +24,7 @@ export function recordProviderEvents(provider: Provider, knex: Knex, log: Logger
     const clientId = client?.clientId;
     if (result?.login) {
       record({
-        accountId: result.login.accountId,
+        customerId: result.login.accountId,
         type: 'sign_in_succeeded',
         clientId,
         ...requestOrigin(ctx),
@@ -33,7 +33,7 @@ export function recordProviderEvents(provider: Provider, knex: Knex, log: Logger
     }
     if (result?.consent && session?.accountId) {
       record({
-        accountId: session.accountId,
+        customerId: session.accountId,
         type: 'consent_given',
         clientId,
         ...requestOrigin(ctx),
@@ -46,13 +46,18 @@ export function recordProviderEvents(provider: Provider, knex: Knex, log: Logger
   provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
     const accountId = ctx.oidc.session?.accountId;
     if (!accountId) return;
-    record({ accountId, type: 'signed_out', clientId: ctx.oidc.client?.clientId, ...requestOrigin(ctx) });
+    record({
+      customerId: accountId,
+      type: 'signed_out',
+      clientId: ctx.oidc.client?.clientId,
+      ...requestOrigin(ctx),
+    });
   });
 
   provider.on('grant.error', (ctx: KoaContextWithOIDC, error: Error & { error_detail?: string }) => {
     if (error.error_detail !== 'refresh token already used') return;
     record({
-      accountId: ctx.oidc.entities.Account?.accountId,
+      customerId: ctx.oidc.entities.Account?.accountId,
       type: 'refresh_token_reuse_detected',
       clientId: ctx.oidc.client?.clientId,
       ...requestOrigin(ctx),

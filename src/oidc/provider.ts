@@ -2,10 +2,11 @@ import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'o
 import type { JWK } from 'jose';
 import type { Config, Lifetimes } from '../config.ts';
 import type { Knex } from '../db/knex.ts';
-import { findCustomerById, standardClaims } from '../accounts/accounts.ts';
+import { findCustomerById, standardClaims } from '../customers/customers.ts';
 import { renderErrorPage, renderPage } from '../http/views.ts';
 import { RESOURCE_SERVER_METADATA } from '../clients/clients.ts';
-import { latestGrantId, postgresAdapterFactory } from './adapter.ts';
+import { postgresAdapterFactory } from './storage/adapter.ts';
+import { latestGrantId } from './storage/grants-and-sessions.ts';
 import { compareSecretsAsDigests } from './client-secrets.ts';
 import { SUPPORTED_SCOPES, claimsByScope } from './scopes.ts';
 

@@ -1,6 +1,6 @@
 import type { ClientMetadata } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
-import { createCustomer, findCustomerByUsername } from '../accounts/accounts.ts';
+import { createCustomer, findCustomerByUsername } from '../customers/customers.ts';
 import type { NewClient } from '../clients/clients.ts';
 import { demoClientsFile, ensureDemoClient, type DemoClientCredentials } from './demo-clients.ts';
 

@@ -94,7 +94,7 @@ function appWith(receiver: Receiver | undefined, name = 'Budget Buddy') {
 }
 
 async function sessionRows(customer: TestCustomer): Promise<number> {
-  const rows = await passbook.knex('oidc_models').where({ kind: 'Session', account_id: customer.id });
+  const rows = await passbook.knex('oidc_models').where({ kind: 'Session', customer_id: customer.id });
   return rows.length;
 }
 

@@ -122,7 +122,7 @@ async function refresh(signed: Signed, refreshToken = signed.refreshToken) {
 async function grantRows(signed: Signed): Promise<number> {
   const rows = await passbook
     .knex('oidc_models')
-    .where({ kind: 'Grant', account_id: signed.customer.id, client_id: signed.app.client_id });
+    .where({ kind: 'Grant', customer_id: signed.customer.id, client_id: signed.app.client_id });
   return rows.length;
 }
 

@@ -30,7 +30,7 @@ async function rowsMentioning(text: string): Promise<number> {
 async function sessionsOf(accountId: string): Promise<number> {
   const [row] = await passbook
     .knex('oidc_models')
-    .where({ kind: 'Session', account_id: accountId })
+    .where({ kind: 'Session', customer_id: accountId })
     .count<{ count: string }[]>({ count: '*' });
   return Number(row?.count);
 }

@@ -49,7 +49,7 @@ function isConsentPage(page: Page): boolean {
 async function sessionsOf(customer: TestCustomer): Promise<number> {
   const [row] = await passbook
     .knex('oidc_models')
-    .where({ kind: 'Session', account_id: customer.id })
+    .where({ kind: 'Session', customer_id: customer.id })
     .count<{ count: string }[]>({ count: '*' });
   return Number(row?.count);
 }

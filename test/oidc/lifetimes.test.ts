@@ -26,7 +26,7 @@ test('codes live 60 s, access tokens 10 min, refresh tokens 30 days sliding, nev
   expect(tokens.expires_in).toBe(600);
   const grant: { id: string } = await passbook
     .knex('oidc_models')
-    .where({ kind: 'Grant', account_id: customer.id })
+    .where({ kind: 'Grant', customer_id: customer.id })
     .first('id');
   const [consumedCode] = await passbook
     .knex('oidc_models')

@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { verifyCredentials } from '../../src/accounts/accounts.ts';
+import { verifyCredentials } from '../../src/customers/customers.ts';
 import { findClientMetadata, secretDigest } from '../../src/clients/clients.ts';
 import { DEMO_CLIENT_ID, DEMO_CUSTOMER, DEMO_REDIRECT_URI, seedDemo } from '../../src/seed/demo.ts';
 import { startTestPassbook, type TestPassbook } from '../support/passbook.ts';
@@ -41,7 +41,7 @@ test('the demo seed creates a customer who can sign in and an app, once, showing
   expect(second).toEqual({ customerCreated: false, credentialsFile: first.credentialsFile, app: first.app });
   expect(second).not.toHaveProperty('clientSecret');
   const demoUsers = await passbook
-    .knex('users')
+    .knex('customers')
     .where({ username: DEMO_CUSTOMER.username })
     .count<{ count: string }[]>();
   expect(Number(demoUsers[0]?.count)).toBe(1);

@@ -3,8 +3,8 @@ import { jest } from '@jest/globals';
 import pg from 'pg';
 import { errors, type AdapterPayload } from 'oidc-provider';
 import { createKnex, type Knex } from '../../src/db/knex.ts';
-import { PostgresAdapter, purgeExpired, withPrefetchScope } from '../../src/oidc/adapter.ts';
-import { purgeOnce } from '../../src/oidc/purge.ts';
+import { PostgresAdapter, withPrefetchScope } from '../../src/oidc/storage/adapter.ts';
+import { purgeExpired, purgeOnce } from '../../src/oidc/storage/purge.ts';
 import { testDatabaseUrl } from '../support/passbook.ts';
 import { atTime } from '../support/clock.ts';
 
@@ -30,7 +30,7 @@ interface StoredRow {
   grant_id: string | null;
   uid: string | null;
   user_code: string | null;
-  account_id: string | null;
+  customer_id: string | null;
   expires_at: Date | null;
   consumed_at: Date | null;
 }
@@ -78,7 +78,7 @@ describe('upsert and find', () => {
     await adapter().upsert(id, { grantId, uid: 'uid-1', userCode: 'CODE-1', accountId: 'acc-1' }, 600);
 
     const row = await storedRow(KIND, id);
-    expect(row).toMatchObject({ grant_id: grantId, uid: 'uid-1', user_code: 'CODE-1', account_id: 'acc-1' });
+    expect(row).toMatchObject({ grant_id: grantId, uid: 'uid-1', user_code: 'CODE-1', customer_id: 'acc-1' });
     expect(row?.expires_at?.getTime()).toBeGreaterThanOrEqual(before + 600_000 - 1000);
     expect(row?.expires_at?.getTime()).toBeLessThanOrEqual(Date.now() + 600_000 + 1000);
     expect(row?.consumed_at).toBeNull();

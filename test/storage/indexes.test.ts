@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createKnex, type Knex } from '../../src/db/knex.ts';
+import { PostgresAdapter } from '../../src/oidc/storage/adapter.ts';
 import {
-  PostgresAdapter,
-  grantsOfAccount,
+  grantsOfCustomer,
   latestGrantId,
-  purgeExpired,
-  sessionsOfAccount,
-} from '../../src/oidc/adapter.ts';
+  sessionsOfCustomer,
+} from '../../src/oidc/storage/grants-and-sessions.ts';
+import { purgeExpired } from '../../src/oidc/storage/purge.ts';
 import { testDatabaseUrl } from '../support/passbook.ts';
 
 /**
@@ -84,7 +84,7 @@ beforeAll(async () => {
   // Live rows, as a busy server has them: refresh tokens, grants and sessions of many customers
   // (two of each per customer), distinct grants and uids, expiring over the next days.
   await knex.raw(
-    `INSERT INTO oidc_models (kind, id, payload, grant_id, uid, user_code, account_id, expires_at)
+    `INSERT INTO oidc_models (kind, id, payload, grant_id, uid, user_code, customer_id, expires_at)
      SELECT (ARRAY[?, 'RefreshToken', 'Grant', 'Session'])[1 + i % 4], ? || '-' || i,
             jsonb_build_object('grantId', ? || '-g' || (i / 4)),
             ? || '-g' || (i / 4), ? || '-u' || i, NULL, ? || '-a' || (i / 8),
@@ -168,18 +168,18 @@ test('purgeExpired (by expires_at) uses the expires_at index', async () => {
   }
 });
 
-test('the account pages’ lookups (by account_id) use the account_id index', async () => {
+test('the account pages’ lookups (by customer_id) use the customer_id index', async () => {
   const lookups = [
     () => latestGrantId(knex, `${RUN}-a100`, 'app'),
-    () => grantsOfAccount(knex, `${RUN}-a100`),
-    () => sessionsOfAccount(knex, `${RUN}-a100`),
+    () => grantsOfCustomer(knex, `${RUN}-a100`),
+    () => sessionsOfCustomer(knex, `${RUN}-a100`),
   ];
   for (const lookup of lookups) {
     const [query] = await issuedBy(lookup);
     const plan = await planOf(query!);
 
     expect(describePlan(seqScansOfModels(plan))).toEqual([]);
-    expect(indexesUsed(plan)).toContain('oidc_models_account_id');
+    expect(indexesUsed(plan)).toContain('oidc_models_customer_id');
   }
 });
 

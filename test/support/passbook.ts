@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger, type Logger } from '../../src/log.ts';
 import { startPassbook, type RunningPassbook } from '../../src/start.ts';
-import { createCustomer } from '../../src/accounts/accounts.ts';
+import { createCustomer } from '../../src/customers/customers.ts';
 import { createClient, type NewClient, type RegisteredClient } from '../../src/clients/clients.ts';
 import type { Knex } from '../../src/db/knex.ts';
 

@@ -1,5 +1,5 @@
 import { createKnex, type Knex } from '../../src/db/knex.ts';
-import { createCustomer, InvalidCustomerError, verifyCredentials } from '../../src/accounts/accounts.ts';
+import { createCustomer, InvalidCustomerError, verifyCredentials } from '../../src/customers/customers.ts';
 import { createTestCustomer, testDatabaseUrl } from '../support/passbook.ts';
 
 let knex: Knex;
@@ -51,7 +51,7 @@ test('usernames are unique regardless of case, and weak input is refused before 
   await expect(createCustomer(knex, { username: 'short-pw-user', password: 'short' })).rejects.toThrow(
     InvalidCustomerError,
   );
-  const stored = await knex('users')
+  const stored = await knex('customers')
     .whereIn('username', ['ab', 'short-pw-user'])
     .count<{ count: string }[]>();
   expect(Number(stored[0]?.count)).toBe(0);

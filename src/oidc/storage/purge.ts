@@ -1,7 +1,14 @@
-import type { Knex } from '../db/knex.ts';
-import { LOCKS, withSessionLock } from '../db/locks.ts';
-import type { Logger } from '../log.ts';
-import { purgeExpired } from './adapter.ts';
+import type { Knex } from '../../db/knex.ts';
+import { LOCKS, withSessionLock } from '../../db/locks.ts';
+import type { Logger } from '../../log.ts';
+import { deleteInBatches } from './table.ts';
+
+/** The expiry purge of `oidc_models`: rows past their expiry are never read, and removed here. */
+
+/** Removes expired rows in batches; returns how many. Safe to run beside live traffic. */
+export async function purgeExpired(knex: Knex, now = new Date()): Promise<number> {
+  return deleteInBatches(knex, (query) => query.where('expires_at', '<=', now));
+}
 
 /** Purges expired rows unless another process is doing it now; returns how many, or undefined if skipped. */
 export function purgeOnce(knex: Knex): Promise<number | undefined> {

@@ -70,7 +70,7 @@ async function signInToAccount(agent: CustomerAgent, customer: TestCustomer): Pr
 }
 
 async function sessionRows(customer: TestCustomer): Promise<number> {
-  const rows = await passbook.knex('oidc_models').where({ kind: 'Session', account_id: customer.id });
+  const rows = await passbook.knex('oidc_models').where({ kind: 'Session', customer_id: customer.id });
   return rows.length;
 }
 

@@ -3,7 +3,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
-import { findCustomerById, verifyCredentials } from '../accounts/accounts.ts';
+import { findCustomerById, verifyCredentials } from '../customers/customers.ts';
 import { recentEvents, recordEvent, requestOrigin } from '../audit/events.ts';
 import { recordFailedSignIn } from '../audit/sign-ins.ts';
 import { csrfToken, isValidCsrfToken } from '../http/csrf.ts';
@@ -11,7 +11,12 @@ import { formBodies, formField } from '../http/forms.ts';
 import { PageError } from '../http/errors.ts';
 import { noStore } from '../http/security-headers.ts';
 import { renderPage } from '../http/views.ts';
-import { grantsOfAccount, revokeGrants, sessionsOfAccount, type AccountGrant } from '../oidc/adapter.ts';
+import {
+  grantsOfCustomer,
+  revokeGrants,
+  sessionsOfCustomer,
+  type CustomerGrant,
+} from '../oidc/storage/grants-and-sessions.ts';
 import { consentWordingFor } from '../oidc/scopes.ts';
 import type { BankSession, BankSessions } from './bank-session.ts';
 import { describeActivity, describeDevice, formatWhen } from './present.ts';
@@ -43,8 +48,8 @@ interface ConnectedApp {
 }
 
 /** One entry per app, however many times the customer consented to it. */
-function connectedApps(grants: AccountGrant[], appName: (clientId: string) => string): ConnectedApp[] {
-  const byClient = new Map<string, AccountGrant[]>();
+function connectedApps(grants: CustomerGrant[], appName: (clientId: string) => string): ConnectedApp[] {
+  const byClient = new Map<string, CustomerGrant[]>();
   for (const grant of grants) byClient.set(grant.clientId, [...(byClient.get(grant.clientId) ?? []), grant]);
   return [...byClient].map(([clientId, appGrants]) => {
     const scopes = new Set(appGrants.flatMap((grant) => grant.scope.split(' ')));
@@ -152,7 +157,7 @@ export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountD
     }
     const session = await sessions.signIn(ctx, accountId);
     await recordEvent(knex, {
-      accountId,
+      customerId: accountId,
       type: 'sign_in_succeeded',
       ...requestOrigin(ctx),
       detail: { session: session.uid },
@@ -166,8 +171,8 @@ export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountD
       const { accountId } = session;
       const [customer, grants, openSessions, events] = await Promise.all([
         findCustomerById(knex, accountId),
-        grantsOfAccount(knex, accountId),
-        sessionsOfAccount(knex, accountId),
+        grantsOfCustomer(knex, accountId),
+        sessionsOfCustomer(knex, accountId),
         recentEvents(knex, accountId, 100),
       ]);
       const appName = await appNames([
@@ -209,7 +214,7 @@ export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountD
     signedIn(async (ctx, session) => {
       requireCsrf(ctx, session);
       const clientId = ctx.params.clientId ?? '';
-      const grants = (await grantsOfAccount(knex, session.accountId)).filter(
+      const grants = (await grantsOfCustomer(knex, session.accountId)).filter(
         (grant) => grant.clientId === clientId,
       );
       if (grants.length === 0) throw new PageError(404, 'not_found');
@@ -218,7 +223,7 @@ export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountD
         grants.map((grant) => grant.grantId),
       );
       await recordEvent(knex, {
-        accountId: session.accountId,
+        customerId: session.accountId,
         type: 'app_revoked',
         clientId,
         ...requestOrigin(ctx),
@@ -237,7 +242,11 @@ export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountD
         throw new PageError(404, 'not_found');
       }
       await sessions.end(other);
-      await recordEvent(knex, { accountId: session.accountId, type: 'session_ended', ...requestOrigin(ctx) });
+      await recordEvent(knex, {
+        customerId: session.accountId,
+        type: 'session_ended',
+        ...requestOrigin(ctx),
+      });
       backToAccount(ctx);
     }),
   );
@@ -247,12 +256,16 @@ export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountD
     forms,
     signedIn(async (ctx, session) => {
       requireCsrf(ctx, session);
-      for (const open of await sessionsOfAccount(knex, session.accountId)) {
+      for (const open of await sessionsOfCustomer(knex, session.accountId)) {
         if (open.uid === session.uid) continue;
         const other = await sessions.findByUid(open.uid);
         if (other) await sessions.end(other);
       }
-      await recordEvent(knex, { accountId: session.accountId, type: 'session_ended', ...requestOrigin(ctx) });
+      await recordEvent(knex, {
+        customerId: session.accountId,
+        type: 'session_ended',
+        ...requestOrigin(ctx),
+      });
       backToAccount(ctx);
     }),
   );
@@ -264,7 +277,7 @@ export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountD
       requireCsrf(ctx, session);
       await sessions.end(session);
       sessions.forgetCookie(ctx);
-      await recordEvent(knex, { accountId: session.accountId, type: 'signed_out', ...requestOrigin(ctx) });
+      await recordEvent(knex, { customerId: session.accountId, type: 'signed_out', ...requestOrigin(ctx) });
       renderPage(ctx, 'signed-out', { title: 'Signed out' });
     }),
   );

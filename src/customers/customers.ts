@@ -8,9 +8,9 @@ import {
   verifyPassword,
 } from './passwords.ts';
 
-/** Owner of `users`: the bank's customers, their password hashes and their profile claims. */
+/** Owner of `customers`: the bank's customers, their password hashes and their profile claims. */
 
-const TABLE = 'users';
+const TABLE = 'customers';
 
 export interface NewCustomer {
   username: string;

@@ -3,7 +3,7 @@ import type Provider from 'oidc-provider';
 import type { Lifetimes } from '../config.ts';
 import type { Knex } from '../db/knex.ts';
 import type { Logger } from '../log.ts';
-import { revokeTokensOfGrant } from '../oidc/adapter.ts';
+import { revokeTokensOfGrant } from '../oidc/storage/grants-and-sessions.ts';
 import { sessionTtl } from '../oidc/provider.ts';
 
 /**

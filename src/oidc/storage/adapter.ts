@@ -1,16 +1,15 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
-import type { Knex } from '../db/knex.ts';
-import { findClientMetadata } from '../clients/clients.ts';
+import type { Knex } from '../../db/knex.ts';
+import { findClientMetadata } from '../../clients/clients.ts';
+import { TABLE, deleteInBatches, liveRows } from './table.ts';
 
 /**
- * Owner of `oidc_models`: oidc-provider's storage for every model it keeps (sessions,
- * interactions, codes, tokens, grants, PAR requests, replay records), one row per artefact.
- * Lookups go through real indexed columns, never through JSON expressions.
+ * The adapter oidc-provider stores its models through: one row of `oidc_models` per session,
+ * interaction, code, token, grant, PAR request and replay record (see table.ts), and clients read
+ * from `clients`.
  */
-
-const TABLE = 'oidc_models';
 
 /** Consumed refresh tokens kept per grant, so that replaying a recent one is still recognised. */
 const CONSUMED_REFRESH_TOKENS_KEPT = 10;
@@ -79,13 +78,6 @@ function alreadyConsumed(kind: string): Error {
     : new errors.InvalidGrant('grant request is invalid');
 }
 
-/** Rows of one kind that have not expired: what every lookup sees. */
-function liveRows(knex: Knex, kind: string, now = new Date()): Knex.QueryBuilder {
-  return knex(TABLE)
-    .where({ kind })
-    .andWhere((where) => where.whereNull('expires_at').orWhere('expires_at', '>', now));
-}
-
 export class PostgresAdapter implements Adapter {
   private readonly knex: Knex;
   private readonly kind: string;
@@ -104,14 +96,14 @@ export class PostgresAdapter implements Adapter {
       grant_id: payload.grantId ?? null,
       uid: payload.uid ?? null,
       user_code: payload.userCode ?? null,
-      account_id: payload.accountId ?? null,
+      customer_id: payload.accountId ?? null,
       client_id: payload.clientId ?? null,
       expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
     };
     await this.knex(TABLE)
       .insert(row)
       .onConflict(['kind', 'id'])
-      .merge(['payload', 'grant_id', 'uid', 'user_code', 'account_id', 'client_id', 'expires_at']);
+      .merge(['payload', 'grant_id', 'uid', 'user_code', 'customer_id', 'client_id', 'expires_at']);
     if (this.kind === 'RefreshToken' && payload.grantId && prunesOnSave(payload)) {
       await this.pruneConsumedRefreshTokens(payload.grantId);
     }
@@ -231,114 +223,4 @@ class ClientAdapter implements Adapter {
 export function postgresAdapterFactory(knex: Knex): (kind: string) => Adapter {
   const clients = new ClientAdapter(knex);
   return (kind) => (kind === 'Client' ? clients : new PostgresAdapter(knex, kind));
-}
-
-const BATCH_SIZE = 1000;
-
-async function deleteInBatches(
-  knex: Knex,
-  filter: (query: Knex.QueryBuilder) => Knex.QueryBuilder,
-): Promise<number> {
-  let total = 0;
-  for (;;) {
-    const batch = filter(knex(TABLE).select('kind', 'id')).limit(BATCH_SIZE);
-    const deleted = await knex(TABLE).whereIn(['kind', 'id'], batch).delete();
-    total += deleted;
-    if (deleted < BATCH_SIZE) return total;
-  }
-}
-
-/** Removes expired rows in batches; returns how many. Safe to run beside live traffic. */
-export async function purgeExpired(knex: Knex, now = new Date()): Promise<number> {
-  return deleteInBatches(knex, (query) => query.where('expires_at', '<=', now));
-}
-
-/* The customer's view of their own grants and sessions, for the account pages. */
-
-export interface AccountGrant {
-  grantId: string;
-  clientId: string;
-  scope: string;
-  grantedAt: Date;
-  lastUsedAt: Date | null;
-}
-
-/** The customer's live grants, newest first: one per app and sign-in that consented. */
-export async function grantsOfAccount(knex: Knex, accountId: string): Promise<AccountGrant[]> {
-  const rows: {
-    id: string;
-    client_id: string;
-    payload: AdapterPayload;
-    created_at: Date;
-    last_used_at: Date | null;
-  }[] = await liveRows(knex, 'Grant')
-    .andWhere({ account_id: accountId })
-    .orderBy('created_at', 'desc')
-    .select('id', 'client_id', 'payload', 'created_at', 'last_used_at');
-  return rows.map((row) => ({
-    grantId: row.id,
-    clientId: row.client_id,
-    scope: String((row.payload.openid as { scope?: string } | undefined)?.scope ?? ''),
-    grantedAt: row.created_at,
-    lastUsedAt: row.last_used_at,
-  }));
-}
-
-/** The customer's newest live grant to this app, so that consent given once is remembered. */
-export async function latestGrantId(
-  knex: Knex,
-  accountId: string,
-  clientId: string,
-): Promise<string | undefined> {
-  const row: { id: string } | undefined = await liveRows(knex, 'Grant')
-    .andWhere({ account_id: accountId, client_id: clientId })
-    .orderBy('created_at', 'desc')
-    .first('id');
-  return row?.id;
-}
-
-/** How often last_used_at is written at most: the account pages need minutes, not milliseconds. */
-const LAST_USED_RESOLUTION_MS = 60_000;
-
-export async function markGrantUsed(knex: Knex, grantId: string, now = new Date()): Promise<void> {
-  await knex(TABLE)
-    .where({ kind: 'Grant', id: grantId })
-    .andWhere((where) =>
-      where
-        .whereNull('last_used_at')
-        .orWhere('last_used_at', '<', new Date(now.getTime() - LAST_USED_RESOLUTION_MS)),
-    )
-    .update({ last_used_at: now });
-}
-
-/**
- * Ends the given grants at once: every code, access token and refresh token issued under them,
- * then the grants themselves. The app's next call anywhere fails.
- */
-export async function revokeGrants(knex: Knex, grantIds: string[]): Promise<void> {
-  for (const grantId of grantIds) await revokeTokensOfGrant(knex, grantId);
-  if (grantIds.length) await knex(TABLE).where({ kind: 'Grant' }).whereIn('id', grantIds).delete();
-}
-
-/** Ends every code and token issued under a grant but keeps the grant: the consent is remembered. */
-export async function revokeTokensOfGrant(knex: Knex, grantId: string): Promise<void> {
-  // Only artefacts issued under a grant carry grant_id; the Grant row itself does not.
-  await deleteInBatches(knex, (query) => query.where({ grant_id: grantId }));
-}
-
-export interface AccountSession {
-  /** The session's public handle; its id is the cookie's secret and never leaves the server. */
-  uid: string;
-  signedInAt: Date | undefined;
-}
-
-export async function sessionsOfAccount(knex: Knex, accountId: string): Promise<AccountSession[]> {
-  const rows: { payload: AdapterPayload }[] = await liveRows(knex, 'Session')
-    .andWhere({ account_id: accountId })
-    .orderBy('created_at', 'desc')
-    .select('payload');
-  return rows.map(({ payload }) => ({
-    uid: String(payload.uid),
-    signedInAt: typeof payload.loginTs === 'number' ? new Date(payload.loginTs * 1000) : undefined,
-  }));
 }

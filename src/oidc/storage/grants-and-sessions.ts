@@ -1,0 +1,97 @@
+import type { AdapterPayload } from 'oidc-provider';
+import type { Knex } from '../../db/knex.ts';
+import { TABLE, deleteInBatches, liveRows } from './table.ts';
+
+/**
+ * The customer's view of their own grants and sessions in `oidc_models`, for the account pages and
+ * for the consent the provider remembers: what each app was allowed, when it was last used, which
+ * sessions are open, and revoking any of them at once.
+ */
+
+export interface CustomerGrant {
+  grantId: string;
+  clientId: string;
+  scope: string;
+  grantedAt: Date;
+  lastUsedAt: Date | null;
+}
+
+/** The customer's live grants, newest first: one per app and sign-in that consented. */
+export async function grantsOfCustomer(knex: Knex, customerId: string): Promise<CustomerGrant[]> {
+  const rows: {
+    id: string;
+    client_id: string;
+    payload: AdapterPayload;
+    created_at: Date;
+    last_used_at: Date | null;
+  }[] = await liveRows(knex, 'Grant')
+    .andWhere({ customer_id: customerId })
+    .orderBy('created_at', 'desc')
+    .select('id', 'client_id', 'payload', 'created_at', 'last_used_at');
+  return rows.map((row) => ({
+    grantId: row.id,
+    clientId: row.client_id,
+    scope: String((row.payload.openid as { scope?: string } | undefined)?.scope ?? ''),
+    grantedAt: row.created_at,
+    lastUsedAt: row.last_used_at,
+  }));
+}
+
+/** The customer's newest live grant to this app, so that consent given once is remembered. */
+export async function latestGrantId(
+  knex: Knex,
+  customerId: string,
+  clientId: string,
+): Promise<string | undefined> {
+  const row: { id: string } | undefined = await liveRows(knex, 'Grant')
+    .andWhere({ customer_id: customerId, client_id: clientId })
+    .orderBy('created_at', 'desc')
+    .first('id');
+  return row?.id;
+}
+
+/** How often last_used_at is written at most: the account pages need minutes, not milliseconds. */
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+export async function markGrantUsed(knex: Knex, grantId: string, now = new Date()): Promise<void> {
+  await knex(TABLE)
+    .where({ kind: 'Grant', id: grantId })
+    .andWhere((where) =>
+      where
+        .whereNull('last_used_at')
+        .orWhere('last_used_at', '<', new Date(now.getTime() - LAST_USED_RESOLUTION_MS)),
+    )
+    .update({ last_used_at: now });
+}
+
+/**
+ * Ends the given grants at once: every code, access token and refresh token issued under them,
+ * then the grants themselves. The app's next call anywhere fails.
+ */
+export async function revokeGrants(knex: Knex, grantIds: string[]): Promise<void> {
+  for (const grantId of grantIds) await revokeTokensOfGrant(knex, grantId);
+  if (grantIds.length) await knex(TABLE).where({ kind: 'Grant' }).whereIn('id', grantIds).delete();
+}
+
+/** Ends every code and token issued under a grant but keeps the grant: the consent is remembered. */
+export async function revokeTokensOfGrant(knex: Knex, grantId: string): Promise<void> {
+  // Only artefacts issued under a grant carry grant_id; the Grant row itself does not.
+  await deleteInBatches(knex, (query) => query.where({ grant_id: grantId }));
+}
+
+export interface CustomerSession {
+  /** The session's public handle; its id is the cookie's secret and never leaves the server. */
+  uid: string;
+  signedInAt: Date | undefined;
+}
+
+export async function sessionsOfCustomer(knex: Knex, customerId: string): Promise<CustomerSession[]> {
+  const rows: { payload: AdapterPayload }[] = await liveRows(knex, 'Session')
+    .andWhere({ customer_id: customerId })
+    .orderBy('created_at', 'desc')
+    .select('payload');
+  return rows.map(({ payload }) => ({
+    uid: String(payload.uid),
+    signedInAt: typeof payload.loginTs === 'number' ? new Date(payload.loginTs * 1000) : undefined,
+  }));
+}
