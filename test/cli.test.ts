@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import argon2 from 'argon2';
 import { createKnex, type Knex } from '../src/db/knex.ts';
 import { testDatabaseUrl } from './support/passbook.ts';
+import { PROJECT_ROOT } from './support/project.ts';
 
 /** The real admin CLI, run as an operator runs it, against this run's database. */
 
@@ -21,7 +22,7 @@ function unique(label: string): string {
 
 async function cli(args: string[], stdin?: string): Promise<CliResult> {
   const child = spawn(process.execPath, ['src/cli/main.ts', ...args], {
-    cwd: '/work/main',
+    cwd: PROJECT_ROOT,
     env: { PATH: process.env.PATH ?? '', DATABASE_URL: testDatabaseUrl(), LOG_LEVEL: 'silent' },
     stdio: ['pipe', 'pipe', 'pipe'],
   });

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { ConfigError, loadConfig } from '../src/config.ts';
+import { PROJECT_ROOT } from './support/project.ts';
 
 const DAY = 24 * 60 * 60;
 const KEY = 'k'.repeat(32);
@@ -168,7 +169,7 @@ describe('SEED_DEMO default', () => {
 describe('the server entry point', () => {
   async function runServer(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
     const child = spawn(process.execPath, ['src/main.ts'], {
-      cwd: '/work/main',
+      cwd: PROJECT_ROOT,
       env: { PATH: process.env.PATH ?? '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
