@@ -14,11 +14,15 @@ import { interactionsRouter } from './interactions/router.ts';
 import { loadCookieKeys, loadSigningKeys } from './oidc/keys.ts';
 import { recordProviderEvents } from './oidc/events.ts';
 import { createProvider } from './oidc/provider.ts';
+import { auditRecorder, type AuditRecorder } from './audit/events.ts';
+import { passwordSignIn } from './sign-in/sign-in.ts';
 import { withPrefetchScope } from './oidc/storage/adapter.ts';
 
 export interface PassbookApp {
   app: Koa;
   provider: Provider;
+  /** Activity-log writes still under way; shutdown waits for them. */
+  audit: AuditRecorder;
 }
 
 function healthRouter(knex: Knex): Router {
@@ -58,8 +62,10 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
   ]);
   const provider = createProvider({ config, knex, signingKeys, cookieKeys });
   provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'provider error'));
-  recordProviderEvents(provider, knex, log);
+  const audit = auditRecorder(knex, log);
+  recordProviderEvents(provider, knex, audit, log);
   const sessions = bankSessions(provider, knex, config.lifetimes, log);
+  const signIn = passwordSignIn(knex, audit);
 
   // Our cookies and the provider's are signed with the same keys.
   const app = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
@@ -73,8 +79,8 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
     healthRouter(knex),
     assetsRouter(),
     methodNotAllowedRouter(),
-    interactionsRouter({ provider, knex, cookieKeys }),
-    accountRouter({ provider, knex, cookieKeys, sessions }),
+    interactionsRouter({ provider, knex, cookieKeys, signIn }),
+    accountRouter({ provider, knex, cookieKeys, sessions, signIn }),
   ];
   for (const router of routers) {
     app.use(router.routes());
@@ -84,5 +90,5 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
     ctx.respond = false;
     await handleWithProvider(ctx.req, ctx.res);
   });
-  return { app, provider };
+  return { app, provider, audit };
 }

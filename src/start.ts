@@ -44,7 +44,7 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
   try {
     const applied = await migrate(database.knex);
     if (applied.length) log.info({ applied }, 'migrations applied');
-    const { app, provider } = await createApp(config, database.knex, log);
+    const { app, provider, audit } = await createApp(config, database.knex, log);
     if (config.seedDemo) {
       const seed = await seedDemo(
         database.knex,
@@ -67,6 +67,7 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
         stopPurge();
         server.closeIdleConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        await audit.drain();
         await database.close();
       },
     };

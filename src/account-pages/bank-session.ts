@@ -17,8 +17,8 @@ export type BankSession = InstanceType<Provider['Session']>;
 export interface BankSessions {
   /** The signed-in session behind this request, its idle window slid forward; undefined if none. */
   current(ctx: Context): Promise<BankSession | undefined>;
-  /** Starts a session for a customer who has just proved their password; replaces any other. */
-  signIn(ctx: Context, accountId: string): Promise<BankSession>;
+  /** Starts a session for a customer who has just proved who they are; replaces any other. */
+  signIn(ctx: Context, customerId: string, amr: string[]): Promise<BankSession>;
   /** Ends a session: tells its apps (back-channel logout), ends their session-bound tokens, deletes it. */
   end(session: BankSession): Promise<void>;
   /** Tells the browser to forget the session cookie. */
@@ -81,13 +81,13 @@ export function bankSessions(
       return session;
     },
 
-    async signIn(ctx, accountId) {
+    async signIn(ctx, customerId, amr) {
       let session = await provider.Session.get(ctx);
-      if (session.accountId && session.accountId !== accountId) {
+      if (session.accountId && session.accountId !== customerId) {
         await this.end(session);
         session = new provider.Session();
       }
-      session.loginAccount({ accountId, amr: ['pwd'], transient: true });
+      session.loginAccount({ accountId: customerId, amr, transient: true });
       // A new id on every sign-in: a session id planted before sign-in is worth nothing after it.
       session.resetIdentifier();
       await save(ctx, session);

@@ -3,9 +3,9 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
-import { findCustomerById, verifyCredentials } from '../customers/customers.ts';
+import { findCustomerById } from '../customers/customers.ts';
 import { recentEvents, recordEvent, requestOrigin } from '../audit/events.ts';
-import { recordFailedSignIn } from '../audit/sign-ins.ts';
+import type { SignIn } from '../sign-in/sign-in.ts';
 import { csrfToken, isValidCsrfToken } from '../http/csrf.ts';
 import { formBodies, formField } from '../http/forms.ts';
 import { PageError } from '../http/errors.ts';
@@ -31,13 +31,13 @@ export interface AccountDependencies {
   knex: Knex;
   cookieKeys: string[];
   sessions: BankSessions;
+  signIn: SignIn;
 }
 
 const CSRF_PURPOSE = 'account';
 const SIGN_IN_CSRF_PURPOSE = 'account-sign-in';
 /** Binds the sign-in form's CSRF token to this browser before there is any session to bind it to. */
 const SIGN_IN_NONCE_COOKIE = 'passbook_signin';
-const WRONG_CREDENTIALS = 'The username or password is not right.';
 
 interface ConnectedApp {
   clientId: string;
@@ -65,7 +65,7 @@ function connectedApps(grants: CustomerGrant[], appName: (clientId: string) => s
   });
 }
 
-export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountDependencies): Router {
+export function accountRouter({ provider, knex, cookieKeys, sessions, signIn }: AccountDependencies): Router {
   const router = new Router();
   const forms = formBodies();
 
@@ -148,16 +148,18 @@ export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountD
     if (!nonce || !isValidCsrfToken(cookieKeys, SIGN_IN_CSRF_PURPOSE, nonce, formField(ctx, 'csrf'))) {
       throw new PageError(403, 'csrf_failed');
     }
-    const username = formField(ctx, 'username');
-    const accountId = await verifyCredentials(knex, username, formField(ctx, 'password'));
-    if (!accountId) {
-      await recordFailedSignIn(knex, ctx, username);
-      showSignIn(ctx, WRONG_CREDENTIALS, 401);
+    const outcome = await signIn({
+      username: formField(ctx, 'username'),
+      password: formField(ctx, 'password'),
+      origin: requestOrigin(ctx),
+    });
+    if (!outcome.ok) {
+      showSignIn(ctx, outcome.message, outcome.status);
       return;
     }
-    const session = await sessions.signIn(ctx, accountId);
+    const session = await sessions.signIn(ctx, outcome.customerId, outcome.amr);
     await recordEvent(knex, {
-      customerId: accountId,
+      customerId: outcome.customerId,
       type: 'sign_in_succeeded',
       ...requestOrigin(ctx),
       detail: { session: session.uid },
@@ -168,12 +170,12 @@ export function accountRouter({ provider, knex, cookieKeys, sessions }: AccountD
   router.get(
     '/account',
     signedIn(async (ctx, session) => {
-      const { accountId } = session;
+      const customerId = session.accountId;
       const [customer, grants, openSessions, events] = await Promise.all([
-        findCustomerById(knex, accountId),
-        grantsOfCustomer(knex, accountId),
-        sessionsOfCustomer(knex, accountId),
-        recentEvents(knex, accountId, 100),
+        findCustomerById(knex, customerId),
+        grantsOfCustomer(knex, customerId),
+        sessionsOfCustomer(knex, customerId),
+        recentEvents(knex, customerId, 100),
       ]);
       const appName = await appNames([
         ...grants.map((grant) => grant.clientId),

@@ -1,4 +1,5 @@
 import type { Knex } from '../db/knex.ts';
+import type { Logger } from '../log.ts';
 
 /**
  * Owner of `audit_events`: what happened to a customer's sign-ins, sessions and apps, written as
@@ -40,11 +41,10 @@ export interface StoredAuditEvent {
 
 const MAX_USER_AGENT = 512;
 
+export type RequestOrigin = Pick<AuditEvent, 'ip' | 'userAgent'>;
+
 /** Where a request came from, as the activity log records it. */
-export function requestOrigin(ctx: {
-  ip: string;
-  get(header: string): string;
-}): Pick<AuditEvent, 'ip' | 'userAgent'> {
+export function requestOrigin(ctx: { ip: string; get(header: string): string }): RequestOrigin {
   return { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined };
 }
 
@@ -57,6 +57,32 @@ export async function recordEvent(knex: Knex, event: AuditEvent): Promise<void> 
     user_agent: event.userAgent?.slice(0, MAX_USER_AGENT) ?? null,
     detail: event.detail ?? {},
   });
+}
+
+/**
+ * Records events off the request path: the answer never waits for the activity log, so a request
+ * costs the same whether or not it has something to record (a failed sign-in for a real customer
+ * must not take longer than one for an unknown name). A failed write is logged, never the
+ * customer's problem; `drain` lets shutdown wait for the writes still under way.
+ */
+export interface AuditRecorder {
+  record(event: AuditEvent): void;
+  drain(): Promise<void>;
+}
+
+export function auditRecorder(knex: Knex, log: Logger): AuditRecorder {
+  const pending = new Set<Promise<void>>();
+  return {
+    record(event) {
+      const write = recordEvent(knex, event)
+        .catch((error: unknown) => log.warn({ err: error, type: event.type }, 'audit write failed'))
+        .finally(() => pending.delete(write));
+      pending.add(write);
+    },
+    async drain() {
+      await Promise.all(pending);
+    },
+  };
 }
 
 export async function recentEvents(knex: Knex, customerId: string, limit = 50): Promise<StoredAuditEvent[]> {

@@ -78,25 +78,33 @@ export async function findCustomerById(knex: Knex, id: string): Promise<Customer
 }
 
 /**
- * The customer's id when the password is right, otherwise undefined. An unknown username is
- * checked against a dummy hash, so both failures take the same time and look the same.
+ * What a password check found: the customer when the password is right; otherwise the customer
+ * the name belongs to, if any, so that the failure can go into their activity without a second
+ * lookup.
+ */
+export type CredentialCheck =
+  { verified: true; customerId: string } | { verified: false; knownCustomerId: string | undefined };
+
+/**
+ * Checks a username and password. An unknown username is checked against a dummy hash, so both
+ * failures take the same time here and look the same to the caller's caller.
  */
 export async function verifyCredentials(
   knex: Knex,
   username: string,
   password: string,
-): Promise<string | undefined> {
+): Promise<CredentialCheck> {
   const row: { id: string; password_hash: string } | undefined = USERNAME_PATTERN.test(username)
     ? await knex(TABLE).whereRaw('lower(username) = lower(?)', [username]).first('id', 'password_hash')
     : undefined;
   const matches = await verifyPassword(row?.password_hash ?? (await dummyPasswordHash()), password);
-  if (!row || !matches) return undefined;
+  if (!row || !matches) return { verified: false, knownCustomerId: row?.id };
   if (needsRehash(row.password_hash)) {
     await knex(TABLE)
       .where({ id: row.id })
       .update({ password_hash: await hashPassword(password), updated_at: knex.fn.now() });
   }
-  return row.id;
+  return { verified: true, customerId: row.id };
 }
 
 /** Standard OpenID Connect claims for a customer; the provider filters them by granted scope. */

@@ -3,9 +3,9 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Interaction, InteractionResults } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
-import { findCustomerById, verifyCredentials } from '../customers/customers.ts';
+import { findCustomerById } from '../customers/customers.ts';
 import { recordEvent, requestOrigin } from '../audit/events.ts';
-import { recordFailedSignIn } from '../audit/sign-ins.ts';
+import type { SignIn } from '../sign-in/sign-in.ts';
 import { csrfToken, isValidCsrfToken } from '../http/csrf.ts';
 import { formBodies, formField } from '../http/forms.ts';
 import { PageError } from '../http/errors.ts';
@@ -23,12 +23,12 @@ export interface InteractionDependencies {
   provider: Provider;
   knex: Knex;
   cookieKeys: string[];
+  signIn: SignIn;
 }
 
 const CSRF_PURPOSE = 'interaction';
-const WRONG_CREDENTIALS = 'The username or password is not right.';
 
-export function interactionsRouter({ provider, knex, cookieKeys }: InteractionDependencies): Router {
+export function interactionsRouter({ provider, knex, cookieKeys, signIn }: InteractionDependencies): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
   const forms = formBodies();
 
@@ -109,14 +109,15 @@ export function interactionsRouter({ provider, knex, cookieKeys }: InteractionDe
     const interaction = await loadInteraction(ctx);
     requireCsrf(ctx, interaction);
     if (interaction.prompt.name !== 'login') throw new PageError(400, 'session_not_found');
-    const username = formField(ctx, 'username');
-    const accountId = await verifyCredentials(knex, username, formField(ctx, 'password'));
-    if (!accountId) {
-      await recordFailedSignIn(knex, ctx, username, String(interaction.params.client_id));
-      return showLogin(ctx, interaction, WRONG_CREDENTIALS, 401);
-    }
+    const outcome = await signIn({
+      username: formField(ctx, 'username'),
+      password: formField(ctx, 'password'),
+      clientId: String(interaction.params.client_id),
+      origin: requestOrigin(ctx),
+    });
+    if (!outcome.ok) return showLogin(ctx, interaction, outcome.message, outcome.status);
     // The session cookie lasts only as long as the browser; the server-side session has its own limits.
-    await finish(ctx, { login: { accountId, amr: ['pwd'], remember: false } });
+    await finish(ctx, { login: { accountId: outcome.customerId, amr: outcome.amr, remember: false } });
   });
 
   router.post('/consent', forms, async (ctx) => {

@@ -2,7 +2,7 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
 import type { Logger } from '../log.ts';
-import { recordEvent, requestOrigin, type AuditEvent } from '../audit/events.ts';
+import { requestOrigin, type AuditRecorder } from '../audit/events.ts';
 import { markGrantUsed } from './storage/grants-and-sessions.ts';
 
 /**
@@ -11,12 +11,13 @@ import { markGrantUsed } from './storage/grants-and-sessions.ts';
  * logged and never fails the customer's or the app's request.
  */
 
-export function recordProviderEvents(provider: Provider, knex: Knex, log: Logger): void {
-  function record(event: AuditEvent): void {
-    recordEvent(knex, event).catch((error: unknown) =>
-      log.warn({ err: error, type: event.type }, 'audit write failed'),
-    );
-  }
+export function recordProviderEvents(
+  provider: Provider,
+  knex: Knex,
+  audit: AuditRecorder,
+  log: Logger,
+): void {
+  const record = (event: Parameters<AuditRecorder['record']>[0]) => audit.record(event);
 
   // Emitted when the browser comes back from our sign-in or consent screen with the result.
   provider.on('interaction.ended', (ctx: KoaContextWithOIDC) => {

@@ -24,9 +24,19 @@ async function medianMs(work: () => Promise<unknown>, runs = 5): Promise<number>
 
 test('the right password signs in, case-insensitively by username; a wrong one does not', async () => {
   const customer = await createTestCustomer(knex);
-  expect(await verifyCredentials(knex, customer.username.toUpperCase(), customer.password)).toBe(customer.id);
-  expect(await verifyCredentials(knex, customer.username, `${customer.password}x`)).toBeUndefined();
-  expect(await verifyCredentials(knex, customer.username, '')).toBeUndefined();
+  expect(await verifyCredentials(knex, customer.username.toUpperCase(), customer.password)).toEqual({
+    verified: true,
+    customerId: customer.id,
+  });
+  expect(await verifyCredentials(knex, customer.username, `${customer.password}x`)).toEqual({
+    verified: false,
+    knownCustomerId: customer.id,
+  });
+  expect((await verifyCredentials(knex, customer.username, '')).verified).toBe(false);
+  expect(await verifyCredentials(knex, 'nobody-by-this-name', customer.password)).toEqual({
+    verified: false,
+    knownCustomerId: undefined,
+  });
 });
 
 test('an unknown username is checked against a dummy hash, so it costs what a wrong password costs', async () => {

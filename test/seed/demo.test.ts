@@ -32,7 +32,7 @@ test('the demo seed creates a customer who can sign in and an app, once, showing
   expect(first.clientSecret).toMatch(/^[\w-]{43}$/);
   expect(
     await verifyCredentials(passbook.knex, DEMO_CUSTOMER.username, DEMO_CUSTOMER.password),
-  ).toBeDefined();
+  ).toMatchObject({ verified: true });
   const metadata = await findClientMetadata(passbook.knex, DEMO_CLIENT_ID);
   expect(metadata?.redirect_uris).toEqual([DEMO_REDIRECT_URI]);
   expect(metadata?.client_secret).not.toBe(first.clientSecret);
