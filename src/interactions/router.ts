@@ -11,7 +11,7 @@ import { formBodies, formField } from '../http/forms.ts';
 import { PageError } from '../http/errors.ts';
 import { noStore } from '../http/security-headers.ts';
 import { renderPage } from '../http/views.ts';
-import { SCOPE_CATALOGUE, consentWordingFor } from '../oidc/scopes.ts';
+import { SCOPE_CATALOGUE, consentLinesFor } from '../oidc/scopes.ts';
 
 /**
  * The bank's sign-in and consent screens. oidc-provider sends the customer here with an
@@ -82,7 +82,8 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
   }
 
   async function showConsent(ctx: Context, interaction: Interaction) {
-    const requested = (interaction.prompt.details.missingOIDCScope as string[] | undefined) ?? [];
+    const requested = String(interaction.params.scope ?? '').split(' ');
+    const notYetAllowed = (interaction.prompt.details.missingOIDCScope as string[] | undefined) ?? [];
     const customer = await findCustomerById(knex, String(interaction.session?.accountId));
     const alwaysAsk = SCOPE_CATALOGUE.filter((entry) => entry.alwaysAsk && requested.includes(entry.scope));
     renderPage(ctx, 'consent', {
@@ -91,7 +92,7 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
       csrf: csrfToken(cookieKeys, CSRF_PURPOSE, interaction.uid),
       clientName: await clientName(interaction),
       customerName: customer?.name ?? customer?.username ?? 'you',
-      permissions: consentWordingFor(requested),
+      permissions: consentLinesFor(requested, notYetAllowed),
       sensitive: alwaysAsk.map((entry) => entry.consentWording),
     });
   }

@@ -6,7 +6,7 @@ import { findCustomerById, standardClaims } from '../customers/customers.ts';
 import { renderErrorPage, renderPage } from '../http/views.ts';
 import { RESOURCE_SERVER_METADATA } from '../clients/clients.ts';
 import { postgresAdapterFactory } from './storage/adapter.ts';
-import { latestGrantId } from './storage/grants-and-sessions.ts';
+import { consentPolicy, rememberedConsent } from './consent.ts';
 import { compareSecretsAsDigests } from './client-secrets.ts';
 import { SUPPORTED_SCOPES, claimsByScope } from './scopes.ts';
 
@@ -116,16 +116,9 @@ export function createProvider({
     },
     ttl: lifetimesPolicy(config.lifetimes),
 
-    // Consent is remembered: this session's grant for the app, or else the customer's newest one.
-    loadExistingGrant: async (ctx) => {
-      const { client, session, result } = ctx.oidc;
-      if (!client || !session?.accountId) return undefined;
-      const grantId =
-        result?.consent?.grantId ??
-        session.grantIdFor(client.clientId) ??
-        (await latestGrantId(knex, session.accountId, client.clientId));
-      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
-    },
+    // Consent is remembered per customer and app, each sign-in gets a grant of its own, and
+    // always-asked scopes (payments) are asked for every time: see consent.ts.
+    loadExistingGrant: rememberedConsent(knex),
     // Which revocations also forget the consent (the Grant). Every one of them ends all codes and
     // tokens under the grant. Signing out, and an app revoking an access token, keep the consent;
     // an app revoking its refresh token ("disconnect"), or a code or refresh token replayed, end it.
@@ -172,7 +165,10 @@ export function createProvider({
       backchannelLogout: { enabled: true },
     },
 
-    interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: {
+      policy: consentPolicy(),
+      url: async (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
     // Cross-origin calls only from an app's own registered origins (browser-based public apps).
     clientBasedCORS: (_ctx, origin, client) =>
       client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) ?? false,

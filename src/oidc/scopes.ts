@@ -69,6 +69,25 @@ export function isKnownScope(scope: string): boolean {
   return BY_SCOPE.has(scope);
 }
 
+export interface ConsentLine {
+  wording: string;
+  /** The app could already do this; always-asked scopes never count as already allowed. */
+  alreadyAllowed: boolean;
+}
+
+/**
+ * What the consent screen lists: everything the app will be able to do, in catalogue order, with
+ * what it could already do marked, so that the customer always sees what they agree to.
+ */
+export function consentLinesFor(requested: Iterable<string>, notYetAllowed: Iterable<string>): ConsentLine[] {
+  const wanted = new Set(requested);
+  const asked = new Set(notYetAllowed);
+  return SCOPE_CATALOGUE.filter((definition) => wanted.has(definition.scope)).map((definition) => ({
+    wording: definition.consentWording,
+    alreadyAllowed: !asked.has(definition.scope) && !definition.alwaysAsk,
+  }));
+}
+
 /** The consent screen's lines for these scopes, in catalogue order, unknown scopes left out. */
 export function consentWordingFor(scopes: Iterable<string>): string[] {
   const wanted = new Set(scopes);

@@ -5,12 +5,22 @@ import {
   registerTestApp,
   useTestPassbook,
 } from '../support/passbook.ts';
+import * as oidc from 'openid-client';
 import { authorizationRequest, completeFlow, discoverAs } from '../support/third-party-app.ts';
+import type { Page } from '../support/customer-agent.ts';
 
 const passbook = useTestPassbook();
 
-function permissionsOn(page: { document: { querySelectorAll(selector: string): { text: string }[] } }) {
-  return page.document.querySelectorAll('.permissions li').map((item) => item.text);
+/** The consent screen's list: each line's wording, with "(already allowed)" where the app could already. */
+function permissionsOn(page: Page): string[] {
+  return page.document.querySelectorAll('.permissions li').map((item) => {
+    const wording = item.querySelector('.wording')?.text ?? '';
+    return item.classList.contains('already') ? `${wording} (already allowed)` : wording;
+  });
+}
+
+function isConsentScreen(page: Page): boolean {
+  return page.document.querySelector('form[action$="/consent"] button[name="decision"]') !== null;
 }
 
 test('consent is remembered across sign-ins: the same app asking for the same scopes skips the screen', async () => {
@@ -28,16 +38,38 @@ test('consent is remembered across sign-ins: the same app asking for the same sc
   expect(new URL(afterSignIn.url).searchParams.get('code')).toBeTruthy();
 });
 
-test('asking for a new scope shows the screen again, for just what is new', async () => {
+test('asking for a new scope shows the screen again: what is new, beside what the app could already do', async () => {
   const customer = await createTestCustomer(passbook.knex);
   const app = await registerTestApp(passbook);
   const { agent, config } = await completeFlow(passbook, app, customer, 'openid transactions:read');
 
   const wider = await authorizationRequest(config, 'openid transactions:read accounts:read');
   const consent = await agent.open(wider.url.href);
-  expect(permissionsOn(consent)).toEqual(['See your account names and balances']);
+  expect(permissionsOn(consent)).toEqual([
+    'Confirm who you are (already allowed)',
+    'See your account names and balances',
+    'Read your transactions (already allowed)',
+  ]);
   const callback = await agent.consent(consent, 'allow');
   expect(new URL(callback.url).searchParams.get('code')).toBeTruthy();
+});
+
+test('prompt=consent for what the app already holds still lists every permission, never an empty screen', async () => {
+  const customer = await createTestCustomer(passbook.knex);
+  const app = await registerTestApp(passbook, { name: 'Probe App' });
+  const scope = 'openid offline_access transactions:read';
+  const { agent, config } = await completeFlow(passbook, app, customer, scope);
+
+  // authorizationRequest sends prompt=consent with offline_access, as OpenID Connect requires.
+  const again = await agent.open((await authorizationRequest(config, scope)).url.href);
+  expect(isConsentScreen(again)).toBe(true);
+  expect(again.document.querySelector('h1')?.text).toBe('Allow Probe App to:');
+  expect(permissionsOn(again)).toEqual([
+    'Confirm who you are (already allowed)',
+    "Stay connected when you're not using it (already allowed)",
+    'Read your transactions (already allowed)',
+  ]);
+  expect(again.body).toContain('already has these permissions and asks you to confirm them');
 });
 
 test('payments:write is never granted without the screen: prompt=none answers consent_required', async () => {
@@ -53,8 +85,34 @@ test('payments:write is never granted without the screen: prompt=none answers co
   expect(answer.searchParams.get('code')).toBeNull();
 
   const asked = await agent.open((await authorizationRequest(config, 'openid payments:write')).url.href);
-  expect(permissionsOn(asked)).toEqual(['Make payments from your accounts']);
+  expect(permissionsOn(asked)).toEqual([
+    'Confirm who you are (already allowed)',
+    'Make payments from your accounts',
+  ]);
   expect(asked.document.querySelector('.warning')?.text).toContain('make payments from your accounts');
+});
+
+test('payments:write once granted is asked for again on every request, and prompt=none never gets it', async () => {
+  const customer = await createTestCustomer(passbook.knex);
+  const app = await registerTestApp(passbook);
+  const { agent, config } = await completeFlow(passbook, app, customer, 'openid payments:write');
+
+  for (let time = 1; time <= 2; time += 1) {
+    const silent = await authorizationRequest(config, 'openid payments:write', { prompt: 'none' });
+    const answer = new URL((await agent.open(silent.url.href)).url);
+    expect(answer.searchParams.get('error')).toBe('consent_required');
+    expect(answer.searchParams.get('code')).toBeNull();
+
+    const asked = await agent.open((await authorizationRequest(config, 'openid payments:write')).url.href);
+    expect(isConsentScreen(asked)).toBe(true);
+    expect(permissionsOn(asked)).toContain('Make payments from your accounts');
+    const callback = await agent.consent(asked, 'allow');
+    expect(new URL(callback.url).searchParams.get('code')).toBeTruthy();
+  }
+
+  // Without payments:write in the request, the remembered consent still skips the screen.
+  const reading = await agent.open((await authorizationRequest(config, 'openid')).url.href);
+  expect(new URL(reading.url).searchParams.get('code')).toBeTruthy();
 });
 
 test('a denied consent returns access_denied and is recorded in the customer’s activity', async () => {
@@ -71,4 +129,65 @@ test('a denied consent returns access_denied and is recorded in the customer’s
   expect(account.document.querySelectorAll('.activity strong').map((item) => item.text)).toContain(
     'Refused Nope Ltd access',
   );
+});
+
+describe('each device holds a grant of its own; the consent behind them is remembered once', () => {
+  const scope = 'openid offline_access transactions:read';
+
+  async function connectTwoDevices() {
+    const customer = await createTestCustomer(passbook.knex);
+    const app = await registerTestApp(passbook);
+    const phone = await completeFlow(passbook, app, customer, scope);
+    const laptop = await completeFlow(passbook, app, customer, scope);
+    return { customer, app, phone, laptop };
+  }
+
+  async function grantsOf(customerId: string, clientId: string): Promise<string[]> {
+    const rows: { id: string }[] = await passbook
+      .knex('oidc_models')
+      .where({ kind: 'Grant', customer_id: customerId, client_id: clientId })
+      .select('id');
+    return rows.map((row) => row.id);
+  }
+
+  test('two sign-ins of one app make two grants', async () => {
+    const { customer, app } = await connectTwoDevices();
+    expect(await grantsOf(customer.id, app.client_id)).toHaveLength(2);
+  });
+
+  test('the app disconnecting one device (RFC 7009) leaves the other connected', async () => {
+    const { phone, laptop } = await connectTwoDevices();
+    await oidc.tokenRevocation(phone.config, String(phone.tokens.refresh_token));
+
+    await expect(oidc.refreshTokenGrant(phone.config, String(phone.tokens.refresh_token))).rejects.toThrow();
+    const refreshed = await oidc.refreshTokenGrant(laptop.config, String(laptop.tokens.refresh_token));
+    expect(refreshed.access_token).toBeTruthy();
+  });
+
+  test('a refresh token replayed on one device cuts off that device only', async () => {
+    const { phone, laptop } = await connectTwoDevices();
+    const rotated = await oidc.refreshTokenGrant(phone.config, String(phone.tokens.refresh_token));
+    await expect(oidc.refreshTokenGrant(phone.config, String(phone.tokens.refresh_token))).rejects.toThrow();
+    await expect(oidc.refreshTokenGrant(phone.config, String(rotated.refresh_token))).rejects.toThrow();
+
+    const refreshed = await oidc.refreshTokenGrant(laptop.config, String(laptop.tokens.refresh_token));
+    expect(refreshed.access_token).toBeTruthy();
+  });
+
+  test('the customer’s Revoke on the account pages ends every device’s access at once', async () => {
+    const { customer, app, phone, laptop } = await connectTwoDevices();
+    const account = await phone.agent.open(`${passbook.issuer}/account`);
+    expect(
+      account.document
+        .querySelectorAll('section[aria-labelledby="apps-heading"] h3')
+        .map((heading) => heading.text),
+    ).toEqual(['Budget Buddy']);
+    await phone.agent.submit(account, `/account/apps/${app.client_id}/revoke`);
+
+    await expect(oidc.refreshTokenGrant(phone.config, String(phone.tokens.refresh_token))).rejects.toThrow();
+    await expect(
+      oidc.refreshTokenGrant(laptop.config, String(laptop.tokens.refresh_token)),
+    ).rejects.toThrow();
+    expect(await grantsOf(customer.id, app.client_id)).toEqual([]);
+  });
 });
