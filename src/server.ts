@@ -14,6 +14,7 @@ import { interactionsRouter } from './interactions/router.ts';
 import { loadCookieKeys, loadSigningKeys } from './oidc/keys.ts';
 import { recordProviderEvents } from './oidc/events.ts';
 import { createProvider } from './oidc/provider.ts';
+import { refusedFeaturesRouter } from './oidc/refused-features.ts';
 import { auditRecorder, type AuditRecorder } from './audit/events.ts';
 import { passwordSignIn } from './sign-in/sign-in.ts';
 import { withPrefetchScope } from './oidc/storage/adapter.ts';
@@ -79,6 +80,7 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
     healthRouter(knex),
     assetsRouter(),
     methodNotAllowedRouter(),
+    refusedFeaturesRouter(),
     interactionsRouter({ provider, knex, cookieKeys, signIn }),
     accountRouter({ provider, knex, cookieKeys, sessions, signIn }),
   ];

@@ -133,8 +133,15 @@ export function createProvider({
     issueRefreshToken: async (_ctx, client, code) =>
       client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
 
+    // Every feature is chosen here on purpose, including those oidc-provider 9 turns on by itself:
+    // discovery advertises exactly this list (test/conformance/discovery-jwks.test.ts pins it).
     features: {
       devInteractions: { enabled: false },
+      // Off until the bank API verifies DPoP proofs; a DPoP header is refused (refused-features.ts).
+      dPoP: { enabled: false },
+      // Off: the bank has one API, which checks every token by introspection. Off means the
+      // `resource` parameter is ignored, as RFC 6749 asks of parameters a server does not know.
+      resourceIndicators: { enabled: false },
       userinfo: { enabled: true },
       revocation: {
         enabled: true,

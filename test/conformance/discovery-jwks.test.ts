@@ -88,6 +88,66 @@ describe('oidcc-discovery-endpoint-verification: the discovery document', () => 
   });
 });
 
+describe('discovery advertises exactly what Passbook supports, engine defaults included', () => {
+  test('names exactly these members: nothing oidc-provider turned on by itself', async () => {
+    const { metadata } = await fetchDiscovery();
+    expect(Object.keys(metadata).sort()).toEqual(
+      [
+        'authorization_endpoint',
+        'authorization_response_iss_parameter_supported',
+        'backchannel_logout_session_supported',
+        'backchannel_logout_supported',
+        'claim_types_supported',
+        'claims_parameter_supported',
+        'claims_supported',
+        'code_challenge_methods_supported',
+        'end_session_endpoint',
+        'grant_types_supported',
+        'id_token_signing_alg_values_supported',
+        'introspection_endpoint',
+        'issuer',
+        'jwks_uri',
+        'pushed_authorization_request_endpoint',
+        'request_uri_parameter_supported',
+        'response_modes_supported',
+        'response_types_supported',
+        'revocation_endpoint',
+        'scopes_supported',
+        'subject_types_supported',
+        'token_endpoint',
+        'token_endpoint_auth_methods_supported',
+        'token_endpoint_auth_signing_alg_values_supported',
+        'userinfo_endpoint',
+      ].sort(),
+    );
+  });
+
+  test('offers no DPoP and no resource indicators', async () => {
+    const { metadata } = await fetchDiscovery();
+    expect(metadata).not.toHaveProperty('dpop_signing_alg_values_supported');
+    expect(metadata).not.toHaveProperty('resource_indicators_supported');
+  });
+
+  test('says what each supported choice is', async () => {
+    const { metadata } = await fetchDiscovery();
+    expect(metadata).toMatchObject({
+      response_types_supported: ['code'],
+      grant_types_supported: ['authorization_code', 'refresh_token'],
+      response_modes_supported: ['form_post', 'fragment', 'query'],
+      claims_parameter_supported: false,
+      request_uri_parameter_supported: false,
+      authorization_response_iss_parameter_supported: true,
+      id_token_signing_alg_values_supported: ['RS256', 'ES256'],
+      token_endpoint_auth_methods_supported: [
+        'client_secret_basic',
+        'client_secret_post',
+        'private_key_jwt',
+        'none',
+      ],
+    });
+  });
+});
+
 describe('oidcc-discovery-endpoint-verification: the JWKS', () => {
   test('is served as a JSON key set with at least one key', async () => {
     const { response, keys } = await fetchJwks();

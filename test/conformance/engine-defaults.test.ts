@@ -1,0 +1,135 @@
+import * as oidc from 'openid-client';
+import { CustomerAgent } from '../support/customer-agent.ts';
+import {
+  TEST_REDIRECT_URI,
+  createTestCustomer,
+  registerTestApp,
+  useTestPassbook,
+} from '../support/passbook.ts';
+import {
+  authorizationRequest,
+  customerAllows,
+  discoverAs,
+  exchangeCode,
+} from '../support/third-party-app.ts';
+
+/**
+ * oidc-provider 9 switches some features on by itself. Each is chosen on purpose, and each choice
+ * is held to here: DPoP refused out loud, `resource` ignored, and what discovery does advertise
+ * (form_post, pushed authorization requests) really working for an ordinary app.
+ */
+
+const passbook = useTestPassbook();
+
+async function signedInApp() {
+  const customer = await createTestCustomer(passbook.knex);
+  const app = await registerTestApp(passbook);
+  const config = await discoverAs(passbook, app);
+  return { customer, app, config };
+}
+
+describe('DPoP (RFC 9449) is not offered yet, and an app that tries it is told so', () => {
+  test('a code exchange with a DPoP proof is refused with a clear invalid_request, and the code is kept', async () => {
+    const { customer, config } = await signedInApp();
+    const request = await authorizationRequest(config, 'openid');
+    const callback = await customerAllows(new CustomerAgent([TEST_REDIRECT_URI]), request, customer);
+    const dpop = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256'));
+
+    const refused = oidc.authorizationCodeGrant(
+      config,
+      new URL(callback),
+      { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce },
+      undefined,
+      { DPoP: dpop },
+    );
+    await expect(refused).rejects.toMatchObject({
+      error: 'invalid_request',
+      error_description: expect.stringContaining('DPoP is not supported'),
+    });
+
+    // Nothing was spent: the same code still works for a Bearer token.
+    const tokens = await exchangeCode(config, callback, request);
+    expect(tokens.token_type.toLowerCase()).toBe('bearer');
+  });
+
+  test('a refresh with a DPoP proof is refused the same way', async () => {
+    const { customer, app, config } = await signedInApp();
+    const request = await authorizationRequest(config, 'openid offline_access');
+    const callback = await customerAllows(new CustomerAgent([TEST_REDIRECT_URI]), request, customer);
+    const tokens = await exchangeCode(config, callback, request);
+    const dpop = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256'));
+
+    await expect(
+      oidc.refreshTokenGrant(config, String(tokens.refresh_token), undefined, { DPoP: dpop }),
+    ).rejects.toMatchObject({ error: 'invalid_request' });
+    expect(app.client_id).toBeTruthy();
+  });
+});
+
+test('a resource parameter (RFC 8707) is ignored, not refused: the flow completes with a Bearer token', async () => {
+  const { customer, config } = await signedInApp();
+  const request = await authorizationRequest(config, 'openid transactions:read', {
+    resource: 'https://api.bank.example/',
+  });
+  const callback = await customerAllows(new CustomerAgent([TEST_REDIRECT_URI]), request, customer);
+  expect(new URL(callback).searchParams.get('error')).toBeNull();
+  const tokens = await exchangeCode(config, callback, request);
+  expect(tokens.scope?.split(' ')).toContain('transactions:read');
+});
+
+test('response_mode=form_post delivers the code in a self-submitting form the CSP allows', async () => {
+  const { customer, config } = await signedInApp();
+  const request = await authorizationRequest(config, 'openid', { response_mode: 'form_post' });
+  const agent = new CustomerAgent([TEST_REDIRECT_URI]);
+  const signIn = await agent.open(request.url.href);
+  const consent = await agent.signIn(signIn, customer.username, customer.password);
+  const page = await agent.consent(consent, 'allow');
+
+  const form = page.document.querySelector('form');
+  expect(form?.getAttribute('action')).toBe(TEST_REDIRECT_URI);
+  const fields = new URLSearchParams(
+    form
+      ?.querySelectorAll('input')
+      .map((input) => [input.getAttribute('name') ?? '', input.getAttribute('value') ?? '']),
+  );
+  const csp = page.headers.get('content-security-policy') ?? '';
+  expect(csp).toMatch(/script-src 'self' 'sha256-[\w+/=]+'/);
+
+  const callback = new Request(TEST_REDIRECT_URI, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: fields.toString(),
+  });
+  const tokens = await oidc.authorizationCodeGrant(config, callback, {
+    pkceCodeVerifier: request.codeVerifier,
+    expectedState: request.state,
+    expectedNonce: request.nonce,
+  });
+  expect(tokens.id_token).toBeTruthy();
+});
+
+test('an ordinary app may push its authorization request (RFC 9126) and complete the flow', async () => {
+  const { customer, config } = await signedInApp();
+  const codeVerifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const url = await oidc.buildAuthorizationUrlWithPAR(config, {
+    redirect_uri: TEST_REDIRECT_URI,
+    scope: 'openid',
+    code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+    state,
+  });
+  expect(url.searchParams.get('request_uri')).toMatch(/^urn:ietf:params:oauth:request_uri:/);
+  expect(url.searchParams.get('scope')).toBeNull();
+
+  const callback = await customerAllows(
+    new CustomerAgent([TEST_REDIRECT_URI]),
+    { url, codeVerifier, state, nonce: '' },
+    customer,
+  );
+  const tokens = await oidc.authorizationCodeGrant(config, new URL(callback), {
+    pkceCodeVerifier: codeVerifier,
+    expectedState: state,
+  });
+  expect(tokens.access_token).toBeTruthy();
+});
