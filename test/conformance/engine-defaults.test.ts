@@ -87,11 +87,10 @@ test('response_mode=form_post delivers the code in a self-submitting form the CS
 
   const form = page.document.querySelector('form');
   expect(form?.getAttribute('action')).toBe(TEST_REDIRECT_URI);
-  const fields = new URLSearchParams(
-    form
-      ?.querySelectorAll('input')
-      .map((input) => [input.getAttribute('name') ?? '', input.getAttribute('value') ?? '']),
-  );
+  const fields = new URLSearchParams();
+  for (const input of form?.querySelectorAll('input') ?? []) {
+    fields.set(input.getAttribute('name') ?? '', input.getAttribute('value') ?? '');
+  }
   const csp = page.headers.get('content-security-policy') ?? '';
   expect(csp).toMatch(/script-src 'self' 'sha256-[\w+/=]+'/);
 
