@@ -5,6 +5,7 @@ import type { Knex } from '../db/knex.ts';
 import type { Logger } from '../log.ts';
 import { revokeTokensOfGrant } from '../oidc/storage/grants-and-sessions.ts';
 import { sessionTtl } from '../oidc/provider.ts';
+import { loadSession, sessionCookie, signInSession, type EngineSession } from '../oidc/engine-internals.ts';
 
 /**
  * The customer's bank session, as the account pages see it. It is oidc-provider's Session (a
@@ -12,7 +13,7 @@ import { sessionTtl } from '../oidc/provider.ts';
  * here also signs the customer in for apps, and signing out here signs them out everywhere.
  */
 
-export type BankSession = InstanceType<Provider['Session']>;
+export type BankSession = EngineSession;
 
 export interface BankSessions {
   /** The signed-in session behind this request, its idle window slid forward; undefined if none. */
@@ -37,15 +38,11 @@ export function bankSessions(
   lifetimes: Lifetimes,
   log: Logger,
 ): BankSessions {
-  const cookieName = provider.cookieName('session');
-
-  function cookieOptions(ctx: Context) {
-    return { httpOnly: true, sameSite: 'lax' as const, signed: true, secure: ctx.secure, overwrite: true };
-  }
+  const cookie = sessionCookie(provider);
 
   async function save(ctx: Context, session: BankSession): Promise<void> {
     await session.save(sessionTtl(lifetimes, session));
-    ctx.cookies.set(cookieName, session.jti, cookieOptions(ctx));
+    cookie.write(ctx, session);
   }
 
   async function notifyApps(session: BankSession): Promise<void> {
@@ -75,21 +72,19 @@ export function bankSessions(
 
   return {
     async current(ctx) {
-      const session = await provider.Session.get(ctx);
+      const session = await loadSession(provider, ctx);
       if (!session.accountId) return undefined;
       await save(ctx, session);
       return session;
     },
 
     async signIn(ctx, customerId, amr) {
-      let session = await provider.Session.get(ctx);
+      let session = await loadSession(provider, ctx);
       if (session.accountId && session.accountId !== customerId) {
         await this.end(session);
         session = new provider.Session();
       }
-      session.loginAccount({ accountId: customerId, amr, transient: true });
-      // A new id on every sign-in: a session id planted before sign-in is worth nothing after it.
-      session.resetIdentifier();
+      signInSession(session, customerId, amr);
       await save(ctx, session);
       return session;
     },
@@ -101,7 +96,7 @@ export function bankSessions(
     },
 
     forgetCookie(ctx) {
-      ctx.cookies.set(cookieName, null, cookieOptions(ctx));
+      cookie.forget(ctx);
     },
 
     findByUid(uid) {

@@ -12,6 +12,7 @@ import { PageError } from '../http/errors.ts';
 import { noStore } from '../http/security-headers.ts';
 import { renderPage } from '../http/views.ts';
 import { SCOPE_CATALOGUE, consentLinesFor } from '../oidc/scopes.ts';
+import { consentPromptDetails } from '../oidc/engine-internals.ts';
 
 /**
  * The bank's sign-in and consent screens. oidc-provider sends the customer here with an
@@ -83,7 +84,7 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
 
   async function showConsent(ctx: Context, interaction: Interaction) {
     const requested = String(interaction.params.scope ?? '').split(' ');
-    const notYetAllowed = (interaction.prompt.details.missingOIDCScope as string[] | undefined) ?? [];
+    const notYetAllowed = consentPromptDetails(interaction).missingOIDCScope;
     const customer = await findCustomerById(knex, String(interaction.session?.accountId));
     const alwaysAsk = SCOPE_CATALOGUE.filter((entry) => entry.alwaysAsk && requested.includes(entry.scope));
     renderPage(ctx, 'consent', {
@@ -150,14 +151,12 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
 
 /** Adds what the consent screen showed to the customer's grant for this app, and saves it. */
 async function grantRequestedAccess(provider: Provider, interaction: Interaction): Promise<string> {
-  const { details } = interaction.prompt;
+  const { missingOIDCScope, missingOIDCClaims } = consentPromptDetails(interaction);
   const accountId = String(interaction.session?.accountId);
   const clientId = String(interaction.params.client_id);
   const existing = interaction.grantId ? await provider.Grant.find(interaction.grantId) : undefined;
   const grant = existing ?? new provider.Grant({ accountId, clientId });
-  const missingScope = details.missingOIDCScope as string[] | undefined;
-  const missingClaims = details.missingOIDCClaims as string[] | undefined;
-  if (missingScope) grant.addOIDCScope(missingScope.join(' '));
-  if (missingClaims) grant.addOIDCClaims(missingClaims);
+  if (missingOIDCScope.length) grant.addOIDCScope(missingOIDCScope.join(' '));
+  if (missingOIDCClaims.length) grant.addOIDCClaims(missingOIDCClaims);
   return grant.save();
 }

@@ -7,7 +7,7 @@ import { renderErrorPage, renderPage } from '../http/views.ts';
 import { RESOURCE_SERVER_METADATA } from '../clients/clients.ts';
 import { postgresAdapterFactory } from './storage/adapter.ts';
 import { consentPolicy, rememberedConsent } from './consent.ts';
-import { compareSecretsAsDigests } from './client-secrets.ts';
+import { compareSecretsAsDigests } from './engine-internals.ts';
 import { SUPPORTED_SCOPES, claimsByScope } from './scopes.ts';
 
 /**

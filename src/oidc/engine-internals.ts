@@ -1,0 +1,87 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import type { Interaction } from 'oidc-provider';
+import { secretDigest } from '../clients/clients.ts';
+
+/**
+ * Every place where Passbook relies on something oidc-provider does not document: a method it
+ * patches, a cookie it writes for the engine, a model method it calls. Nothing else in the code
+ * touches these, so an upgrade of oidc-provider that changes one of them breaks this file, and
+ * test/oidc/engine-internals.test.ts says which. What the engine hands over is parsed here, not cast.
+ */
+
+export type EngineSession = InstanceType<Provider['Session']>;
+
+/**
+ * Client secrets are stored only as digests, so the provider sees the digest as the client's
+ * `client_secret`. Its comparison is taught to digest what the app presents first, then compare
+ * in constant time. (This is also why secret-keyed algorithms such as HS256 and
+ * client_secret_jwt are not enabled: they need the secret itself.)
+ */
+export function compareSecretsAsDigests(provider: Provider): void {
+  provider.Client.prototype.compareClientSecret = function compareClientSecret(presented: string) {
+    const stored = Buffer.from(String(this.clientSecret ?? ''));
+    const offered = Buffer.from(secretDigest(presented));
+    return stored.length === offered.length && timingSafeEqual(stored, offered);
+  };
+}
+
+/**
+ * The engine's session cookie, written by the account pages, which sign customers in outside an
+ * authorization request. It must be exactly what the engine writes and reads itself: its name,
+ * the session's `jti` as the value, signed with the same keys.
+ */
+export function sessionCookie(provider: Provider) {
+  const name = provider.cookieName('session');
+  const options = (ctx: Context) => ({
+    httpOnly: true,
+    sameSite: 'lax' as const,
+    signed: true,
+    secure: ctx.secure,
+    overwrite: true,
+  });
+  return {
+    write(ctx: Context, session: EngineSession): void {
+      ctx.cookies.set(name, session.jti, options(ctx));
+    },
+    forget(ctx: Context): void {
+      ctx.cookies.set(name, null, options(ctx));
+    },
+  };
+}
+
+/** The engine's session behind this request's cookie (a new, unsaved one when there is none). */
+export function loadSession(provider: Provider, ctx: Context): Promise<EngineSession> {
+  return provider.Session.get(ctx);
+}
+
+/**
+ * Marks a session as signed in by this customer, as the engine does after a login interaction,
+ * and gives it a new id: a session id planted before sign-in is worth nothing after it. The
+ * session lives only as long as the browser (`transient`); the server-side one has its own limits.
+ */
+export function signInSession(session: EngineSession, customerId: string, amr: string[]): void {
+  session.loginAccount({ accountId: customerId, amr, transient: true });
+  session.resetIdentifier();
+}
+
+/** What the consent prompt says is still missing, as oidc-provider's consent checks report it. */
+export interface ConsentPromptDetails {
+  missingOIDCScope: string[];
+  missingOIDCClaims: string[];
+}
+
+function stringList(value: unknown, name: string): string[] {
+  if (value === undefined) return [];
+  if (Array.isArray(value) && value.every((item) => typeof item === 'string')) return value;
+  throw new TypeError(`oidc-provider's consent prompt details: ${name} is not a list of strings`);
+}
+
+export function consentPromptDetails(interaction: Interaction): ConsentPromptDetails {
+  const { details } = interaction.prompt;
+  return {
+    missingOIDCScope: stringList(details.missingOIDCScope, 'missingOIDCScope'),
+    missingOIDCClaims: stringList(details.missingOIDCClaims, 'missingOIDCClaims'),
+  };
+}

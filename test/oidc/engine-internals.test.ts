@@ -1,0 +1,97 @@
+import type { Interaction } from 'oidc-provider';
+import { CustomerAgent } from '../support/customer-agent.ts';
+import {
+  TEST_REDIRECT_URI,
+  createTestCustomer,
+  registerTestApp,
+  useTestPassbook,
+} from '../support/passbook.ts';
+import { authorizationRequest, completeFlow, discoverAs } from '../support/third-party-app.ts';
+import { consentPromptDetails, signInSession } from '../../src/oidc/engine-internals.ts';
+
+/**
+ * One test per undocumented piece of oidc-provider that src/oidc/engine-internals.ts relies on,
+ * against the real engine: when an upgrade changes one of them, the failure names it.
+ */
+
+const passbook = useTestPassbook();
+
+describe('the client secret comparison, taught to compare digests', () => {
+  test('accepts the secret, refuses a wrong one and refuses the stored digest itself', async () => {
+    const app = await registerTestApp(passbook);
+    const client = await passbook.provider.Client.find(app.client_id);
+    expect(client).toBeDefined();
+    const secret = String(app.client_secret);
+    expect(await client?.compareClientSecret(secret)).toBe(true);
+    expect(await client?.compareClientSecret(`${secret}x`)).toBe(false);
+    expect(await client?.compareClientSecret(String(client.clientSecret))).toBe(false);
+  });
+});
+
+describe('signing a session in by hand', () => {
+  test('sets the customer, how they proved it, and a new id', () => {
+    const session = new passbook.provider.Session();
+    session.resetIdentifier();
+    const before = session.jti;
+    signInSession(session, 'customer-1', ['pwd', 'otp']);
+    expect(session.accountId).toBe('customer-1');
+    expect(session.amr).toEqual(['pwd', 'otp']);
+    expect(session.jti).toBeTruthy();
+    expect(session.jti).not.toBe(before);
+  });
+
+  test('the session cookie the account pages write is one the engine accepts: prompt=none signs the app in', async () => {
+    const customer = await createTestCustomer(passbook.knex);
+    const app = await registerTestApp(passbook);
+    const agent = new CustomerAgent([TEST_REDIRECT_URI]);
+    const form = await agent.open(`${passbook.issuer}/account/sign-in`);
+    const account = await agent.submit(form, '/account/sign-in', {
+      username: customer.username,
+      password: customer.password,
+    });
+    expect(new URL(account.url).pathname).toBe('/account');
+
+    // Consent first (a new app always asks), then a silent request rides on the same session.
+    const config = await discoverAs(passbook, app);
+    await completeFlow(passbook, app, customer, 'openid', agent);
+    const silent = await agent.open(
+      (await authorizationRequest(config, 'openid', { prompt: 'none' })).url.href,
+    );
+    expect(new URL(silent.url).searchParams.get('code')).toBeTruthy();
+  });
+});
+
+describe('the consent prompt’s details', () => {
+  function interactionWith(details: Record<string, unknown>): Interaction {
+    return { prompt: { name: 'consent', reasons: [], details } } as unknown as Interaction;
+  }
+
+  test('are read as lists of scopes and claims, empty when absent', () => {
+    expect(consentPromptDetails(interactionWith({ missingOIDCScope: ['openid', 'email'] }))).toEqual({
+      missingOIDCScope: ['openid', 'email'],
+      missingOIDCClaims: [],
+    });
+  });
+
+  test('are refused loudly when the engine reports them in another shape', () => {
+    expect(() => consentPromptDetails(interactionWith({ missingOIDCScope: 'openid email' }))).toThrow(
+      /missingOIDCScope is not a list of strings/,
+    );
+  });
+
+  test('name what the engine really reports for a new app', async () => {
+    const customer = await createTestCustomer(passbook.knex);
+    const app = await registerTestApp(passbook);
+    const config = await discoverAs(passbook, app);
+    const agent = new CustomerAgent([TEST_REDIRECT_URI]);
+    const signIn = await agent.open((await authorizationRequest(config, 'openid email')).url.href);
+    const consent = await agent.signIn(signIn, customer.username, customer.password);
+    const uid = new URL(consent.url).pathname.split('/')[2] ?? '';
+    const stored = await passbook
+      .knex('oidc_models')
+      .where({ kind: 'Interaction', id: uid })
+      .first('payload');
+    const details = consentPromptDetails({ prompt: stored.payload.prompt } as Interaction);
+    expect(details.missingOIDCScope.sort()).toEqual(['email', 'openid']);
+  });
+});
