@@ -143,7 +143,12 @@ function readLifetimes(env: Env): Lifetimes {
   };
 }
 
-export function loadConfig(env: Env = process.env): Config {
+/** Defaults that differ by program: the CLI logs only warnings unless LOG_LEVEL says otherwise. */
+export interface ConfigDefaults {
+  logLevel?: string;
+}
+
+export function loadConfig(env: Env = process.env, defaults: ConfigDefaults = {}): Config {
   const nodeEnv = readEnvironment(env);
   const port = readInteger(env, 'PORT', 3000, 0, 65535);
   const databaseUrl = readDatabaseUrl(env);
@@ -154,7 +159,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl,
     cookieKeys: readCookieKeys(env),
     trustProxy: readBoolean(env, 'TRUST_PROXY', false),
-    logLevel: env.LOG_LEVEL || (nodeEnv === 'test' ? 'silent' : 'info'),
+    logLevel: env.LOG_LEVEL || defaults.logLevel || (nodeEnv === 'test' ? 'silent' : 'info'),
     // A newcomer's laptop (development, embedded database) gets the demo customer and app.
     seedDemo: readBoolean(env, 'SEED_DEMO', nodeEnv === 'development' && !databaseUrl),
     dataDir: env.DATA_DIR || '.data',

@@ -88,14 +88,20 @@ afterAll(async () => {
   await knex.destroy();
 });
 
-describe('users:create', () => {
+describe('customers:create', () => {
+  test('answers to its old name users:create too', async () => {
+    const username = unique('alias');
+    succeeded(await cli(['users:create', '--username', username, '--password-stdin'], 'alias-password-1\n'));
+    expect(await knex('customers').where({ username }).first('id')).toBeDefined();
+  });
+
   test('reads the password from stdin, prints the customer, stores only an argon2id hash', async () => {
     const username = unique('user');
     const password = `pw-${randomBytes(12).toString('base64url')}`;
 
     const result = await cli(
       [
-        'users:create',
+        'customers:create',
         '--username',
         username,
         '--password-stdin',
@@ -133,11 +139,13 @@ describe('users:create', () => {
 
   test('a taken username exits 1 with one clear stderr line, whatever its case', async () => {
     const username = unique('dup');
-    succeeded(await cli(['users:create', '--username', username, '--password-stdin'], 'first-password-1\n'));
+    succeeded(
+      await cli(['customers:create', '--username', username, '--password-stdin'], 'first-password-1\n'),
+    );
 
     for (const again of [username, username.toUpperCase()]) {
       const result = await cli(
-        ['users:create', '--username', again, '--password-stdin'],
+        ['customers:create', '--username', again, '--password-stdin'],
         'second-password-2\n',
       );
       expect(result.code).toBe(1);
@@ -155,7 +163,13 @@ describe('users:create', () => {
 
   test('a password on the command line is refused and nothing is stored', async () => {
     const username = unique('argv');
-    const result = await cli(['users:create', '--username', username, '--password', 'on-the-command-line']);
+    const result = await cli([
+      'customers:create',
+      '--username',
+      username,
+      '--password',
+      'on-the-command-line',
+    ]);
 
     expect(result.code).toBe(2);
     expect(await knex('customers').where({ username }).first()).toBeUndefined();
