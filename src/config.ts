@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { isIPv6 } from 'node:net';
 
 /**
  * The only reader of process.env. Everything else receives a validated, typed Config.
@@ -42,6 +43,12 @@ export interface Config {
   /** How often expired rows are purged, in seconds; 0 turns the timer off. */
   purgeIntervalSeconds: number;
   lifetimes: Lifetimes;
+  /**
+   * The bank's internal apps that may receive back-channel logout tokens although their host is
+   * loopback, private or otherwise special-use (see src/oidc/backchannel-logout.ts): exact host
+   * names or IP addresses, lower-case, IPv6 without brackets.
+   */
+  backchannelLogoutAllowedHosts: string[];
 }
 
 export class ConfigError extends Error {
@@ -129,6 +136,31 @@ function readCookieKeys(env: Env): string[] | undefined {
   return keys;
 }
 
+// Exact entries only: a wildcard or a network range would let in hosts nobody looked at.
+function readHostList(env: Env, name: string, fallback: string[]): string[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  return raw
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '')
+    .map((entry) => {
+      const bare = entry.replace(/^\[(.*)\]$/, '$1');
+      const url = /^[A-Za-z0-9.:-]+$/.test(bare)
+        ? URL.parse(`http://${isIPv6(bare) ? `[${bare}]` : bare}/`)
+        : null;
+      if (!url || url.port !== '') {
+        throw new ConfigError(
+          `${name} must be a comma-separated list of host names or IP addresses, without scheme, port, wildcard or range (got ${JSON.stringify(entry)})`,
+        );
+      }
+      return url.hostname.replace(/^\[(.*)\]$/, '$1');
+    });
+}
+
+/** Where the local demo's apps listen: loopback, allowed by default outside production only. */
+const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '::1'];
+
 const DAY = 24 * 60 * 60;
 
 function readLifetimes(env: Env): Lifetimes {
@@ -166,6 +198,11 @@ export function loadConfig(env: Env = process.env, defaults: ConfigDefaults = {}
     embeddedPostgresPort: readInteger(env, 'EMBEDDED_POSTGRES_PORT', 54329, 1024, 65535),
     purgeIntervalSeconds: readInteger(env, 'PURGE_INTERVAL', 300, 0, DAY),
     lifetimes: readLifetimes(env),
+    backchannelLogoutAllowedHosts: readHostList(
+      env,
+      'BACKCHANNEL_LOGOUT_ALLOWED_HOSTS',
+      nodeEnv === 'production' ? [] : LOOPBACK_HOSTS,
+    ),
   };
   if (config.env === 'production') {
     if (!config.databaseUrl) throw new ConfigError('DATABASE_URL is required when NODE_ENV=production');
