@@ -13,6 +13,7 @@ import { bankSessions } from './account-pages/bank-session.ts';
 import { interactionsRouter } from './interactions/router.ts';
 import { loadCookieKeys, loadSigningKeys } from './oidc/keys.ts';
 import { recordProviderEvents } from './oidc/events.ts';
+import { reportLogoutDeliveryFailures } from './oidc/backchannel-logout.ts';
 import { createProvider } from './oidc/provider.ts';
 import { refusedFeaturesRouter } from './oidc/refused-features.ts';
 import { auditRecorder, type AuditRecorder } from './audit/events.ts';
@@ -65,6 +66,7 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
   provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'provider error'));
   const audit = auditRecorder(knex, log);
   recordProviderEvents(provider, knex, audit, log);
+  reportLogoutDeliveryFailures(provider, log);
   const sessions = bankSessions(provider, knex, config.lifetimes, log);
   const signIn = passwordSignIn(knex, audit);
 

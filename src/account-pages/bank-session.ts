@@ -6,6 +6,7 @@ import type { Logger } from '../log.ts';
 import { revokeTokensOfGrant } from '../oidc/storage/grants-and-sessions.ts';
 import { sessionTtl } from '../oidc/provider.ts';
 import { loadSession, sessionCookie, signInSession, type EngineSession } from '../oidc/engine-internals.ts';
+import { sendLogoutToken, type LogoutTokenRecipient } from '../oidc/backchannel-logout.ts';
 
 /**
  * The customer's bank session, as the account pages see it. It is oidc-provider's Session (a
@@ -27,11 +28,6 @@ export interface BankSessions {
   findByUid(uid: string): Promise<BankSession | undefined>;
 }
 
-interface BackchannelClient {
-  backchannelLogoutUri?: string;
-  backchannelLogout(sub: string, sid: string | undefined): Promise<void>;
-}
-
 export function bankSessions(
   provider: Provider,
   knex: Knex,
@@ -50,13 +46,10 @@ export function bankSessions(
     if (!accountId) return;
     await Promise.all(
       Object.keys(session.authorizations ?? {}).map(async (clientId) => {
-        const client = (await provider.Client.find(clientId)) as unknown as BackchannelClient | undefined;
+        const client = (await provider.Client.find(clientId)) as unknown as LogoutTokenRecipient | undefined;
         if (!client?.backchannelLogoutUri) return;
-        try {
-          await client.backchannelLogout(accountId, session.sidFor(clientId));
-        } catch (error) {
-          log.warn({ err: error, clientId }, 'back-channel logout failed');
-        }
+        // Logged and counted there; the sign-out goes on whatever the app answers.
+        await sendLogoutToken(client, accountId, session.sidFor(clientId), log);
       }),
     );
   }

@@ -85,6 +85,9 @@ export function clientMetadataFor(client: NewClient, clientId: string): ClientMe
 /**
  * Stores a new client. `validate` checks the metadata against the provider's own rules first
  * (it throws on anything the provider would refuse), so a client that is stored always loads.
+ * The provider's rules include the back-channel logout delivery policy: a
+ * `backchannel_logout_uri` that could never receive a logout token is refused here, with the
+ * reason (src/oidc/backchannel-logout.ts).
  */
 export async function createClient(
   knex: Knex,

@@ -8,6 +8,11 @@ import { RESOURCE_SERVER_METADATA } from '../clients/clients.ts';
 import { postgresAdapterFactory } from './storage/adapter.ts';
 import { consentPolicy, rememberedConsent } from './consent.ts';
 import { compareSecretsAsDigests } from './engine-internals.ts';
+import {
+  backchannelLogoutPolicy,
+  logoutDeliveryFetch,
+  refuseUndeliverableLogoutUris,
+} from './backchannel-logout.ts';
 import { SUPPORTED_SCOPES, claimsByScope } from './scopes.ts';
 
 /**
@@ -171,6 +176,8 @@ export function createProvider({
       },
       backchannelLogout: { enabled: true },
     },
+    // Logout tokens go out under the bank's delivery policy (src/oidc/backchannel-logout.ts).
+    fetch: logoutDeliveryFetch(backchannelLogoutPolicy(config)),
 
     interactions: {
       policy: consentPolicy(),
@@ -187,5 +194,6 @@ export function createProvider({
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
   compareSecretsAsDigests(provider);
+  refuseUndeliverableLogoutUris(provider, backchannelLogoutPolicy(config));
   return provider;
 }
