@@ -1,9 +1,16 @@
+/**
+ * @jest-environment ./test/support/node-fetch-environment.ts
+ */
+import { jest } from '@jest/globals';
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { createRemoteJWKSet, decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import * as oidc from 'openid-client';
 import type { RegisteredClient } from '../../src/clients/clients.ts';
+import { createLogger, type Logger } from '../../src/log.ts';
+import { deliveryFailures } from '../../src/oidc/backchannel-logout.ts';
 import { CustomerAgent, type Page } from '../support/customer-agent.ts';
 import {
   createTestCustomer,
@@ -14,19 +21,63 @@ import {
 } from '../support/passbook.ts';
 import { completeFlow } from '../support/third-party-app.ts';
 
-/** Checklist J34: back-channel logout, for RP-initiated logout and for signing out on the bank's pages. */
+/**
+ * Checklist J34: back-channel logout, for RP-initiated logout and for signing out on the bank's
+ * pages. The file runs with oidc-provider's SSRF guard active, as in production (see the
+ * environment above), so a receiver on 127.0.0.1 hears of a logout only because the policy in
+ * src/oidc/backchannel-logout.ts allows loopback here, and not by the guard's absence.
+ */
 
 let passbook: TestPassbook;
 let jwks: JWTVerifyGetKey;
+/** What reached console.warn, where oidc-provider announces a missing SSRF guard. */
+const consoleWarnings: string[] = [];
+
+/** Both servers' log lines, parsed. */
+const logged: Record<string, unknown>[] = [];
+
+function capturedLogger(): Logger {
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) {
+        logged.push(JSON.parse(line) as Record<string, unknown>);
+      }
+      done();
+    },
+  });
+  return createLogger({ logLevel: 'warn' }, sink);
+}
 
 beforeAll(async () => {
-  passbook = await startTestPassbook();
+  jest.spyOn(console, 'warn').mockImplementation((...args: unknown[]) => {
+    consoleWarnings.push(args.map(String).join(' '));
+  });
+  passbook = await startTestPassbook({}, capturedLogger());
   jwks = createRemoteJWKSet(new URL(`${passbook.issuer}/jwks`));
 });
 
 afterAll(async () => {
   await passbook.close();
+  jest.restoreAllMocks();
 });
+
+afterEach(() => {
+  expect(consoleWarnings.filter((warning) => warning.includes('SSRF'))).toEqual([]);
+});
+
+interface FailureLine {
+  level: unknown;
+  clientId: unknown;
+  failure: unknown;
+  reason: unknown;
+  signOut: unknown;
+}
+
+function deliveryFailureLines(app: RegisteredClient): FailureLine[] {
+  return logged
+    .filter((line) => line.msg === 'back-channel logout not delivered' && line.clientId === app.client_id)
+    .map(({ level, clientId, failure, reason, signOut }) => ({ level, clientId, failure, reason, signOut }));
+}
 
 const APP_ORIGIN = 'https://app.example';
 const POST_LOGOUT_URI = `${APP_ORIGIN}/signed-out`;
@@ -121,9 +172,9 @@ async function rpInitiatedLogout(agent: CustomerAgent, config: oidc.Configuratio
 }
 
 /** The customer opens the bank's account pages in the same browser and presses "Sign out". */
-async function signOutOnAccountPages(agent: CustomerAgent): Promise<Page> {
-  const account = await agent.open(`${passbook.issuer}/account`);
-  if (account.url !== `${passbook.issuer}/account`) {
+async function signOutOnAccountPages(agent: CustomerAgent, server: TestPassbook = passbook): Promise<Page> {
+  const account = await agent.open(`${server.issuer}/account`);
+  if (account.url !== `${server.issuer}/account`) {
     throw new Error(`the account pages did not open with the app's session: ${account.url}`);
   }
   return agent.submit(account, '/account/sign-out');
@@ -264,26 +315,41 @@ describe('J34: the app hears of the logout on its back channel', () => {
     expect(receiver.deliveries).toHaveLength(1);
   });
 
-  test('a receiver that answers 500 does not stop the RP-initiated logout', async () => {
+  test('a receiver that answers 500 does not stop the RP-initiated logout, and the failure is logged and counted', async () => {
     const receiver = await startReceiver(500);
     const customer = await createTestCustomer(passbook.knex);
     const app = await appWith(receiver);
     const agent = new CustomerAgent([APP_ORIGIN]);
     const { config, tokens } = await completeFlow(passbook, app, customer, 'openid', agent);
+    const rejectedBefore = deliveryFailures.count('rejected');
 
     const { state, landing } = await rpInitiatedLogout(agent, config, idTokenOf(tokens));
 
     expect(receiver.deliveries).toHaveLength(1);
     expect(landing.url).toBe(`${POST_LOGOUT_URI}?state=${state}`);
     expect(await sessionRows(customer)).toBe(0);
+    expect(deliveryFailureLines(app)).toEqual([
+      {
+        level: 40,
+        clientId: app.client_id,
+        failure: 'rejected',
+        reason: 'the app answered HTTP 500',
+        signOut: 'end_session',
+      },
+    ]);
+    expect(deliveryFailures.count('rejected')).toBe(rejectedBefore + 1);
+    const token = receiver.deliveries[0]?.form.get('logout_token') ?? '';
+    expect(token).not.toBe('');
+    expect(JSON.stringify(logged)).not.toContain(token);
   });
 
-  test('a receiver that answers 500 does not stop signing out on the account pages', async () => {
+  test('a receiver that answers 500 does not stop signing out on the account pages, and the failure is logged and counted', async () => {
     const receiver = await startReceiver(500);
     const customer = await createTestCustomer(passbook.knex);
     const app = await appWith(receiver);
     const agent = new CustomerAgent([APP_ORIGIN]);
     await completeFlow(passbook, app, customer, 'openid', agent);
+    const rejectedBefore = deliveryFailures.count('rejected');
 
     const page = await signOutOnAccountPages(agent);
 
@@ -293,5 +359,94 @@ describe('J34: the app hears of the logout on its back channel', () => {
     expect(await sessionRows(customer)).toBe(0);
     const again = await agent.open(`${passbook.issuer}/account`);
     expect(again.url).toBe(`${passbook.issuer}/account/sign-in`);
+    expect(deliveryFailureLines(app)).toEqual([
+      {
+        level: 40,
+        clientId: app.client_id,
+        failure: 'rejected',
+        reason: 'the app answered HTTP 500',
+        signOut: 'account_pages',
+      },
+    ]);
+    expect(deliveryFailures.count('rejected')).toBe(rejectedBefore + 1);
+  });
+
+  test('an app that is not listening is logged as unreachable, and the sign-out completes', async () => {
+    const receiver = await startReceiver();
+    await receiver.close();
+    const customer = await createTestCustomer(passbook.knex);
+    const app = await appWith(receiver);
+    const agent = new CustomerAgent([APP_ORIGIN]);
+    const { config, tokens } = await completeFlow(passbook, app, customer, 'openid', agent);
+    const unreachableBefore = deliveryFailures.count('unreachable');
+
+    const { state, landing } = await rpInitiatedLogout(agent, config, idTokenOf(tokens));
+
+    expect(landing.url).toBe(`${POST_LOGOUT_URI}?state=${state}`);
+    expect(await sessionRows(customer)).toBe(0);
+    expect(deliveryFailureLines(app)).toEqual([
+      expect.objectContaining({ failure: 'unreachable', reason: expect.stringContaining('ECONNREFUSED') }),
+    ]);
+    expect(deliveryFailures.count('unreachable')).toBe(unreachableBefore + 1);
+  });
+});
+
+describe('the SSRF guard stays on for every host that is not on the allow-list', () => {
+  // The same database, with a policy that names only some other internal host: the apps below
+  // were registered while loopback was allowed, and loopback has since been taken off the list.
+  let narrow: TestPassbook;
+
+  beforeAll(async () => {
+    narrow = await startTestPassbook(
+      { BACKCHANNEL_LOGOUT_ALLOWED_HOSTS: 'apps.internal.example' },
+      capturedLogger(),
+    );
+  });
+
+  afterAll(async () => {
+    await narrow.close();
+  });
+
+  const refusedByTheGuard = (signOut: string) => ({
+    level: 40,
+    clientId: expect.any(String),
+    failure: 'refused',
+    reason: 'SSRF guard: hostname resolves to a special-use IP address',
+    signOut,
+  });
+
+  test('RP-initiated logout: the loopback app gets nothing, the refusal is logged and counted, the customer is signed out', async () => {
+    const receiver = await startReceiver();
+    const customer = await createTestCustomer(narrow.knex);
+    const app = await appWith(receiver);
+    const agent = new CustomerAgent([APP_ORIGIN]);
+    const { config, tokens } = await completeFlow(narrow, app, customer, 'openid', agent);
+    const refusedBefore = deliveryFailures.count('refused');
+
+    const { state, landing } = await rpInitiatedLogout(agent, config, idTokenOf(tokens));
+
+    expect(receiver.deliveries).toHaveLength(0);
+    expect(landing.url).toBe(`${POST_LOGOUT_URI}?state=${state}`);
+    expect(await sessionRows(customer)).toBe(0);
+    expect(deliveryFailureLines(app)).toEqual([refusedByTheGuard('end_session')]);
+    expect(deliveryFailures.count('refused')).toBe(refusedBefore + 1);
+  });
+
+  test('account pages: the loopback app gets nothing, the refusal is logged and counted, the customer is signed out', async () => {
+    const receiver = await startReceiver();
+    const customer = await createTestCustomer(narrow.knex);
+    const app = await appWith(receiver);
+    const agent = new CustomerAgent([APP_ORIGIN]);
+    await completeFlow(narrow, app, customer, 'openid', agent);
+    const refusedBefore = deliveryFailures.count('refused');
+
+    const page = await signOutOnAccountPages(agent, narrow);
+
+    expect(receiver.deliveries).toHaveLength(0);
+    expect(page.status).toBe(200);
+    expect(page.body).toMatch(/signed out/i);
+    expect(await sessionRows(customer)).toBe(0);
+    expect(deliveryFailureLines(app)).toEqual([refusedByTheGuard('account_pages')]);
+    expect(deliveryFailures.count('refused')).toBe(refusedBefore + 1);
   });
 });
