@@ -1,9 +1,9 @@
-import Router from '@koa/router';
 import Koa from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from './config.ts';
 import type { Knex } from './db/knex.ts';
 import type { Logger } from './log.ts';
+import { healthRouter, requestLog } from './service/kit.ts';
 import { assetsRouter } from './http/assets.ts';
 import { errorPages } from './http/errors.ts';
 import { methodNotAllowedRouter } from './http/method-not-allowed.ts';
@@ -25,32 +25,6 @@ export interface PassbookApp {
   provider: Provider;
   /** Activity-log writes still under way; shutdown waits for them. */
   audit: AuditRecorder;
-}
-
-function healthRouter(knex: Knex): Router {
-  const router = new Router();
-  router.get('/healthz', async (ctx) => {
-    await knex.raw('SELECT 1');
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = { status: 'ok' };
-  });
-  return router;
-}
-
-/** Logs one line per request: method, path (never the query, which can carry codes), status, time. */
-function requestLog(log: Logger): Koa.Middleware {
-  return async (ctx, next) => {
-    const started = process.hrtime.bigint();
-    try {
-      await next();
-    } finally {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      log.info(
-        { method: ctx.method, path: ctx.path, status: ctx.res.statusCode, ms: Math.round(ms) },
-        'request',
-      );
-    }
-  };
 }
 
 /**

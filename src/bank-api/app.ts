@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import Koa, { type Context } from 'koa';
 import type { Knex } from '../db/knex.ts';
-import type { Logger } from '../log.ts';
+import { healthRouter, requestLog, type Logger } from '../service/kit.ts';
 import { createGuard, type BankApiState } from './auth.ts';
 import { ApiError, jsonErrors } from './errors.ts';
 import type { Introspect } from './introspection.ts';
@@ -150,28 +150,6 @@ function bankRoutes({ knex, introspect, log }: BankApiDependencies): Router<Bank
   return router;
 }
 
-function healthRoutes(knex: Knex): Router {
-  const router = new Router();
-  router.get('/healthz', async (ctx) => {
-    await knex.raw('SELECT 1');
-    ctx.body = { status: 'ok' };
-  });
-  return router;
-}
-
-/** One log line per request: method, path (never the query or headers), status, time. */
-function requestLog(log: Logger): Koa.Middleware {
-  return async (ctx, next) => {
-    const started = performance.now();
-    try {
-      await next();
-    } finally {
-      const ms = Math.round(performance.now() - started);
-      log.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
-    }
-  };
-}
-
 /** Personal data: never kept by a browser or a shared cache, never framed, never sniffed. */
 function apiHeaders(): Koa.Middleware {
   return async (ctx, next) => {
@@ -190,7 +168,7 @@ export function createBankApi(dependencies: BankApiDependencies): Koa {
   app.use(apiHeaders());
   app.use(jsonErrors(dependencies.log));
   const bank = bankRoutes(dependencies);
-  const health = healthRoutes(dependencies.knex);
+  const health = healthRouter(dependencies.knex);
   app.use(health.routes());
   app.use(bank.routes());
   app.use(bank.allowedMethods());

@@ -1,5 +1,5 @@
 import type { Context, Middleware } from 'koa';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../service/kit.ts';
 import { ApiError } from './errors.ts';
 import { PassbookUnavailableError, type AccessToken, type Introspect } from './introspection.ts';
 

@@ -1,5 +1,5 @@
 import type { Middleware } from 'koa';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../service/kit.ts';
 
 /**
  * Every answer of the bank API is JSON, errors included: `{ error, error_description }` with the

@@ -1,9 +1,8 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { pino, type Logger } from 'pino';
 import { createKnex, type Knex } from '../db/knex.ts';
-import { REDACTED_PATHS } from '../log.ts';
+import { createServiceLogger, type Logger } from '../service/kit.ts';
 import { createBankApi } from './app.ts';
 import { requireDatabaseUrl, type BankApiConfig } from './config.ts';
 import { createIntrospector } from './introspection.ts';
@@ -13,18 +12,12 @@ export interface RunningBankApi {
   close(): Promise<void>;
 }
 
+/** The bank API's logger: the services' shared one (src/service/kit.ts), named "bank-api". */
 export function createBankApiLogger(
   logLevel: string,
   destination: NodeJS.WritableStream = process.stdout,
 ): Logger {
-  return pino(
-    {
-      level: logLevel,
-      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-      base: { service: 'bank-api' },
-    },
-    destination,
-  );
+  return createServiceLogger('bank-api', logLevel, destination);
 }
 
 /**
