@@ -1,8 +1,12 @@
+import { randomBytes } from 'node:crypto';
 import { loadConfig, type Config } from '../src/config.ts';
+import { startEmbeddedPostgres } from '../src/db/embedded.ts';
+import type { Knex } from '../src/db/knex.ts';
 import { createLogger } from '../src/log.ts';
 import { startPassbook, type RunningPassbook } from '../src/start.ts';
 import { findCustomerByUsername } from '../src/customers/customers.ts';
 import { loadBankApiConfig } from '../src/bank-api/config.ts';
+import { bankApiDatabaseUrl, provisionBankApiRole, type BankApiRole } from '../src/bank-api/database-role.ts';
 import { seedDemoAccounts } from '../src/bank-api/demo-data.ts';
 import { createBankApiLogger, startBankApi } from '../src/bank-api/start.ts';
 import { DEMO_CUSTOMER, seedDemo } from '../src/seed/demo.ts';
@@ -13,7 +17,9 @@ import { createBudgetBuddyLogger, startBudgetBuddy } from '../examples/budget-bu
 /**
  * The whole story on one machine: Passbook (the bank's authorization server), the bank's API and
  * Budget Buddy (a third-party app), each on its own port and wired to the others only by URLs
- * and client credentials, as they would be in production.
+ * and client credentials, as they would be in production. Passbook and the bank API share one
+ * PostgreSQL database but not a role: the bank API logs in as its own, which owns the schema
+ * `bank` and can read nothing of Passbook's.
  */
 
 export const BANK_API_CLIENT_ID = 'bank-api';
@@ -52,18 +58,45 @@ function passbookConfig(env: Env): Config {
   });
 }
 
+/**
+ * The bank API's role for the demo. Roles belong to the whole server, not to one database, so by
+ * default the name follows the database's ("passbook" gives "passbook_bank_api"), and two demo
+ * databases on one server do not share one; DEMO_BANK_API_ROLE names it outright (the tests do).
+ * The password is new on every start: nothing but this process needs it, so nothing keeps it.
+ */
+async function demoBankApiRole(knex: Knex, env: Env): Promise<BankApiRole> {
+  const password = randomBytes(24).toString('base64url');
+  if (env.DEMO_BANK_API_ROLE) return { name: env.DEMO_BANK_API_ROLE, password };
+  const { rows } = await knex.raw<{ rows: { database: string }[] }>('SELECT current_database() AS database');
+  const database = (rows[0]?.database ?? 'passbook').toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  return { name: `${database.slice(0, 54)}_bank_api`, password };
+}
+
 /** Starts the three services; if one fails to start, those already running are stopped again. */
 export async function startDemo(env: Env = process.env): Promise<RunningDemo> {
-  const config = passbookConfig(env);
+  const passbookSettings = passbookConfig(env);
   const bankApiPort = readPort(env, 'BANK_API_PORT', 3001);
   const budgetBuddyPort = readPort(env, 'BUDGET_BUDDY_PORT', 4000);
-  const logLevel = config.logLevel;
+  const logLevel = passbookSettings.logLevel;
   const running: { close(): Promise<void> }[] = [];
   const close = async () => {
     for (const service of running.reverse()) await service.close();
   };
 
   try {
+    // The demo owns the embedded database (when there is no DATABASE_URL) rather than Passbook,
+    // because the bank API needs its address too, with its own role in it.
+    let databaseUrl = passbookSettings.databaseUrl;
+    if (!databaseUrl) {
+      const embedded = await startEmbeddedPostgres(
+        passbookSettings.dataDir,
+        passbookSettings.embeddedPostgresPort,
+        createLogger(passbookSettings),
+      );
+      running.push({ close: () => embedded.stop() });
+      databaseUrl = embedded.url;
+    }
+    const config: Config = { ...passbookSettings, databaseUrl };
     const passbook: RunningPassbook = await startPassbook(config, createLogger(config));
     running.push(passbook);
     const knex = passbook.database.knex;
@@ -75,7 +108,6 @@ export async function startDemo(env: Env = process.env): Promise<RunningDemo> {
     const { app } = await seedDemo(knex, validate, config.dataDir, budgetBuddyUrl);
     const customer = await findCustomerByUsername(knex, DEMO_CUSTOMER.username);
     if (!customer) throw new DemoError('the demo customer is missing after seeding');
-    await seedDemoAccounts(knex, customer.id);
 
     // Registered like any app and any resource server: the demo has no back door.
     const resourceServer = await ensureDemoClient(knex, validate, config.dataDir, {
@@ -86,14 +118,27 @@ export async function startDemo(env: Env = process.env): Promise<RunningDemo> {
       isResourceServer: true,
     });
 
+    // Passbook's connection is the admin one here: the embedded database's superuser, or the
+    // developer's DATABASE_URL, which must then be allowed to create roles and schemas.
+    const bankApiRole = await demoBankApiRole(knex, env);
+    await provisionBankApiRole(knex, bankApiRole).catch((error: unknown) => {
+      if ((error as { code?: string }).code !== '42501') throw error;
+      throw new DemoError(
+        `DATABASE_URL's role may not create the bank API's role "${bankApiRole.name}" (${(error as Error).message}): use a superuser for the demo, or the embedded database`,
+      );
+    });
     const bankApiConfig = loadBankApiConfig({
       PORT: String(bankApiPort),
       ISSUER: config.issuer,
       CLIENT_ID: resourceServer.credentials.client_id,
       CLIENT_SECRET: resourceServer.credentials.client_secret,
+      BANK_API_DATABASE_URL: bankApiDatabaseUrl(databaseUrl, bankApiRole),
       LOG_LEVEL: logLevel,
     });
-    running.push(await startBankApi(bankApiConfig, { knex, log: createBankApiLogger(logLevel) }));
+    const bankApi = await startBankApi(bankApiConfig, { log: createBankApiLogger(logLevel) });
+    running.push(bankApi);
+    // Keyed by the demo customer's id, which is the `sub` the bank API will see in introspection.
+    await seedDemoAccounts(bankApi.knex, customer.id);
 
     const budgetBuddyConfig = loadBudgetBuddyConfig({
       PORT: String(budgetBuddyPort),

@@ -1,5 +1,6 @@
 import { ConfigError } from '../src/config.ts';
 import { BankApiConfigError } from '../src/bank-api/config.ts';
+import { BankApiRoleError } from '../src/bank-api/database-role.ts';
 import { BudgetBuddyConfigError } from '../examples/budget-buddy/config.ts';
 import { DemoError, startDemo, type RunningDemo } from './demo-stack.ts';
 
@@ -22,7 +23,7 @@ function banner(demo: RunningDemo): string {
   ].join('\n');
 }
 
-const EXPECTED = [ConfigError, BankApiConfigError, BudgetBuddyConfigError, DemoError];
+const EXPECTED = [ConfigError, BankApiConfigError, BankApiRoleError, BudgetBuddyConfigError, DemoError];
 
 async function main(): Promise<void> {
   const demo = await startDemo();

@@ -13,7 +13,10 @@ export interface BankApiConfig {
   clientSecret: string;
   /** How long to wait for Passbook before answering 503. */
   introspectionTimeoutMs: number;
-  /** Unset when the caller hands over a database connection of its own (the demo, the tests). */
+  /**
+   * BANK_API_DATABASE_URL: the bank API's own role on the database (docs/bank-api.md). Unset is
+   * allowed here so that a test of the other settings needs none; starting the bank API needs it.
+   */
   databaseUrl: string | undefined;
   logLevel: string;
 }
@@ -65,12 +68,17 @@ function readTimeout(env: Env): number {
   return value;
 }
 
+/**
+ * DATABASE_URL is deliberately not read: it is Passbook's own, and falling back to it would
+ * quietly give the bank API Passbook's role again, with its reach into customers' password hashes
+ * and the signing keys. A deployment that still sets only DATABASE_URL stops with a line saying so.
+ */
 function readDatabaseUrl(env: Env): string | undefined {
-  const raw = env.DATABASE_URL;
+  const raw = env.BANK_API_DATABASE_URL;
   if (!raw) return undefined;
   const protocol = URL.parse(raw)?.protocol;
   if (protocol !== 'postgres:' && protocol !== 'postgresql:') {
-    throw new BankApiConfigError('DATABASE_URL must be a postgres:// URL');
+    throw new BankApiConfigError('BANK_API_DATABASE_URL must be a postgres:// URL');
   }
   return raw;
 }
@@ -89,10 +97,12 @@ export function loadBankApiConfig(env: Env = process.env): BankApiConfig {
   };
 }
 
-/** The database a stand-alone bank API connects to. */
+/** The database the bank API connects to, as its own role. */
 export function requireDatabaseUrl(config: BankApiConfig): string {
   if (!config.databaseUrl) {
-    throw new BankApiConfigError('DATABASE_URL is required: the PostgreSQL database Passbook uses');
+    throw new BankApiConfigError(
+      "BANK_API_DATABASE_URL is required: the bank API's own role on the database, not Passbook's DATABASE_URL (docs/bank-api.md)",
+    );
   }
   return config.databaseUrl;
 }

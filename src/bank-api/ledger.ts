@@ -1,9 +1,17 @@
 import type { Knex } from '../db/knex.ts';
 
 /**
- * Owner of `bank_accounts`, `bank_transactions` and `bank_payments`: the bank's demo ledger.
- * Every read is scoped to one customer, so no query here can reveal another customer's data.
+ * Owner of `bank.accounts`, `bank.transactions` and `bank.payments`: the bank's demo ledger, in the
+ * bank API's own schema (src/bank-api/migrations/). A customer is the `sub` of an introspected
+ * token, nothing more. Every read is scoped to one customer, so no query here can reveal another
+ * customer's data.
  */
+
+// Named with their schema rather than found through search_path, so that what a query reads never
+// depends on how the connection was set up.
+const ACCOUNTS = 'bank.accounts';
+const TRANSACTIONS = 'bank.transactions';
+const PAYMENTS = 'bank.payments';
 
 export interface Account {
   id: string;
@@ -119,7 +127,7 @@ function toTransaction(row: TransactionRow): Transaction {
 }
 
 export async function listAccounts(knex: Knex, customerId: string): Promise<Account[]> {
-  const rows: AccountRow[] = await knex('bank_accounts')
+  const rows: AccountRow[] = await knex(ACCOUNTS)
     .where({ customer_id: customerId })
     .orderBy([{ column: 'created_at' }, { column: 'name' }])
     .select(ACCOUNT_COLUMNS);
@@ -132,7 +140,7 @@ export async function findAccount(
   accountId: string,
 ): Promise<Account | undefined> {
   if (!isUuid(accountId)) return undefined;
-  const row: AccountRow | undefined = await knex('bank_accounts')
+  const row: AccountRow | undefined = await knex(ACCOUNTS)
     .where({ id: accountId, customer_id: customerId })
     .first(ACCOUNT_COLUMNS);
   return row && toAccount(row);
@@ -144,8 +152,8 @@ export async function listTransactions(
   customerId: string,
   options: { accountId?: string; limit: number },
 ): Promise<Transaction[]> {
-  const query = knex('bank_transactions as t')
-    .join('bank_accounts as a', 'a.id', 't.account_id')
+  const query = knex(`${TRANSACTIONS} as t`)
+    .join(`${ACCOUNTS} as a`, 'a.id', 't.account_id')
     .where('a.customer_id', customerId)
     .orderBy([
       { column: 't.booked_at', order: 'desc' },
@@ -175,7 +183,7 @@ export async function listTransactions(
 export async function makePayment(knex: Knex, order: PaymentOrder): Promise<PaymentOutcome> {
   if (!isUuid(order.accountId)) return { ok: false, reason: 'account_not_found' };
   return knex.transaction(async (trx) => {
-    const row: AccountRow | undefined = await trx('bank_accounts')
+    const row: AccountRow | undefined = await trx(ACCOUNTS)
       .where({ id: order.accountId, customer_id: order.customerId })
       .forUpdate()
       .first(ACCOUNT_COLUMNS);
@@ -185,8 +193,8 @@ export async function makePayment(knex: Knex, order: PaymentOrder): Promise<Paym
     if (account.balanceMinor < order.amountMinor) return { ok: false, reason: 'insufficient_funds' };
 
     const balanceAfterMinor = account.balanceMinor - order.amountMinor;
-    await trx('bank_accounts').where({ id: account.id }).update({ balance_minor: balanceAfterMinor });
-    const [transaction] = await trx('bank_transactions')
+    await trx(ACCOUNTS).where({ id: account.id }).update({ balance_minor: balanceAfterMinor });
+    const [transaction] = await trx(TRANSACTIONS)
       .insert({
         account_id: account.id,
         booked_at: trx.fn.now(),
@@ -196,7 +204,7 @@ export async function makePayment(knex: Knex, order: PaymentOrder): Promise<Paym
         balance_after_minor: balanceAfterMinor,
       })
       .returning<{ id: string }[]>('id');
-    const [payment] = await trx('bank_payments')
+    const [payment] = await trx(PAYMENTS)
       .insert({
         account_id: account.id,
         transaction_id: transaction?.id,
@@ -248,7 +256,7 @@ export async function openAccounts(knex: Knex, customerId: string, accounts: New
           balance_after_minor: balance,
         };
       });
-      const [created] = await trx('bank_accounts')
+      const [created] = await trx(ACCOUNTS)
         .insert({
           customer_id: customerId,
           name: account.name,
@@ -262,7 +270,7 @@ export async function openAccounts(knex: Knex, customerId: string, accounts: New
         .returning<{ id: string }[]>('id');
       if (!created) return;
       if (rows.length > 0) {
-        await trx('bank_transactions').insert(rows.map((row) => ({ ...row, account_id: created.id })));
+        await trx(TRANSACTIONS).insert(rows.map((row) => ({ ...row, account_id: created.id })));
       }
       opened += 1;
     });

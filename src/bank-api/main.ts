@@ -1,19 +1,20 @@
-import { migrate } from '../db/migrate.ts';
-import { createKnex } from '../db/knex.ts';
-import { BankApiConfigError, loadBankApiConfig, requireDatabaseUrl } from './config.ts';
+import { BankApiConfigError, loadBankApiConfig } from './config.ts';
+import { BankApiRoleError } from './database-role.ts';
+import { BankSchemaError } from './migrate.ts';
 import { createBankApiLogger, startBankApi } from './start.ts';
 
-/** Entry point of the stand-alone bank API: `npm run bank-api`. SIGTERM and SIGINT stop it. */
+/**
+ * Entry point of the stand-alone bank API: `npm run bank-api`. It connects as its own database
+ * role (BANK_API_DATABASE_URL) and applies its own migrations; SIGTERM and SIGINT stop it.
+ */
+
+const EXPECTED = [BankApiConfigError, BankApiRoleError, BankSchemaError];
+
 async function main(): Promise<void> {
   const config = loadBankApiConfig();
-  const log = createBankApiLogger(config.logLevel);
-  const knex = createKnex(requireDatabaseUrl(config));
-  // Its tables come with Passbook's migrations; applying them here lets it start first.
-  await migrate(knex);
-  const bankApi = await startBankApi(config, { knex, log });
+  const bankApi = await startBankApi(config, { log: createBankApiLogger(config.logLevel) });
   const stop = async () => {
     await bankApi.close();
-    await knex.destroy();
     process.exit(0);
   };
   process.once('SIGTERM', stop);
@@ -21,8 +22,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  const message =
-    error instanceof BankApiConfigError ? error.message : `failed to start: ${(error as Error).message}`;
+  const expected = EXPECTED.some((type) => error instanceof type);
+  const message = expected ? (error as Error).message : `failed to start: ${(error as Error).message}`;
   process.stderr.write(`bank-api: ${message}\n`);
   process.exit(1);
 });

@@ -5,10 +5,20 @@ import { createKnex, type Knex } from '../db/knex.ts';
 import { createServiceLogger, type Logger } from '../service/kit.ts';
 import { createBankApi } from './app.ts';
 import { requireDatabaseUrl, type BankApiConfig } from './config.ts';
+import { assertConfined } from './database-role.ts';
 import { createIntrospector } from './introspection.ts';
+import { migrateBankApi } from './migrate.ts';
+
+/**
+ * Wires a running bank API: its own connection pool on BANK_API_DATABASE_URL, the check that this
+ * role cannot reach Passbook's tables, its own migrations, then the HTTP server. Used by the
+ * stand-alone entry point, the demo and the tests alike, so all of them run the real separation.
+ */
 
 export interface RunningBankApi {
   url: string;
+  /** The bank API's own pool (its role, its schema): the demo seeds through it, tests read through it. */
+  knex: Knex;
   close(): Promise<void>;
 }
 
@@ -21,32 +31,43 @@ export function createBankApiLogger(
 }
 
 /**
- * Starts the bank API. With `knex` it shares the caller's connection pool (the demo, the tests);
- * without, it opens its own on DATABASE_URL and closes it on close().
+ * Refuses to serve on a role that could read what is not the bank's: a misconfigured URL (say,
+ * Passbook's own) would otherwise put customers' password hashes one bug away from an API.
  */
+async function prepareDatabase(knex: Knex, log: Logger): Promise<void> {
+  const { rows } = await knex.raw<{ rows: { role: string }[] }>('SELECT current_user AS role');
+  const role = rows[0]?.role ?? '';
+  await assertConfined(knex, role);
+  const applied = await migrateBankApi(knex);
+  if (applied.length > 0) log.info({ applied, role }, 'bank API migrations applied');
+}
+
 export async function startBankApi(
   config: BankApiConfig,
-  options: { knex?: Knex; log?: Logger } = {},
+  options: { log?: Logger } = {},
 ): Promise<RunningBankApi> {
   const log = options.log ?? createBankApiLogger(config.logLevel);
-  const knex = options.knex ?? createKnex(requireDatabaseUrl(config));
-  const app = createBankApi({ knex, introspect: createIntrospector(config), log });
-  const server = http.createServer(app.callback());
+  const knex = createKnex(requireDatabaseUrl(config));
+  const server = http.createServer();
   try {
+    await prepareDatabase(knex, log);
+    const app = createBankApi({ knex, introspect: createIntrospector(config), log });
+    server.on('request', app.callback());
     server.listen(config.port);
     await once(server, 'listening');
   } catch (error) {
-    if (!options.knex) await knex.destroy();
+    await knex.destroy();
     throw error;
   }
   const { port } = server.address() as AddressInfo;
   log.info({ port, issuer: config.issuer }, 'bank API is listening');
   return {
     url: `http://localhost:${port}`,
+    knex,
     async close() {
       server.closeIdleConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      if (!options.knex) await knex.destroy();
+      await knex.destroy();
     },
   };
 }

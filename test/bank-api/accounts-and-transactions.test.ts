@@ -42,8 +42,8 @@ beforeAll(async () => {
   passbook = await startTestPassbook();
   bankApi = await startTestBankApi(passbook);
   [dana, sam] = await Promise.all([createTestCustomer(passbook.knex), createTestCustomer(passbook.knex)]);
-  await seedDemoAccounts(passbook.knex, dana.id);
-  await seedDemoAccounts(passbook.knex, sam.id);
+  await seedDemoAccounts(bankApi.knex, dana.id);
+  await seedDemoAccounts(bankApi.knex, sam.id);
   const app = await registerTestApp(passbook);
   const danaFlow = await completeFlow(passbook, app, dana, 'openid accounts:read transactions:read');
   danaToken = danaFlow.tokens.access_token;

@@ -22,7 +22,7 @@ beforeAll(async () => {
   passbook = await startTestPassbook();
   bankApi = await startTestBankApi(passbook);
   customer = await createTestCustomer(passbook.knex);
-  await seedDemoAccounts(passbook.knex, customer.id);
+  await seedDemoAccounts(bankApi.knex, customer.id);
 });
 
 afterAll(async () => {

@@ -22,14 +22,22 @@ test.each([
   [{ ...REQUIRED, ISSUER: 'http://bank.example' }, 'ISSUER must use https'],
   [{ ...REQUIRED, ISSUER: 'not a url' }, 'ISSUER must be an http(s) URL'],
   [{ ...REQUIRED, INTROSPECTION_TIMEOUT_MS: '0' }, 'INTROSPECTION_TIMEOUT_MS must be between'],
-  [{ ...REQUIRED, DATABASE_URL: 'mysql://db' }, 'DATABASE_URL must be a postgres:// URL'],
+  [{ ...REQUIRED, BANK_API_DATABASE_URL: 'mysql://db' }, 'BANK_API_DATABASE_URL must be a postgres:// URL'],
 ])('a bad environment stops start-up with one line naming the variable (%o)', (env, message) => {
   expect(() => loadBankApiConfig(env)).toThrow(BankApiConfigError);
   expect(() => loadBankApiConfig(env)).toThrow(message);
 });
 
-test('the stand-alone bank API needs DATABASE_URL', () => {
-  expect(() => requireDatabaseUrl(loadBankApiConfig(REQUIRED))).toThrow('DATABASE_URL is required');
-  const url = 'postgres://passbook@127.0.0.1/passbook';
-  expect(requireDatabaseUrl(loadBankApiConfig({ ...REQUIRED, DATABASE_URL: url }))).toBe(url);
+test('the bank API needs BANK_API_DATABASE_URL, its own role', () => {
+  expect(() => requireDatabaseUrl(loadBankApiConfig(REQUIRED))).toThrow('BANK_API_DATABASE_URL is required');
+  const url = 'postgres://bank_api:secret@127.0.0.1/passbook';
+  expect(requireDatabaseUrl(loadBankApiConfig({ ...REQUIRED, BANK_API_DATABASE_URL: url }))).toBe(url);
+});
+
+test("Passbook's DATABASE_URL is never used in its place, so the bank API cannot fall back to Passbook's role", () => {
+  const passbooks = { ...REQUIRED, DATABASE_URL: 'postgres://passbook:secret@127.0.0.1/passbook' };
+  expect(loadBankApiConfig(passbooks).databaseUrl).toBeUndefined();
+  expect(() => requireDatabaseUrl(loadBankApiConfig(passbooks))).toThrow("not Passbook's DATABASE_URL");
+  const both = { ...passbooks, BANK_API_DATABASE_URL: 'postgres://bank_api:secret@127.0.0.1/passbook' };
+  expect(loadBankApiConfig(both).databaseUrl).toBe(both.BANK_API_DATABASE_URL);
 });

@@ -1,8 +1,16 @@
 import { demoAccounts, seedDemoAccounts } from '../../src/bank-api/demo-data.ts';
 import { formatAmount, ibanFor, normaliseIban, parseAmount } from '../../src/bank-api/money.ts';
+import { createKnex } from '../../src/db/knex.ts';
+import { testBankApiDatabaseUrl } from '../support/bank-api.ts';
 import { createTestCustomer, useTestPassbook } from '../support/passbook.ts';
 
 const passbook = useTestPassbook();
+// The seed runs as the bank API runs: with its own role, in its own schema.
+const bank = createKnex(testBankApiDatabaseUrl(), 4);
+
+afterAll(async () => {
+  await bank.destroy();
+});
 
 const AS_OF = new Date('2026-11-20T12:00:00Z');
 
@@ -32,15 +40,14 @@ test('the demo history covers about three months, up to the day before, with sal
 test('seeding a customer twice, even at once, opens the accounts once', async () => {
   const customer = await createTestCustomer(passbook.knex);
   const opened = await Promise.all([
-    seedDemoAccounts(passbook.knex, customer.id),
-    seedDemoAccounts(passbook.knex, customer.id),
+    seedDemoAccounts(bank, customer.id),
+    seedDemoAccounts(bank, customer.id),
   ]);
   expect(opened.reduce((sum, count) => sum + count, 0)).toBe(3);
-  expect(await seedDemoAccounts(passbook.knex, customer.id)).toBe(0);
-  const accounts = await passbook.knex('bank_accounts').where({ customer_id: customer.id }).select('id');
+  expect(await seedDemoAccounts(bank, customer.id)).toBe(0);
+  const accounts = await bank('bank.accounts').where({ customer_id: customer.id }).select('id');
   expect(accounts).toHaveLength(3);
-  const [row] = await passbook
-    .knex('bank_transactions')
+  const [row] = await bank('bank.transactions')
     .whereIn(
       'account_id',
       accounts.map((account: { id: string }) => account.id),

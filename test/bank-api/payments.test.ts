@@ -26,7 +26,7 @@ beforeAll(async () => {
   passbook = await startTestPassbook();
   bankApi = await startTestBankApi(passbook);
   customer = await createTestCustomer(passbook.knex);
-  await seedDemoAccounts(passbook.knex, customer.id);
+  await seedDemoAccounts(bankApi.knex, customer.id);
   const app = await registerTestApp(passbook);
   appClientId = app.client_id;
   const flow = await completeFlow(
@@ -56,11 +56,11 @@ async function everyday(): Promise<AccountJson> {
 /** Everything a payment could write: if a refusal changes any of these, something was half-written. */
 async function ledgerSnapshot() {
   const count = async (table: string) =>
-    Number((await passbook.knex(table).count<{ count: string }[]>())[0]?.count);
+    Number((await bankApi.knex(table).count<{ count: string }[]>())[0]?.count);
   return {
     balances: (await accounts()).map((account) => account.balance),
-    transactions: await count('bank_transactions'),
-    payments: await count('bank_payments'),
+    transactions: await count('bank.transactions'),
+    payments: await count('bank.payments'),
   };
 }
 
@@ -106,8 +106,8 @@ test('a valid payment is booked: 201, the balance drops and the transaction is l
     amount: '-12.50',
     description: 'Jo Bloggs · Concert tickets',
   });
-  const stored = await passbook
-    .knex('bank_payments')
+  const stored = await bankApi
+    .knex('bank.payments')
     .where({ id: (answer.body.payment as { id: string }).id })
     .first();
   expect(stored.client_id).toBe(appClientId);
@@ -184,15 +184,15 @@ test('a payment for more than the balance is 422 insufficient_funds and writes n
 
 test('paying from another customer’s account is 404 and writes nothing', async () => {
   const other = await createTestCustomer(passbook.knex);
-  await seedDemoAccounts(passbook.knex, other.id);
-  const [theirs] = await passbook.knex('bank_accounts').where({ customer_id: other.id }).select('id');
-  const balanceBefore = await passbook.knex('bank_accounts').where({ id: theirs.id }).first('balance_minor');
+  await seedDemoAccounts(bankApi.knex, other.id);
+  const [theirs] = await bankApi.knex('bank.accounts').where({ customer_id: other.id }).select('id');
+  const balanceBefore = await bankApi.knex('bank.accounts').where({ id: theirs.id }).first('balance_minor');
   const before = await ledgerSnapshot();
   const answer = await pay({ from_account_id: theirs.id, amount: '1.00', currency: 'EUR', ...PAYEE });
   expect(answer.status).toBe(404);
   expect(answer.body.error).toBe('not_found');
   expect(await ledgerSnapshot()).toEqual(before);
-  expect(await passbook.knex('bank_accounts').where({ id: theirs.id }).first('balance_minor')).toEqual(
+  expect(await bankApi.knex('bank.accounts').where({ id: theirs.id }).first('balance_minor')).toEqual(
     balanceBefore,
   );
 });

@@ -24,7 +24,7 @@ beforeAll(async () => {
   bankApi = await startTestBankApi(passbook);
   budgetBuddy = await startTestBudgetBuddy(passbook, bankApi.url);
   customer = await createTestCustomer(passbook.knex, 'Sam Saver');
-  await seedDemoAccounts(passbook.knex, customer.id);
+  await seedDemoAccounts(bankApi.knex, customer.id);
 });
 
 afterAll(async () => {

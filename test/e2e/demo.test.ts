@@ -6,6 +6,8 @@ import path from 'node:path';
 import { startDemo, type RunningDemo } from '../../scripts/demo-stack.ts';
 import { createKnex } from '../../src/db/knex.ts';
 import { CustomerAgent } from '../support/customer-agent.ts';
+import { runRoleName } from '../support/database.ts';
+import { testDatabaseUrl } from '../support/passbook.ts';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.ts';
 
 /** `npm run demo`, minus the terminal: three services wired by URLs and stored credentials. */
@@ -35,6 +37,8 @@ beforeAll(async () => {
     BUDGET_BUDDY_PORT: String(await freePort()),
     PURGE_INTERVAL: '0',
     LOG_LEVEL: 'silent',
+    // Roles are server-wide: one named for this run, which the run's teardown drops.
+    DEMO_BANK_API_ROLE: runRoleName(testDatabaseUrl(), 'demo_bank_api'),
   };
 });
 
@@ -94,8 +98,11 @@ test('a second start reuses the registrations and seeds no second set of account
   });
   const knex = createKnex(database.url, 1);
   try {
-    const [row] = await knex('bank_accounts').count<{ count: string }[]>();
+    const [row] = await knex('bank.accounts').count<{ count: string }[]>();
     expect(Number(row?.count)).toBe(3);
+    // The bank API made its tables itself, as its own role: it never ran on Passbook's.
+    const owners = await knex('pg_tables').where({ schemaname: 'bank' }).distinct('tableowner');
+    expect(owners).toEqual([{ tableowner: env.DEMO_BANK_API_ROLE }]);
   } finally {
     await knex.destroy();
   }

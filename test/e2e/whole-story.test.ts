@@ -28,7 +28,7 @@ beforeAll(async () => {
   bankApi = await startTestBankApi(passbook);
   budgetBuddy = await startTestBudgetBuddy(passbook, bankApi.url);
   customer = await createTestCustomer(passbook.knex, 'Dana Demo');
-  await seedDemoAccounts(passbook.knex, customer.id);
+  await seedDemoAccounts(bankApi.knex, customer.id);
   browser = await launchChromium();
 });
 
@@ -88,8 +88,8 @@ test('connect, see transactions, be refused payments, disconnect: the old token 
   // With the app's own token, the bank API still refuses a payment: it was never granted.
   const { accessToken, refreshToken } = connectedTokens(budgetBuddy);
   expect((await callBankApi(bankApi.url, '/transactions', { token: accessToken })).status).toBe(200);
-  const [firstAccount] = (await passbook
-    .knex('bank_accounts')
+  const [firstAccount] = (await bankApi
+    .knex('bank.accounts')
     .where({ customer_id: customer.id })
     .select('id')) as {
     id: string;

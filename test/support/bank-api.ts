@@ -1,15 +1,24 @@
 import type { RegisteredClient } from '../../src/clients/clients.ts';
 import { loadBankApiConfig } from '../../src/bank-api/config.ts';
 import { createBankApiLogger, startBankApi, type RunningBankApi } from '../../src/bank-api/start.ts';
-import { registerTestApp, testDatabaseUrl, type TestPassbook } from './passbook.ts';
+import { registerTestApp, type TestPassbook } from './passbook.ts';
 
 /**
  * The bank API as it runs for real: its own process-like instance on a free port, its own
- * database pool on this run's database, and its own registration at Passbook as a resource server.
+ * database pool and role on this run's database (test/support/global-setup.ts provisions it), and
+ * its own registration at Passbook as a resource server. Tests read its ledger through `knex`,
+ * the bank API's own connection.
  */
 
 export interface TestBankApi extends RunningBankApi {
   resourceServer: RegisteredClient;
+}
+
+/** The bank API's own role on this run's database: it can use the schema `bank` and nothing else. */
+export function testBankApiDatabaseUrl(): string {
+  const url = process.env.PASSBOOK_TEST_BANK_API_DATABASE_URL;
+  if (!url) throw new Error('PASSBOOK_TEST_BANK_API_DATABASE_URL is unset: run the tests with npm test');
+  return url;
 }
 
 export function registerBankApiClient(passbook: TestPassbook): Promise<RegisteredClient> {
@@ -29,7 +38,7 @@ export async function startTestBankApi(
     ISSUER: passbook.issuer,
     CLIENT_ID: client.client_id,
     CLIENT_SECRET: client.client_secret,
-    DATABASE_URL: testDatabaseUrl(),
+    BANK_API_DATABASE_URL: testBankApiDatabaseUrl(),
     ...env,
   });
   const bankApi = await startBankApi(config, { log });

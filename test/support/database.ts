@@ -3,6 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { bankApiDatabaseUrl, provisionBankApiRole } from '../../src/bank-api/database-role.ts';
+import { migrateBankApi } from '../../src/bank-api/migrate.ts';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded.ts';
 import { createKnex } from '../../src/db/knex.ts';
 import { migrate } from '../../src/db/migrate.ts';
@@ -11,6 +13,7 @@ import { createLogger } from '../../src/log.ts';
 /**
  * Each test run gets a database of its own, created before the first test and dropped after the
  * last: on TEST_DATABASE_URL or DATABASE_URL when set, else on a throwaway embedded PostgreSQL.
+ * The bank API gets a role of its own for the run, dropped after the last test too.
  */
 
 export interface TestDatabaseServer {
@@ -67,4 +70,70 @@ export async function createRunDatabase(adminUrl: string): Promise<string> {
 export async function dropRunDatabase(adminUrl: string, url: string): Promise<void> {
   const name = new URL(url).pathname.slice(1);
   await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+}
+
+function databaseName(url: string): string {
+  return new URL(url).pathname.slice(1);
+}
+
+/**
+ * A role name that belongs to this run: roles are server-wide, so a fixed name would be shared,
+ * and fought over, by parallel runs on one server. Every such role starts with the run database's
+ * name, which is how the teardown finds them all.
+ */
+export function runRoleName(runDatabaseUrl: string, purpose: string): string {
+  return `${databaseName(runDatabaseUrl)}_${purpose}`;
+}
+
+/**
+ * Gives the run database the bank API's own role and schema, as an operator would, and applies
+ * the bank API's migrations as that role (so that it owns its tables, as in production). Returns
+ * the bank API's database URL. `runDatabaseUrl` carries the server's admin credentials.
+ */
+export async function provisionRunBankApiRole(runDatabaseUrl: string): Promise<string> {
+  const role = {
+    name: runRoleName(runDatabaseUrl, 'bank_api'),
+    password: randomBytes(24).toString('base64url'),
+  };
+  const admin = createKnex(runDatabaseUrl, 1);
+  try {
+    await provisionBankApiRole(admin, role);
+  } finally {
+    await admin.destroy();
+  }
+  const url = bankApiDatabaseUrl(runDatabaseUrl, role);
+  const bank = createKnex(url, 2);
+  try {
+    await migrateBankApi(bank);
+  } finally {
+    await bank.destroy();
+  }
+  return url;
+}
+
+/**
+ * Drops every role of this run (see runRoleName). Run it after the run's databases are dropped:
+ * a role that still owns objects somewhere cannot be dropped, and is reported instead.
+ */
+export async function dropRunRoles(adminUrl: string, runDatabaseUrl: string): Promise<void> {
+  const prefix = `${databaseName(runDatabaseUrl)}_`;
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ rolname: string }>(
+      'SELECT rolname FROM pg_roles WHERE left(rolname, length($1)) = $1',
+      [prefix],
+    );
+    for (const { rolname } of rows) {
+      try {
+        await client.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(rolname)}`);
+      } catch (error) {
+        process.stderr.write(
+          `test teardown: could not drop the role ${rolname}: ${(error as Error).message}\n`,
+        );
+      }
+    }
+  } finally {
+    await client.end();
+  }
 }

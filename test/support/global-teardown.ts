@@ -1,8 +1,13 @@
-import { dropRunDatabase, stopTestDatabaseServer } from './database.ts';
+import { dropRunDatabase, dropRunRoles, stopTestDatabaseServer } from './database.ts';
 
+/** Drops the run's database, then its roles (which owned objects in it), then stops the server. */
 export default async function globalTeardown(): Promise<void> {
   const run = globalThis.passbookTestDatabase;
   if (!run) return;
-  await dropRunDatabase(run.server.adminUrl, run.url);
-  await stopTestDatabaseServer(run.server);
+  try {
+    await dropRunDatabase(run.server.adminUrl, run.url);
+    await dropRunRoles(run.server.adminUrl, run.url);
+  } finally {
+    await stopTestDatabaseServer(run.server);
+  }
 }
