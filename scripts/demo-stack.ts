@@ -61,7 +61,7 @@ function passbookConfig(env: Env): Config {
 /**
  * The bank API's role for the demo. Roles belong to the whole server, not to one database, so by
  * default the name follows the database's ("passbook" gives "passbook_bank_api"), and two demo
- * databases on one server do not share one; DEMO_BANK_API_ROLE names it outright (the tests do).
+ * databases on one server do not share one; DEMO_BANK_API_ROLE names it outright.
  * The password is new on every start: nothing but this process needs it, so nothing keeps it.
  */
 async function demoBankApiRole(knex: Knex, env: Env): Promise<BankApiRole> {

@@ -7,7 +7,6 @@ import { startDemo, type RunningDemo } from '../../scripts/demo-stack.ts';
 import { createKnex } from '../../src/db/knex.ts';
 import { CustomerAgent } from '../support/customer-agent.ts';
 import { runRoleName } from '../support/database.ts';
-import { testDatabaseUrl } from '../support/passbook.ts';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.ts';
 
 /** `npm run demo`, minus the terminal: three services wired by URLs and stored credentials. */
@@ -37,8 +36,6 @@ beforeAll(async () => {
     BUDGET_BUDDY_PORT: String(await freePort()),
     PURGE_INTERVAL: '0',
     LOG_LEVEL: 'silent',
-    // Roles are server-wide: one named for this run, which the run's teardown drops.
-    DEMO_BANK_API_ROLE: runRoleName(testDatabaseUrl(), 'demo_bank_api'),
   };
 });
 
@@ -100,9 +97,10 @@ test('a second start reuses the registrations and seeds no second set of account
   try {
     const [row] = await knex('bank.accounts').count<{ count: string }[]>();
     expect(Number(row?.count)).toBe(3);
-    // The bank API made its tables itself, as its own role: it never ran on Passbook's.
+    // The demo's bank API ran as the role named after the database (the one the scratch database
+    // was provisioned with, and that its drop removes), which owns the bank's tables.
     const owners = await knex('pg_tables').where({ schemaname: 'bank' }).distinct('tableowner');
-    expect(owners).toEqual([{ tableowner: env.DEMO_BANK_API_ROLE }]);
+    expect(owners).toEqual([{ tableowner: runRoleName(database.url, 'bank_api') }]);
   } finally {
     await knex.destroy();
   }

@@ -53,8 +53,14 @@ async function adminQuery(adminUrl: string, sql: string): Promise<void> {
   }
 }
 
-/** Creates a fresh, migrated database and returns its URL. */
-export async function createRunDatabase(adminUrl: string): Promise<string> {
+/**
+ * Creates a fresh database migrated as it runs for real: Passbook's tables by Passbook, and the
+ * bank API's schema by the bank API, as its own role (see provisionRunBankApiRole). Returns the
+ * database's URL (with the server's admin credentials) and the bank API's.
+ */
+export async function createRunDatabaseWithBankApi(
+  adminUrl: string,
+): Promise<{ url: string; bankApiUrl: string }> {
   const name = `passbook_test_${Date.now()}_${randomBytes(4).toString('hex')}`;
   await adminQuery(adminUrl, `CREATE DATABASE ${name}`);
   const url = withDatabase(adminUrl, name);
@@ -64,12 +70,19 @@ export async function createRunDatabase(adminUrl: string): Promise<string> {
   } finally {
     await knex.destroy();
   }
-  return url;
+  return { url, bankApiUrl: await provisionRunBankApiRole(url) };
 }
 
+/** Creates a fresh, migrated database and returns its URL. */
+export async function createRunDatabase(adminUrl: string): Promise<string> {
+  return (await createRunDatabaseWithBankApi(adminUrl)).url;
+}
+
+/** Drops the database, then the roles named after it (see runRoleName), which owned objects in it. */
 export async function dropRunDatabase(adminUrl: string, url: string): Promise<void> {
   const name = new URL(url).pathname.slice(1);
   await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await dropRunRoles(adminUrl, url);
 }
 
 function databaseName(url: string): string {
@@ -77,9 +90,9 @@ function databaseName(url: string): string {
 }
 
 /**
- * A role name that belongs to this run: roles are server-wide, so a fixed name would be shared,
- * and fought over, by parallel runs on one server. Every such role starts with the run database's
- * name, which is how the teardown finds them all.
+ * A role name that belongs to one run database: roles are server-wide, so a fixed name would be
+ * shared, and fought over, by parallel runs on one server. Every such role starts with the
+ * database's name, which is how dropRunDatabase finds them all.
  */
 export function runRoleName(runDatabaseUrl: string, purpose: string): string {
   return `${databaseName(runDatabaseUrl)}_${purpose}`;
@@ -112,10 +125,10 @@ export async function provisionRunBankApiRole(runDatabaseUrl: string): Promise<s
 }
 
 /**
- * Drops every role of this run (see runRoleName). Run it after the run's databases are dropped:
- * a role that still owns objects somewhere cannot be dropped, and is reported instead.
+ * Drops every role named after the database (see runRoleName), once the database is gone: a role
+ * that still owns objects elsewhere cannot be dropped, and is reported instead.
  */
-export async function dropRunRoles(adminUrl: string, runDatabaseUrl: string): Promise<void> {
+async function dropRunRoles(adminUrl: string, runDatabaseUrl: string): Promise<void> {
   const prefix = `${databaseName(runDatabaseUrl)}_`;
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();

@@ -1,6 +1,5 @@
 import {
-  createRunDatabase,
-  provisionRunBankApiRole,
+  createRunDatabaseWithBankApi,
   startTestDatabaseServer,
   type TestDatabaseServer,
 } from './database.ts';
@@ -15,9 +14,9 @@ declare global {
  */
 export default async function globalSetup(): Promise<void> {
   const server = await startTestDatabaseServer();
-  const url = await createRunDatabase(server.adminUrl);
+  const { url, bankApiUrl } = await createRunDatabaseWithBankApi(server.adminUrl);
   globalThis.passbookTestDatabase = { server, url };
   // Workers are started after this and inherit the variables.
   process.env.PASSBOOK_TEST_DATABASE_URL = url;
-  process.env.PASSBOOK_TEST_BANK_API_DATABASE_URL = await provisionRunBankApiRole(url);
+  process.env.PASSBOOK_TEST_BANK_API_DATABASE_URL = bankApiUrl;
 }

@@ -47,3 +47,7 @@ CREATE TABLE bank.payments (
   created_at       timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX payments_account_id ON bank.payments (account_id, created_at);
+
+COMMENT ON TABLE bank.accounts IS 'The bank''s demo ledger: customers'' accounts, by the sub Passbook names. Owner: src/bank-api/ledger.ts.';
+COMMENT ON TABLE bank.transactions IS 'The bank''s demo ledger: booked movements of money. Owner: src/bank-api/ledger.ts.';
+COMMENT ON TABLE bank.payments IS 'The bank''s demo ledger: payments made through the API. Owner: src/bank-api/ledger.ts.';
