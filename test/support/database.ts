@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -32,6 +32,8 @@ export async function startTestDatabaseServer(): Promise<TestDatabaseServer> {
   const configured = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL;
   if (configured) return { adminUrl: withDatabase(configured, 'postgres') };
   const dir = await mkdtemp(path.join(os.tmpdir(), 'passbook-test-pg-'));
+  // mkdtemp makes it 0700; as root, PostgreSQL runs as `postgres` and must be let in.
+  await chmod(dir, 0o755);
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   const database = await startEmbeddedPostgres(dir, port, createLogger({ logLevel: 'silent' }));
   return { adminUrl: withDatabase(database.url, 'postgres'), embedded: { database, dir } };
@@ -41,6 +43,8 @@ export async function stopTestDatabaseServer(server: TestDatabaseServer): Promis
   if (!server.embedded) return;
   await server.embedded.database.stop();
   await rm(server.embedded.dir, { recursive: true, force: true });
+  // Outside dir when `postgres` could not reach it (a private TMPDIR, as root).
+  await rm(server.embedded.database.clusterDir, { recursive: true, force: true });
 }
 
 async function adminQuery(adminUrl: string, sql: string): Promise<void> {
