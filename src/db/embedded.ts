@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, chown, mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import pg from 'pg';
@@ -167,7 +167,14 @@ async function initialise(
   who: Identity | undefined,
   log: Logger,
 ): Promise<void> {
-  await mkdir(clusterDir, { mode: 0o700 });
+  // An empty folder is what an earlier, failed initdb leaves; anything more is not ours to reuse.
+  const entries = await readdir(clusterDir).catch(() => undefined);
+  if (entries === undefined) await mkdir(clusterDir, { mode: 0o700 });
+  else if (entries.length > 0) {
+    throw new EmbeddedPostgresError(
+      `${clusterDir} holds files but no PostgreSQL cluster; move it away or delete it`,
+    );
+  }
   if (who) await chown(clusterDir, who.uid, who.gid);
   await chmod(clusterDir, 0o700);
   // Beside the cluster, readable by its owner only, and gone as soon as initdb has read it.
@@ -296,9 +303,11 @@ export async function startEmbeddedPostgres(
   const root = path.resolve(dataDir);
   // A folder made here is opened to other users so that `postgres` can pass; an existing one is
   // never touched (it may be someone's home): if `postgres` cannot pass, the cluster moves instead.
-  if ((await mkdir(root, { recursive: true })) !== undefined) await chmod(root, 0o755);
+  const created = (await mkdir(root, { recursive: true })) !== undefined;
+  const asRoot = process.getuid?.() === 0;
+  if (created && asRoot) await chmod(root, 0o755);
   const dataRoot = await realpath(root);
-  const who = process.getuid?.() === 0 ? await postgresUser() : undefined;
+  const who = asRoot ? await postgresUser() : undefined;
   const { credentials, fresh } = await readOrCreateCredentials(path.join(dataRoot, 'postgres.json'), port);
   const url = `postgres://${USER}:${credentials.password}@127.0.0.1:${credentials.port}/${DATABASE}`;
   const { clusterDir, relocated } = await clusterLocation(dataRoot, who, log);
