@@ -51,11 +51,11 @@ describe('canTraverse', () => {
 
 describe('relocatedClusterDir', () => {
   test('is the same for the same data folder and different for another', () => {
-    expect(relocatedClusterDir('/home/ana/passbook/.data')).toBe(
-      relocatedClusterDir('/home/ana/passbook/.data'),
+    expect(relocatedClusterDir('/example/home/ana/passbook/.data')).toBe(
+      relocatedClusterDir('/example/home/ana/passbook/.data'),
     );
-    expect(relocatedClusterDir('/home/ana/passbook/.data')).not.toBe(
-      relocatedClusterDir('/home/bo/passbook/.data'),
+    expect(relocatedClusterDir('/example/home/ana/passbook/.data')).not.toBe(
+      relocatedClusterDir('/example/home/bo/passbook/.data'),
     );
   });
 });
