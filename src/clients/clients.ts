@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { ClientMetadata } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
+import { MAX_IDENTIFIER_LENGTH, isStorableText } from '../db/storable.ts';
 
 /**
  * Owner of `clients`: the third-party apps registered with the bank. The secret is generated
@@ -121,6 +122,8 @@ export async function createClient(
  * digest, which the provider's secret comparison is taught to expect (src/oidc/client-secrets.ts).
  */
 export async function findClientMetadata(knex: Knex, clientId: string): Promise<ClientMetadata | undefined> {
+  // A client_id from a request can be anything; one that could never have been stored matches nothing.
+  if (!isStorableText(clientId, MAX_IDENTIFIER_LENGTH)) return undefined;
   const row: { metadata: ClientMetadata; client_secret_hash: string | null } | undefined = await knex(TABLE)
     .where({ client_id: clientId })
     .first('metadata', 'client_secret_hash');

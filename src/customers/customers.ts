@@ -1,4 +1,5 @@
 import type { Knex } from '../db/knex.ts';
+import { isStorableText } from '../db/storable.ts';
 import {
   MAX_PASSWORD_LENGTH,
   MIN_PASSWORD_LENGTH,
@@ -32,6 +33,7 @@ export class InvalidCustomerError extends Error {
   override name = 'InvalidCustomerError';
 }
 
+const MAX_USERNAME_LENGTH = 64;
 const USERNAME_PATTERN = /^[a-zA-Z0-9._@-]{3,64}$/;
 const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
@@ -67,6 +69,8 @@ export async function createCustomer(knex: Knex, customer: NewCustomer): Promise
 }
 
 export async function findCustomerByUsername(knex: Knex, username: string): Promise<Customer | undefined> {
+  // Usernames come from sign-in forms; one that could never be registered (a NUL, too long) is no one.
+  if (!isStorableText(username, MAX_USERNAME_LENGTH)) return undefined;
   return knex(TABLE)
     .whereRaw('lower(username) = lower(?)', [username])
     .first('id', 'username', 'name', 'email', 'email_verified', 'updated_at');

@@ -3,6 +3,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Knex } from '../../db/knex.ts';
 import { findClientMetadata } from '../../clients/clients.ts';
+import { MAX_IDENTIFIER_LENGTH, isStorableJson, isStorableText } from '../../db/storable.ts';
 import { TABLE, deleteInBatches, liveRows } from './table.ts';
 
 /**
@@ -78,6 +79,25 @@ function alreadyConsumed(kind: string): Error {
     : new errors.InvalidGrant('grant request is invalid');
 }
 
+/** Whether a key the provider looks a model up by (id, uid, user code, grant id) can be stored. */
+function isStorableKey(key: unknown): key is string {
+  return isStorableText(key, MAX_IDENTIFIER_LENGTH);
+}
+
+/** Null and undefined are stored as NULL; anything else must be a storable key. */
+function isStorableOptionalKey(key: unknown): boolean {
+  return key === undefined || key === null || isStorableKey(key);
+}
+
+/**
+ * Request data ends up in what the provider saves (an interaction keeps the authorization
+ * request's state and nonce, a session the sign-out request's state), and PostgreSQL refuses
+ * some of it: the request is the client's error, answered as one (400 invalid_request).
+ */
+function unstorable(what: string): Error {
+  return new errors.InvalidRequest(`${what} contains characters that cannot be accepted`);
+}
+
 export class PostgresAdapter implements Adapter {
   private readonly knex: Knex;
   private readonly kind: string;
@@ -88,6 +108,9 @@ export class PostgresAdapter implements Adapter {
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number | undefined): Promise<void> {
+    if (!isStorableKey(id)) throw unstorable('an identifier');
+    const indexed = [payload.grantId, payload.uid, payload.userCode, payload.accountId, payload.clientId];
+    if (!indexed.every(isStorableOptionalKey) || !isStorableJson(payload)) throw unstorable('the request');
     if (this.kind === 'Grant') forgetPrefetchedGrant(id);
     const row = {
       kind: this.kind,
@@ -110,6 +133,7 @@ export class PostgresAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
+    if (!isStorableKey(id)) return undefined;
     const prefetched = this.kind === 'Grant' ? prefetchedGrants.getStore() : undefined;
     if (prefetched?.has(id)) {
       const grant = prefetched.get(id);
@@ -130,6 +154,7 @@ export class PostgresAdapter implements Adapter {
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    if (!isStorableKey(uid)) return undefined;
     const row: ModelRow | undefined = await liveRows(this.knex, this.kind)
       .andWhere({ uid })
       .first('payload', 'consumed_at');
@@ -137,6 +162,7 @@ export class PostgresAdapter implements Adapter {
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    if (!isStorableKey(userCode)) return undefined;
     const row: ModelRow | undefined = await liveRows(this.knex, this.kind)
       .andWhere({ user_code: userCode })
       .first('payload', 'consumed_at');
@@ -144,6 +170,7 @@ export class PostgresAdapter implements Adapter {
   }
 
   async destroy(id: string): Promise<void> {
+    if (!isStorableKey(id)) throw unstorable('an identifier');
     if (this.kind === 'Grant') forgetPrefetchedGrant(id);
     await this.knex(TABLE).where({ kind: this.kind, id }).delete();
   }
@@ -153,6 +180,7 @@ export class PostgresAdapter implements Adapter {
    * consumed; the other fails here, because the library checks `consumed` before calling us.
    */
   async consume(id: string): Promise<void> {
+    if (!isStorableKey(id)) throw unstorable('an identifier');
     const updated = await this.knex(TABLE)
       .where({ kind: this.kind, id })
       .whereNull('consumed_at')
@@ -162,6 +190,7 @@ export class PostgresAdapter implements Adapter {
 
   /** Deletes in batches, so that revoking a grant with many tokens never holds a long lock. */
   async revokeByGrantId(grantId: string): Promise<void> {
+    if (!isStorableKey(grantId)) throw unstorable('a grant identifier');
     forgetPrefetchedGrant(grantId);
     await deleteInBatches(this.knex, (query) => query.where({ kind: this.kind, grant_id: grantId }));
   }
