@@ -7,6 +7,7 @@ import { healthRouter, requestLog } from './service/kit.ts';
 import { assetsRouter } from './http/assets.ts';
 import { errorPages } from './http/errors.ts';
 import { methodNotAllowedRouter } from './http/method-not-allowed.ts';
+import { refuseNulBytes } from './http/nul-bytes.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { accountRouter } from './account-pages/router.ts';
 import { bankSessions } from './account-pages/bank-session.ts';
@@ -52,6 +53,7 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
   app.use(requestLog(log));
   app.use(securityHeaders());
   app.use(errorPages(log));
+  app.use(refuseNulBytes());
   const routers = [
     healthRouter(knex),
     assetsRouter(),
