@@ -88,6 +88,11 @@ const PAYMENT_REFUSALS = {
   account_not_found: NO_SUCH_ACCOUNT,
   currency_mismatch: new ApiError(400, 'invalid_request', 'currency must be the currency of the account.'),
   insufficient_funds: new ApiError(422, 'insufficient_funds', 'The account does not have enough money.'),
+  unstorable_text: new ApiError(
+    400,
+    'invalid_request',
+    'The payment contains characters that cannot be accepted.',
+  ),
 } as const;
 
 function bankRoutes({ knex, introspect, log }: BankApiDependencies): Router<BankApiState> {

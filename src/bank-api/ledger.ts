@@ -1,4 +1,5 @@
 import type { Knex } from '../db/knex.ts';
+import { MAX_IDENTIFIER_LENGTH, isStorableText } from '../db/storable.ts';
 
 /**
  * Owner of `bank.accounts`, `bank.transactions` and `bank.payments`: the bank's demo ledger, in the
@@ -60,7 +61,10 @@ export interface Payment {
 
 export type PaymentOutcome =
   | { ok: true; payment: Payment }
-  | { ok: false; reason: 'account_not_found' | 'currency_mismatch' | 'insufficient_funds' };
+  | {
+      ok: false;
+      reason: 'account_not_found' | 'currency_mismatch' | 'insufficient_funds' | 'unstorable_text';
+    };
 
 /** A new account with its history, oldest transaction first; the balance follows from them. */
 export interface NewAccount {
@@ -182,6 +186,9 @@ export async function listTransactions(
  */
 export async function makePayment(knex: Knex, order: PaymentOrder): Promise<PaymentOutcome> {
   if (!isUuid(order.accountId)) return { ok: false, reason: 'account_not_found' };
+  const texts = [order.clientId, order.payeeName, order.payeeIban, order.reference ?? ''];
+  if (!texts.every((text) => isStorableText(text, MAX_IDENTIFIER_LENGTH)))
+    return { ok: false, reason: 'unstorable_text' };
   return knex.transaction(async (trx) => {
     const row: AccountRow | undefined = await trx(ACCOUNTS)
       .where({ id: order.accountId, customer_id: order.customerId })
