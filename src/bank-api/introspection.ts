@@ -39,6 +39,14 @@ function basicCredentials(clientId: string, clientSecret: string): string {
   return `Basic ${Buffer.from(`${encode(clientId)}:${encode(clientSecret)}`).toString('base64')}`;
 }
 
+async function errorCode(response: Response): Promise<unknown> {
+  try {
+    return ((await response.json()) as { error?: unknown }).error;
+  } catch {
+    return undefined;
+  }
+}
+
 async function askPassbook(config: BankApiConfig, token: string): Promise<IntrospectionAnswer> {
   let response: Response;
   try {
@@ -56,6 +64,10 @@ async function askPassbook(config: BankApiConfig, token: string): Promise<Intros
   } catch (error) {
     const reason = (error as Error).name === 'TimeoutError' ? 'timed out' : 'could not be reached';
     throw new PassbookUnavailableError(`introspection ${reason}`);
+  }
+  // oidc-provider will not introspect a JWT-shaped token; Passbook issues none, so it is not ours.
+  if (response.status === 400 && (await errorCode(response)) === 'unsupported_token_type') {
+    return { active: false };
   }
   if (response.status !== 200) {
     // 401 here means the bank API's own credentials are wrong: a configuration error, not the caller's.
