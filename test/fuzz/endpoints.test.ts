@@ -68,11 +68,11 @@ async function settledState(): Promise<StoredState> {
 beforeAll(async () => {
   scratch = await createScratchDatabase();
   passbook = await startTestPassbook({ DATABASE_URL: scratch.url });
-  bankApi = await startTestBankApi(passbook, { DATABASE_URL: scratch.url });
+  bankApi = await startTestBankApi(passbook, { BANK_API_DATABASE_URL: scratch.bankApiUrl });
   app = await registerTestApp(passbook);
   const publicApp = await registerTestApp(passbook, { name: 'Pocket Money', isPublic: true });
   const customer = await createTestCustomer(passbook.knex);
-  await openAccounts(passbook.knex, customer.id, [
+  await openAccounts(bankApi.knex, customer.id, [
     {
       name: 'Empty current account',
       kind: 'current',
@@ -95,7 +95,7 @@ beforeAll(async () => {
     (await authorizationRequest(flow.config, 'openid', { prompt: 'login' })).url.href,
   );
   const interactionUid = new URL(pending.url).pathname.split('/')[2] ?? '';
-  const [account] = await passbook.knex('bank_accounts').where({ customer_id: customer.id }).select('id');
+  const [account] = await bankApi.knex('bank.accounts').where({ customer_id: customer.id }).select('id');
   const [session] = await passbook
     .knex('oidc_models')
     .where({ kind: 'Session', customer_id: customer.id })

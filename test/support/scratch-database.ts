@@ -1,4 +1,4 @@
-import { createRunDatabase, dropRunDatabase } from './database.ts';
+import { createRunDatabaseWithBankApi, dropRunDatabase } from './database.ts';
 import { testDatabaseUrl } from './passbook.ts';
 
 /**
@@ -7,12 +7,14 @@ import { testDatabaseUrl } from './passbook.ts';
  */
 export interface ScratchDatabase {
   url: string;
+  /** The bank API's own role on this database (its schema `bank` and nothing else). */
+  bankApiUrl: string;
   drop(): Promise<void>;
 }
 
 export async function createScratchDatabase(): Promise<ScratchDatabase> {
   const admin = new URL(testDatabaseUrl());
   admin.pathname = '/postgres';
-  const url = await createRunDatabase(admin.href);
-  return { url, drop: () => dropRunDatabase(admin.href, url) };
+  const { url, bankApiUrl } = await createRunDatabaseWithBankApi(admin.href);
+  return { url, bankApiUrl, drop: () => dropRunDatabase(admin.href, url) };
 }
