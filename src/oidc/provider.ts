@@ -34,6 +34,15 @@ export interface ProviderDependencies {
 
 const ID_TOKEN_TTL = 60 * 60;
 
+/** oidc-provider's routes that a customer's browser opens: their errors are pages, not JSON. */
+const BROWSER_ROUTES = new Set([
+  'authorization',
+  'resume',
+  'end_session',
+  'end_session_confirm',
+  'end_session_success',
+]);
+
 interface SessionTimes {
   loginTs?: number | undefined;
 }
@@ -186,7 +195,14 @@ export function createProvider({
     // Cross-origin calls only from an app's own registered origins (browser-based public apps).
     clientBasedCORS: (_ctx, origin, client) =>
       client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) ?? false,
+    // oidc-provider renders HTML for any caller that prefers it; only the pages a customer's
+    // browser lands on get the bank's error page, every endpoint an app calls answers RFC JSON.
     renderError: async (ctx: KoaContextWithOIDC, out) => {
+      if (!BROWSER_ROUTES.has(String(ctx.oidc?.route))) {
+        ctx.type = 'json';
+        ctx.body = out;
+        return;
+      }
       renderErrorPage(ctx, ctx.status >= 400 ? ctx.status : 400, out.error);
     },
   };

@@ -116,6 +116,25 @@ describe('token endpoint: redeeming a code', () => {
 });
 
 describe('token endpoint: errors', () => {
+  test.each(['/token', '/token/introspection', '/token/revocation', '/request'])(
+    '%s answers RFC JSON even to a caller that prefers HTML',
+    async (path) => {
+      const response = await fetch(`${passbook.issuer}${path}`, {
+        method: 'POST',
+        headers: {
+          accept: 'text/html,application/xhtml+xml',
+          'content-type': 'application/x-www-form-urlencoded',
+          ...basicAuth('no-such-client', 'whatever'),
+        },
+        body: 'grant_type=authorization_code&token=x',
+      });
+      expect(response.status).toBeGreaterThanOrEqual(400);
+      expect(response.status).toBeLessThan(500);
+      expect(response.headers.get('content-type')).toMatch(/^application\/json\b/);
+      expect(((await response.json()) as { error?: unknown }).error).toBe('invalid_client');
+    },
+  );
+
   test('a wrong client secret in the Authorization header gets 401 invalid_client and a Basic challenge', async () => {
     const { app, request, code } = await newAppWithCode();
     const response = await postToToken(

@@ -188,6 +188,8 @@ const OAUTH_JSON_ROUTES = new Set([
   'POST /token/introspection',
   'POST /token/revocation',
   'POST /request',
+  'GET /me',
+  'POST /me',
 ]);
 /** Our own pages always answer with the error page; the provider's negotiate by Accept. */
 const OUR_PAGES = /^\w+ \/(interaction|account)(\/|$)/;
@@ -201,9 +203,9 @@ function violation(request: FuzzRequest, answer: Answer): string | undefined {
   // 431 and 413 come from Node.js's HTTP parser or a size limit before any route runs.
   if (answer.status < 400 || answer.status === 431 || !request.onRoute) return undefined;
   const type = answer.headers.get('content-type') ?? '';
-  // oidc-provider answers a client that prefers HTML with the error page, even at /token.
   const prefersHtml = request.accept?.startsWith('text/html') === true;
-  if ((OAUTH_JSON_ROUTES.has(request.endpoint) && !prefersHtml) || request.server === 'bank') {
+  // The endpoints an app calls answer JSON whatever the caller prefers.
+  if (OAUTH_JSON_ROUTES.has(request.endpoint) || request.server === 'bank') {
     if (!type.startsWith('application/json')) return `an error as ${type || 'no content type'}, not JSON`;
     const { error } = JSON.parse(answer.body) as { error?: unknown };
     if (typeof error !== 'string') return 'a JSON error without an error code';
