@@ -5,8 +5,14 @@ import type { Knex } from '../db/knex.ts';
 import type { Logger } from '../log.ts';
 import { revokeTokensOfGrant } from '../oidc/storage/grants-and-sessions.ts';
 import { sessionTtl } from '../oidc/provider.ts';
-import { loadSession, sessionCookie, signInSession, type EngineSession } from '../oidc/engine-internals.ts';
-import { sendLogoutToken, type LogoutTokenRecipient } from '../oidc/backchannel-logout.ts';
+import {
+  loadSession,
+  logoutTokenRecipient,
+  sessionCookie,
+  signInSession,
+  type EngineSession,
+} from '../oidc/engine-internals.ts';
+import { sendLogoutToken } from '../oidc/backchannel-logout.ts';
 
 /**
  * The customer's bank session, as the account pages see it. It is oidc-provider's Session (a
@@ -46,7 +52,7 @@ export function bankSessions(
     if (!accountId) return;
     await Promise.all(
       Object.keys(session.authorizations ?? {}).map(async (clientId) => {
-        const client = (await provider.Client.find(clientId)) as unknown as LogoutTokenRecipient | undefined;
+        const client = await logoutTokenRecipient(provider, clientId);
         if (!client?.backchannelLogoutUri) return;
         // Logged and counted there; the sign-out goes on whatever the app answers.
         await sendLogoutToken(client, accountId, session.sidFor(clientId), log);

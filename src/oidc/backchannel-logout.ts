@@ -4,6 +4,7 @@ import type Provider from 'oidc-provider';
 import { errors, type ClientMetadata, type Configuration } from 'oidc-provider';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
+import { isSpecialUseIP, sendBackchannelLogout, type LogoutTokenRecipient } from './engine-internals.ts';
 
 /**
  * Back-channel logout delivery: which `backchannel_logout_uri` Passbook calls, how
@@ -11,7 +12,8 @@ import type { Logger } from '../log.ts';
  * registration is refused for, and what a failed delivery leaves behind (a log line and a count).
  * Everything that depends on how oidc-provider sends logout tokens lives here.
  *
- * How oidc-provider sends one: `client.backchannelLogout(sub, sid)` signs the logout token and
+ * How oidc-provider sends one: `client.backchannelLogout(sub, sid)` (called through
+ * engine-internals.ts, like every undocumented part of the engine) signs the logout token and
  * POSTs it through the `fetch` configuration hook, with `init.dispatcher` set to its guard, an
  * undici Agent that destroys every connection whose peer address is special-use (loopback,
  * private, link-local, carrier-grade NAT, documentation ranges...). The guard checks the address
@@ -37,18 +39,6 @@ import type { Logger } from '../log.ts';
  * an audit event: the customer can do nothing about an app's unreachable endpoint; the bank's
  * operators and the app's owner can, and they read the logs.
  */
-
-interface SpecialUseCheck {
-  isSpecialUseIP(address: string): boolean;
-}
-
-// The guard's own predicate, so that registration refuses exactly the addresses delivery would.
-// oidc-provider does not export it by name (nor type it); a release that moves it fails start-up.
-const GUARD_MODULE: string = 'oidc-provider/lib/helpers/fetch_request.js';
-const { isSpecialUseIP } = (await import(GUARD_MODULE)) as SpecialUseCheck;
-if (typeof isSpecialUseIP !== 'function') {
-  throw new Error(`${GUARD_MODULE} no longer provides isSpecialUseIP; see src/oidc/backchannel-logout.ts`);
-}
 
 export interface BackchannelLogoutPolicy {
   /** Bare host names and addresses (lower-case, IPv6 without brackets) exempt from the guard. */
@@ -268,13 +258,6 @@ export function reportLogoutDeliveryFailures(provider: Provider, log: Logger): v
   });
 }
 
-/** The part of oidc-provider's Client that sends a logout token (absent from its type definitions). */
-export interface LogoutTokenRecipient {
-  clientId: string;
-  backchannelLogoutUri?: string;
-  backchannelLogout(sub: string, sid: string | undefined): Promise<void>;
-}
-
 /**
  * Sends one app its logout token for a sign-out outside /session/end; never throws. Returns
  * whether the app took it.
@@ -287,7 +270,7 @@ export async function sendLogoutToken(
   path: SignOutPath = 'account_pages',
 ): Promise<boolean> {
   try {
-    await client.backchannelLogout(accountId, sid);
+    await sendBackchannelLogout(client, accountId, sid);
     return true;
   } catch (error) {
     recordDeliveryFailure(log, client.clientId, path, error);

@@ -66,6 +66,57 @@ export function signInSession(session: EngineSession, customerId: string, amr: s
   session.resetIdentifier();
 }
 
+/**
+ * The SSRF guard's own predicate (loopback, private, link-local, documentation ranges...), so that
+ * registration refuses exactly the addresses delivery would. oidc-provider neither exports nor
+ * types it; a release that moves it fails start-up here.
+ */
+const GUARD_MODULE: string = 'oidc-provider/lib/helpers/fetch_request.js';
+const guard = (await import(GUARD_MODULE)) as { isSpecialUseIP?: unknown };
+if (typeof guard.isSpecialUseIP !== 'function') {
+  throw new Error(`${GUARD_MODULE} no longer provides isSpecialUseIP; see src/oidc/engine-internals.ts`);
+}
+const specialUse = guard.isSpecialUseIP as (address: string) => boolean;
+
+export function isSpecialUseIP(address: string): boolean {
+  return specialUse(address);
+}
+
+/** The part of oidc-provider's Client that sends a logout token (absent from its type definitions). */
+export interface LogoutTokenRecipient {
+  clientId: string;
+  backchannelLogoutUri?: string;
+}
+
+interface EngineLogoutClient extends LogoutTokenRecipient {
+  backchannelLogout(sub: string, sid: string | undefined): Promise<void>;
+}
+
+function hasLogoutSender(client: object): client is EngineLogoutClient {
+  return typeof (client as Partial<EngineLogoutClient>).backchannelLogout === 'function';
+}
+
+/** The app as a recipient of logout tokens, or undefined if it is gone. */
+export async function logoutTokenRecipient(
+  provider: Provider,
+  clientId: string,
+): Promise<LogoutTokenRecipient | undefined> {
+  const client = await provider.Client.find(clientId);
+  if (!client) return undefined;
+  if (!hasLogoutSender(client)) throw new Error("oidc-provider's Client no longer has backchannelLogout");
+  return client;
+}
+
+/** Signs and POSTs the app its logout token, through the provider's `fetch` hook. */
+export function sendBackchannelLogout(
+  client: LogoutTokenRecipient,
+  sub: string,
+  sid: string | undefined,
+): Promise<void> {
+  if (!hasLogoutSender(client)) throw new Error("oidc-provider's Client no longer has backchannelLogout");
+  return client.backchannelLogout(sub, sid);
+}
+
 /** What the consent prompt says is still missing, as oidc-provider's consent checks report it. */
 export interface ConsentPromptDetails {
   missingOIDCScope: string[];

@@ -7,7 +7,16 @@ import {
   useTestPassbook,
 } from '../support/passbook.ts';
 import { authorizationRequest, completeFlow, discoverAs } from '../support/third-party-app.ts';
-import { consentPromptDetails, signInSession } from '../../src/oidc/engine-internals.ts';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  consentPromptDetails,
+  isSpecialUseIP,
+  logoutTokenRecipient,
+  sendBackchannelLogout,
+  signInSession,
+} from '../../src/oidc/engine-internals.ts';
 
 /**
  * One test per undocumented piece of oidc-provider that src/oidc/engine-internals.ts relies on,
@@ -93,5 +102,42 @@ describe('the consent prompt’s details', () => {
       .first('payload');
     const details = consentPromptDetails({ prompt: stored.payload.prompt } as Interaction);
     expect(details.missingOIDCScope.sort()).toEqual(['email', 'openid']);
+  });
+});
+
+describe('back-channel logout through the engine', () => {
+  test('the SSRF guard’s predicate is still there and still tells special-use addresses apart', () => {
+    for (const address of ['127.0.0.1', '10.1.2.3', '192.168.0.1', '169.254.1.1', '::1']) {
+      expect({ address, special: isSpecialUseIP(address) }).toEqual({ address, special: true });
+    }
+    expect(isSpecialUseIP('8.8.8.8')).toBe(false);
+  });
+
+  test('a registered app can still be sent its logout token', async () => {
+    const received: string[] = [];
+    const listener = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        received.push(body);
+        res.writeHead(200).end();
+      });
+    });
+    listener.listen(0, '127.0.0.1');
+    await once(listener, 'listening');
+    try {
+      const { port } = listener.address() as AddressInfo;
+      const app = await registerTestApp(passbook, {
+        backchannelLogoutUri: `http://127.0.0.1:${port}/logout`,
+      });
+      const recipient = await logoutTokenRecipient(passbook.provider, app.client_id);
+      expect(recipient?.backchannelLogoutUri).toBe(`http://127.0.0.1:${port}/logout`);
+      if (!recipient) throw new Error('the app was not found');
+      await sendBackchannelLogout(recipient, 'customer-1', 'sid-1');
+      expect(received).toHaveLength(1);
+      expect(new URLSearchParams(received[0]).get('logout_token')).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    } finally {
+      listener.close();
+    }
   });
 });
