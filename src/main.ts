@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
+import { stopOnSignals } from './service/kit.ts';
 import { startPassbook } from './start.ts';
 
 /** Entry point: configuration, then everything else; SIGTERM and SIGINT drain and stop. */
@@ -7,13 +8,13 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config);
   const passbook = await startPassbook(config, log);
-  const stop = async (signal: string) => {
-    log.info({ signal }, 'shutting down');
-    await passbook.close();
-    process.exit(0);
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  stopOnSignals(
+    async (signal) => {
+      log.info({ signal }, 'shutting down');
+      await passbook.close();
+    },
+    (error) => log.error({ err: error }, 'shutdown failed'),
+  );
 }
 
 main().catch((error: unknown) => {

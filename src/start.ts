@@ -9,6 +9,7 @@ import type { Logger } from './log.ts';
 import { startPurgeTimer } from './oidc/storage/purge.ts';
 import { DEMO_CLIENT_ID, DEMO_CUSTOMER, DEMO_REDIRECT_URI, seedDemo, type DemoSeed } from './seed/demo.ts';
 import { createApp } from './server.ts';
+import { requestListener } from './service/kit.ts';
 
 export interface RunningPassbook {
   url: string;
@@ -53,7 +54,7 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
       );
       announceDemo(config, log, seed);
     }
-    const server = http.createServer(app.callback());
+    const server = http.createServer(requestListener(app));
     server.listen(config.port);
     await once(server, 'listening');
     const { port } = server.address() as AddressInfo;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import Router from '@koa/router';
+import Router, { type RouterContext } from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
@@ -81,8 +81,8 @@ export function accountRouter({ provider, knex, cookieKeys, sessions, signIn }: 
   type SignedIn = BankSession & { accountId: string };
 
   /** Runs the handler with the signed-in session; without one, sends the browser to sign in. */
-  function signedIn(handler: (ctx: Context, session: SignedIn) => Promise<void>) {
-    return async (ctx: Context) => {
+  function signedIn(handler: (ctx: RouterContext, session: SignedIn) => Promise<void>) {
+    return async (ctx: RouterContext) => {
       const session = await sessions.current(ctx);
       if (!session?.accountId) {
         ctx.status = 303;

@@ -132,15 +132,15 @@ export async function findClientMetadata(knex: Knex, clientId: string): Promise<
 }
 
 export async function listClients(knex: Knex): Promise<ClientSummary[]> {
-  const rows: { metadata: ClientMetadata; created_at: Date }[] = await knex(TABLE)
-    .select('metadata', 'created_at')
+  const rows = await knex(TABLE)
+    .select<{ metadata: ClientMetadata; created_at: Date }[]>('metadata', 'created_at')
     .orderBy('created_at');
   return rows.map(({ metadata, created_at }) => ({
     client_id: String(metadata.client_id),
     client_name: String(metadata.client_name ?? ''),
     redirect_uris: (metadata.redirect_uris as string[] | undefined) ?? [],
     token_endpoint_auth_method: String(metadata.token_endpoint_auth_method),
-    scope: metadata.scope as string | undefined,
+    scope: metadata.scope,
     resource_server: metadata[RESOURCE_SERVER_METADATA] === true,
     created_at: created_at.toISOString(),
   }));

@@ -63,9 +63,9 @@ export async function createCustomer(knex: Knex, customer: NewCustomer): Promise
     })
     .onConflict(knex.raw('(lower(username))'))
     .ignore()
-    .returning(['id', 'username', 'name', 'email', 'email_verified', 'updated_at']);
+    .returning<Customer[]>(['id', 'username', 'name', 'email', 'email_verified', 'updated_at']);
   if (!created) throw new InvalidCustomerError(`username "${customer.username}" is taken`);
-  return created as Customer;
+  return created;
 }
 
 export async function findCustomerByUsername(knex: Knex, username: string): Promise<Customer | undefined> {

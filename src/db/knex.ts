@@ -12,3 +12,50 @@ export function createKnex(databaseUrl: string, poolMax = 10): Knex {
     pool: { min: 0, max: poolMax },
   });
 }
+
+/** One of the pool's connections, held outside any query builder (for session-level locks). */
+export interface PooledConnection {
+  query(sql: string, values: unknown[]): Promise<{ rows: unknown[] }>;
+}
+
+interface ConnectionPool {
+  acquireConnection(): Promise<unknown>;
+  releaseConnection(connection: unknown): Promise<unknown>;
+}
+
+// knex types its client as `any`; these are the two methods of it that Passbook relies on.
+function isConnectionPool(client: unknown): client is ConnectionPool {
+  return (
+    typeof client === 'object' &&
+    client !== null &&
+    'acquireConnection' in client &&
+    typeof client.acquireConnection === 'function' &&
+    'releaseConnection' in client &&
+    typeof client.releaseConnection === 'function'
+  );
+}
+
+function isPooledConnection(connection: unknown): connection is PooledConnection {
+  return (
+    typeof connection === 'object' &&
+    connection !== null &&
+    'query' in connection &&
+    typeof connection.query === 'function'
+  );
+}
+
+/** Runs `work` on a connection of its own from knex's pool, and gives the connection back after. */
+export async function withPooledConnection<T>(
+  knex: Knex,
+  work: (connection: PooledConnection) => Promise<T>,
+): Promise<T> {
+  const pool: unknown = knex.client;
+  if (!isConnectionPool(pool)) throw new Error("knex's client no longer acquires pooled connections");
+  const connection = await pool.acquireConnection();
+  try {
+    if (!isPooledConnection(connection)) throw new Error('a pooled connection that cannot run a query');
+    return await work(connection);
+  } finally {
+    await pool.releaseConnection(connection);
+  }
+}

@@ -1,4 +1,4 @@
-import type { Knex } from './knex.ts';
+import { withPooledConnection, type Knex } from './knex.ts';
 
 /**
  * PostgreSQL advisory locks that coordinate Passbook processes sharing one database. Each key is
@@ -9,10 +9,6 @@ export const LOCKS = {
   purge: 7_425_002,
   migrations: 7_425_003,
 } as const;
-
-interface PgConnection {
-  query(sql: string, values: unknown[]): Promise<{ rows: { locked?: boolean }[] }>;
-}
 
 /**
  * Runs `work` while holding a session-level lock on its own pooled connection, so that the work
@@ -25,20 +21,21 @@ export async function withSessionLock<T>(
   options: { wait: boolean },
   work: () => Promise<T>,
 ): Promise<T | undefined> {
-  const connection: PgConnection = await knex.client.acquireConnection();
-  try {
+  return withPooledConnection(knex, async (connection) => {
     if (options.wait) {
       await connection.query('SELECT pg_advisory_lock($1)', [key]);
     } else {
       const { rows } = await connection.query('SELECT pg_try_advisory_lock($1) AS locked', [key]);
-      if (!rows[0]?.locked) return undefined;
+      if (!isLocked(rows[0])) return undefined;
     }
     try {
       return await work();
     } finally {
       await connection.query('SELECT pg_advisory_unlock($1)', [key]);
     }
-  } finally {
-    await knex.client.releaseConnection(connection);
-  }
+  });
+}
+
+function isLocked(row: unknown): boolean {
+  return typeof row === 'object' && row !== null && 'locked' in row && row.locked === true;
 }

@@ -34,13 +34,18 @@ const sqlMigrationSource: Knex.MigrationSource<string> = {
  * Applies every pending migration; returns the names applied. Processes starting together (two
  * replicas, the server and the CLI) queue on a lock instead of failing on knex's own.
  */
+/** knex's migrator answers `[batch, names]`, typed as `any`: the names of what it just applied. */
+export function appliedMigrationNames(result: unknown): string[] {
+  if (Array.isArray(result)) {
+    const names: unknown = result[1];
+    if (Array.isArray(names) && names.every((name) => typeof name === 'string')) return names;
+  }
+  throw new Error("knex's migrator no longer answers [batch, names]");
+}
+
 export async function migrate(knex: Knex): Promise<string[]> {
   const applied = await withSessionLock(knex, LOCKS.migrations, { wait: true }, async () => {
-    const [, names] = (await knex.migrate.latest({ migrationSource: sqlMigrationSource })) as [
-      number,
-      string[],
-    ];
-    return names;
+    return appliedMigrationNames(await knex.migrate.latest({ migrationSource: sqlMigrationSource }));
   });
   return applied ?? [];
 }

@@ -32,7 +32,10 @@ function nulInQuery(ctx: Context): boolean {
 
 export function refuseNulBytes(): Middleware {
   return async (ctx, next) => {
-    if (!/%00/i.test(ctx.path) && !nulInQuery(ctx)) return next();
+    if (!/%00/i.test(ctx.path) && !nulInQuery(ctx)) {
+      await next();
+      return;
+    }
     if (JSON_ENDPOINTS.test(ctx.path)) {
       ctx.status = 400;
       ctx.set('Cache-Control', 'no-store');

@@ -1,4 +1,4 @@
-import Router from '@koa/router';
+import Router, { type RouterContext } from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Interaction, InteractionResults } from 'oidc-provider';
@@ -12,7 +12,7 @@ import { PageError } from '../http/errors.ts';
 import { noStore } from '../http/security-headers.ts';
 import { renderPage } from '../http/views.ts';
 import { SCOPE_CATALOGUE, consentLinesFor } from '../oidc/scopes.ts';
-import { consentPromptDetails } from '../oidc/engine-internals.ts';
+import { consentPromptDetails, textParam } from '../oidc/engine-internals.ts';
 
 /**
  * The bank's sign-in and consent screens. oidc-provider sends the customer here with an
@@ -34,7 +34,7 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
   const forms = formBodies();
 
   /** The interaction behind this request, bound to this browser by the provider's cookie. */
-  async function loadInteraction(ctx: Context): Promise<Interaction> {
+  async function loadInteraction(ctx: RouterContext): Promise<Interaction> {
     try {
       const interaction = await provider.interactionDetails(ctx.req, ctx.res);
       if (interaction.uid !== ctx.params.uid) throw new Error('interaction uid mismatch');
@@ -51,8 +51,8 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
   }
 
   async function clientName(interaction: Interaction): Promise<string> {
-    const client = await provider.Client.find(String(interaction.params.client_id));
-    return client?.clientName ?? String(interaction.params.client_id);
+    const client = await provider.Client.find(clientIdOf(interaction));
+    return client?.clientName ?? clientIdOf(interaction);
   }
 
   async function finish(ctx: Context, result: InteractionResults): Promise<void> {
@@ -75,7 +75,7 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
         csrf: csrfToken(cookieKeys, CSRF_PURPOSE, interaction.uid),
         lead: `to continue to ${name}`,
         clientName: name,
-        username: formField(ctx, 'username') || interaction.params.login_hint,
+        username: formField(ctx, 'username') || textParam(interaction.params, 'login_hint'),
         error,
       },
       status,
@@ -83,7 +83,7 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
   }
 
   async function showConsent(ctx: Context, interaction: Interaction) {
-    const requested = String(interaction.params.scope ?? '').split(' ');
+    const requested = (textParam(interaction.params, 'scope') ?? '').split(' ');
     const notYetAllowed = consentPromptDetails(interaction).missingOIDCScope;
     const customer = await findCustomerById(knex, String(interaction.session?.accountId));
     const alwaysAsk = SCOPE_CATALOGUE.filter((entry) => entry.alwaysAsk && requested.includes(entry.scope));
@@ -114,7 +114,7 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
     const outcome = await signIn({
       username: formField(ctx, 'username'),
       password: formField(ctx, 'password'),
-      clientId: String(interaction.params.client_id),
+      clientId: clientIdOf(interaction),
       origin: requestOrigin(ctx),
     });
     if (!outcome.ok) return showLogin(ctx, interaction, outcome.message, outcome.status);
@@ -130,7 +130,7 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
       await recordEvent(knex, {
         customerId: interaction.session?.accountId,
         type: 'consent_denied',
-        clientId: String(interaction.params.client_id),
+        clientId: clientIdOf(interaction),
         ...requestOrigin(ctx),
       });
       await finish(ctx, { error: 'access_denied', error_description: 'the customer did not allow access' });
@@ -149,11 +149,16 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
   return router;
 }
 
+/** The app this interaction is for; the engine puts its client_id in every interaction's params. */
+function clientIdOf(interaction: Interaction): string {
+  return textParam(interaction.params, 'client_id') ?? '';
+}
+
 /** Adds what the consent screen showed to the customer's grant for this app, and saves it. */
 async function grantRequestedAccess(provider: Provider, interaction: Interaction): Promise<string> {
   const { missingOIDCScope, missingOIDCClaims } = consentPromptDetails(interaction);
   const accountId = String(interaction.session?.accountId);
-  const clientId = String(interaction.params.client_id);
+  const clientId = clientIdOf(interaction);
   const existing = interaction.grantId ? await provider.Grant.find(interaction.grantId) : undefined;
   const grant = existing ?? new provider.Grant({ accountId, clientId });
   if (missingOIDCScope.length) grant.addOIDCScope(missingOIDCScope.join(' '));

@@ -221,7 +221,11 @@ interface ErrorLike {
 }
 
 function asErrorLike(value: unknown): ErrorLike {
-  return typeof value === 'object' && value !== null ? (value as ErrorLike) : { message: String(value) };
+  return typeof value === 'object' && value !== null ? value : { message: String(value) };
+}
+
+function nonEmptyText(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
 /** What went wrong, in words fit for a log line: the reasons never carry the logout token. */
@@ -236,7 +240,7 @@ export function describeDeliveryFailure(error: unknown): { kind: DeliveryFailure
   }
   // fetch rejects with "fetch failed"; what happened is in the cause.
   const cause = asErrorLike(failure.cause ?? failure);
-  const detail = String(cause.message || cause.code || 'unknown error');
+  const detail = nonEmptyText(cause.message) ?? nonEmptyText(cause.code) ?? 'unknown error';
   if (detail.includes('special-use')) return { kind: 'refused', reason: `SSRF guard: ${detail}` };
   const code = typeof cause.code === 'string' && !detail.includes(cause.code) ? ` (${cause.code})` : '';
   return { kind: 'unreachable', reason: `${detail}${code}` };

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
-import type { Interaction } from 'oidc-provider';
+import type { Interaction, UnknownObject } from 'oidc-provider';
 import { secretDigest } from '../clients/clients.ts';
 
 /**
@@ -135,4 +135,10 @@ export function consentPromptDetails(interaction: Interaction): ConsentPromptDet
     missingOIDCScope: stringList(details.missingOIDCScope, 'missingOIDCScope'),
     missingOIDCClaims: stringList(details.missingOIDCClaims, 'missingOIDCClaims'),
   };
+}
+
+/** A request parameter as the engine hands it over (typed `unknown`): its text, if it is text. */
+export function textParam(params: UnknownObject | undefined, name: string): string | undefined {
+  const value = params?.[name];
+  return typeof value === 'string' ? value : undefined;
 }

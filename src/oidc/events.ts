@@ -3,6 +3,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
 import type { Logger } from '../log.ts';
 import { requestOrigin, type AuditRecorder } from '../audit/events.ts';
+import { textParam } from './engine-internals.ts';
 import { markGrantUsed } from './storage/grants-and-sessions.ts';
 
 /**
@@ -38,7 +39,7 @@ export function recordProviderEvents(
         type: 'consent_given',
         clientId,
         ...requestOrigin(ctx),
-        detail: { scope: String(ctx.oidc.params?.scope ?? '') },
+        detail: { scope: textParam(ctx.oidc.params, 'scope') ?? '' },
       });
     }
   });

@@ -31,8 +31,8 @@ async function withCreationLock<T>(knex: Knex, work: (trx: Knex.Transaction) => 
 /** Private JWKs, oldest first per algorithm; creates one key per algorithm that has none. */
 export async function loadSigningKeys(knex: Knex): Promise<JWK[]> {
   return withCreationLock(knex, async (trx) => {
-    const rows: { alg: string; private_jwk: JWK }[] = await trx('signing_keys')
-      .select('alg', 'private_jwk')
+    const rows = await trx('signing_keys')
+      .select<{ alg: string; private_jwk: JWK }[]>('alg', 'private_jwk')
       .orderBy('created_at');
     for (const alg of SIGNING_ALGORITHMS) {
       if (rows.some((row) => row.alg === alg)) continue;
@@ -48,7 +48,7 @@ export async function loadSigningKeys(knex: Knex): Promise<JWK[]> {
 export async function loadCookieKeys(knex: Knex, configured: string[] | undefined): Promise<string[]> {
   if (configured) return configured;
   return withCreationLock(knex, async (trx) => {
-    const rows: { secret: string }[] = await trx('cookie_keys').select('secret').orderBy('id', 'desc');
+    const rows = await trx('cookie_keys').select<{ secret: string }[]>('secret').orderBy('id', 'desc');
     if (rows.length > 0) return rows.map((row) => row.secret);
     const secret = generateSecret();
     await trx('cookie_keys').insert({ secret });

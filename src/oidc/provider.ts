@@ -144,7 +144,7 @@ export function createProvider({
 
     // Every refresh rotates; a rotated-out token presented again revokes the whole grant.
     rotateRefreshToken: true,
-    issueRefreshToken: async (_ctx, client, code) =>
+    issueRefreshToken: (_ctx, client, code) =>
       client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
 
     // Every feature is chosen here on purpose, including those oidc-provider 9 turns on by itself:
@@ -160,7 +160,7 @@ export function createProvider({
       revocation: {
         enabled: true,
         // An app may revoke only its own tokens; another app's token is refused and left alive.
-        allowedPolicy: async (_ctx, client, token) => {
+        allowedPolicy: (_ctx, client, token) => {
           if (token.clientId === client.clientId) return true;
           if (!isConfidential(client.clientAuthMethod)) return false;
           throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
@@ -169,15 +169,15 @@ export function createProvider({
       introspection: {
         enabled: true,
         // Only authenticated clients introspect: the bank's APIs any token, an app only its own.
-        allowedPolicy: async (_ctx, client, token) =>
+        allowedPolicy: (_ctx, client, token) =>
           isConfidential(client.clientAuthMethod) &&
           (client[RESOURCE_SERVER_METADATA] === true || token.clientId === client.clientId),
       },
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
       rpInitiatedLogout: {
         enabled: true,
-        logoutSource: async (ctx, form) => renderPage(ctx, 'logout', { title: 'Sign out', form }),
-        postLogoutSuccessSource: async (ctx) =>
+        logoutSource: (ctx, form) => renderPage(ctx, 'logout', { title: 'Sign out', form }),
+        postLogoutSuccessSource: (ctx) =>
           renderPage(ctx, 'signed-out', {
             title: 'Signed out',
             clientName: ctx.oidc.client?.clientName,
@@ -190,14 +190,14 @@ export function createProvider({
 
     interactions: {
       policy: consentPolicy(),
-      url: async (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     // Cross-origin calls only from an app's own registered origins (browser-based public apps).
     clientBasedCORS: (_ctx, origin, client) =>
       client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) ?? false,
     // oidc-provider renders HTML for any caller that prefers it; only the pages a customer's
     // browser lands on get the bank's error page, every endpoint an app calls answers RFC JSON.
-    renderError: async (ctx: KoaContextWithOIDC, out) => {
+    renderError: (ctx: KoaContextWithOIDC, out) => {
       if (!BROWSER_ROUTES.has(String(ctx.oidc?.route))) {
         ctx.type = 'json';
         ctx.body = out;

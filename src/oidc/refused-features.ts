@@ -14,7 +14,10 @@ const DPOP_NOT_SUPPORTED = {
 };
 
 async function refuseDpop(ctx: Context, next: Next): Promise<void> {
-  if (ctx.get('dpop') === '') return next();
+  if (ctx.get('dpop') === '') {
+    await next();
+    return;
+  }
   ctx.status = 400;
   ctx.set('Cache-Control', 'no-store');
   ctx.body = DPOP_NOT_SUPPORTED;

@@ -33,10 +33,23 @@ export function demoClientsFile(dataDir: string): string {
   return path.resolve(dataDir, DEMO_CLIENTS_FILE);
 }
 
+function isCredentials(entry: unknown): entry is DemoClientCredentials {
+  return (
+    typeof entry === 'object' &&
+    entry !== null &&
+    'client_id' in entry &&
+    typeof entry.client_id === 'string' &&
+    'client_secret' in entry &&
+    typeof entry.client_secret === 'string'
+  );
+}
+
 async function readCredentials(file: string): Promise<CredentialsFile> {
   try {
     const parsed: unknown = JSON.parse(await readFile(file, 'utf8'));
-    return typeof parsed === 'object' && parsed !== null ? (parsed as CredentialsFile) : {};
+    if (typeof parsed !== 'object' || parsed === null) return {};
+    // An entry edited out of shape is left out, and its client registered afresh like a missing one.
+    return Object.fromEntries(Object.entries(parsed).filter(([, entry]) => isCredentials(entry)));
   } catch {
     // Missing or unreadable: every demo client will be registered afresh.
     return {};

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import Router from '@koa/router';
 import type Koa from 'koa';
 import type { Knex } from 'knex';
@@ -79,4 +80,36 @@ export function healthRouter(knex: Knex): Router {
     ctx.body = { status: 'ok' };
   });
   return router;
+}
+
+/**
+ * The service as a handler for node:http. Koa answers a failing request itself (ctx.onerror), so
+ * the promise its callback returns has nothing left to report and is deliberately not awaited.
+ */
+export function requestListener(app: {
+  callback(): (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+}): (req: IncomingMessage, res: ServerResponse) => void {
+  const handle = app.callback();
+  return (req, res) => void handle(req, res);
+}
+
+/**
+ * SIGTERM and SIGINT drain the service and end the process; a drain that fails is reported and
+ * the process still ends, with a failing exit code.
+ */
+export function stopOnSignals(
+  close: (signal: NodeJS.Signals) => Promise<void>,
+  report: (error: unknown) => void,
+): void {
+  const stop = (signal: NodeJS.Signals) => {
+    close(signal).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        report(error);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
 }

@@ -234,12 +234,12 @@ class ClientAdapter implements Adapter {
     return metadata;
   }
 
-  async upsert(): Promise<void> {
-    throw new Error('clients are registered with the CLI, not through the provider');
+  upsert(): Promise<void> {
+    return Promise.reject(new Error('clients are registered with the CLI, not through the provider'));
   }
 
-  async destroy(): Promise<void> {
-    throw new Error('clients are removed with the CLI, not through the provider');
+  destroy(): Promise<void> {
+    return Promise.reject(new Error('clients are removed with the CLI, not through the provider'));
   }
 
   async consume(): Promise<void> {}

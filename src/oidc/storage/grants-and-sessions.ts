@@ -16,6 +16,13 @@ export interface CustomerGrant {
   lastUsedAt: Date | null;
 }
 
+/** The OpenID scope a stored grant holds, as oidc-provider saves it: `openid.scope`. */
+function grantedScope(payload: AdapterPayload): string {
+  const { openid } = payload;
+  if (typeof openid !== 'object' || openid === null || !('scope' in openid)) return '';
+  return typeof openid.scope === 'string' ? openid.scope : '';
+}
+
 /** The customer's live grants, newest first: one per app and sign-in that consented. */
 export async function grantsOfCustomer(knex: Knex, customerId: string): Promise<CustomerGrant[]> {
   const rows: {
@@ -31,7 +38,7 @@ export async function grantsOfCustomer(knex: Knex, customerId: string): Promise<
   return rows.map((row) => ({
     grantId: row.id,
     clientId: row.client_id,
-    scope: String((row.payload.openid as { scope?: string } | undefined)?.scope ?? ''),
+    scope: grantedScope(row.payload),
     grantedAt: row.created_at,
     lastUsedAt: row.last_used_at,
   }));
@@ -56,11 +63,12 @@ const LAST_USED_RESOLUTION_MS = 60_000;
 export async function markGrantUsed(knex: Knex, grantId: string, now = new Date()): Promise<void> {
   await knex(TABLE)
     .where({ kind: 'Grant', id: grantId })
-    .andWhere((where) =>
-      where
+    .andWhere((where) => {
+      // A knex builder is thenable; this one is a group of conditions, never run on its own.
+      void where
         .whereNull('last_used_at')
-        .orWhere('last_used_at', '<', new Date(now.getTime() - LAST_USED_RESOLUTION_MS)),
-    )
+        .orWhere('last_used_at', '<', new Date(now.getTime() - LAST_USED_RESOLUTION_MS));
+    })
     .update({ last_used_at: now });
 }
 

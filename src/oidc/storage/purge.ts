@@ -19,7 +19,8 @@ export function purgeOnce(knex: Knex): Promise<number | undefined> {
 export function startPurgeTimer(knex: Knex, intervalSeconds: number, log: Logger): () => void {
   if (intervalSeconds === 0) return () => {};
   let running = false;
-  const timer = setInterval(async () => {
+  // A round reports its own failure, so the timer has nothing to wait for.
+  const round = async () => {
     if (running) return;
     running = true;
     try {
@@ -30,7 +31,8 @@ export function startPurgeTimer(knex: Knex, intervalSeconds: number, log: Logger
     } finally {
       running = false;
     }
-  }, intervalSeconds * 1000);
+  };
+  const timer = setInterval(() => void round(), intervalSeconds * 1000);
   timer.unref();
   return () => clearInterval(timer);
 }
