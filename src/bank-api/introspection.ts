@@ -39,9 +39,14 @@ function basicCredentials(clientId: string, clientSecret: string): string {
   return `Basic ${Buffer.from(`${encode(clientId)}:${encode(clientSecret)}`).toString('base64')}`;
 }
 
+function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 async function errorCode(response: Response): Promise<unknown> {
   try {
-    return ((await response.json()) as { error?: unknown }).error;
+    const body: unknown = await response.json();
+    return isJsonObject(body) ? body.error : undefined;
   } catch {
     return undefined;
   }
@@ -73,11 +78,17 @@ async function askPassbook(config: BankApiConfig, token: string): Promise<Intros
     // 401 here means the bank API's own credentials are wrong: a configuration error, not the caller's.
     throw new PassbookUnavailableError(`introspection answered HTTP ${response.status}`);
   }
+  let answer: unknown;
   try {
-    return (await response.json()) as IntrospectionAnswer;
+    answer = await response.json();
   } catch {
     throw new PassbookUnavailableError('introspection answered something other than JSON');
   }
+  // JSON that is not an object (null, a list) is no answer either; every member is checked later.
+  if (!isJsonObject(answer)) {
+    throw new PassbookUnavailableError('introspection answered something other than an object');
+  }
+  return answer;
 }
 
 /**

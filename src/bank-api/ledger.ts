@@ -164,7 +164,7 @@ export async function listTransactions(
       { column: 't.id', order: 'desc' },
     ])
     .limit(options.limit)
-    .select(
+    .select<TransactionRow[]>(
       't.id',
       't.account_id',
       't.booked_at',

@@ -2,6 +2,7 @@ import { BankApiConfigError, loadBankApiConfig } from './config.ts';
 import { BankApiRoleError } from './database-role.ts';
 import { BankSchemaError } from './migrate.ts';
 import { createBankApiLogger, startBankApi } from './start.ts';
+import { stopOnSignals } from '../service/kit.ts';
 
 /**
  * Entry point of the stand-alone bank API: `npm run bank-api`. It connects as its own database
@@ -12,13 +13,12 @@ const EXPECTED = [BankApiConfigError, BankApiRoleError, BankSchemaError];
 
 async function main(): Promise<void> {
   const config = loadBankApiConfig();
-  const bankApi = await startBankApi(config, { log: createBankApiLogger(config.logLevel) });
-  const stop = async () => {
-    await bankApi.close();
-    process.exit(0);
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  const log = createBankApiLogger(config.logLevel);
+  const bankApi = await startBankApi(config, { log });
+  stopOnSignals(
+    () => bankApi.close(),
+    (error) => log.error({ err: error }, 'shutdown failed'),
+  );
 }
 
 main().catch((error: unknown) => {

@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Knex } from '../db/knex.ts';
+import { withPooledConnection, type Knex } from '../db/knex.ts';
+import { appliedMigrationNames } from '../db/migrate.ts';
 
 /**
  * The bank API's own migrations: plain SQL files in src/bank-api/migrations/, applied in name
@@ -66,10 +67,6 @@ async function requireWritableSchema(knex: Knex): Promise<void> {
   }
 }
 
-interface PgConnection {
-  query(sql: string, values: unknown[]): Promise<unknown>;
-}
-
 /**
  * Applies every pending migration of the bank API; returns the names applied. Replicas starting
  * together queue on the lock instead of failing on knex's own.
@@ -77,20 +74,18 @@ interface PgConnection {
 export async function migrateBankApi(knex: Knex): Promise<string[]> {
   await requireWritableSchema(knex);
   const { service, purpose } = MIGRATION_LOCK;
-  const connection: PgConnection = await knex.client.acquireConnection();
-  try {
+  return withPooledConnection(knex, async (connection) => {
     await connection.query('SELECT pg_advisory_lock($1, $2)', [service, purpose]);
     try {
-      const [, names] = (await knex.migrate.latest({
-        migrationSource: sqlMigrationSource,
-        schemaName: BANK_SCHEMA,
-        tableName: 'knex_migrations',
-      })) as [number, string[]];
-      return names;
+      return appliedMigrationNames(
+        await knex.migrate.latest({
+          migrationSource: sqlMigrationSource,
+          schemaName: BANK_SCHEMA,
+          tableName: 'knex_migrations',
+        }),
+      );
     } finally {
       await connection.query('SELECT pg_advisory_unlock($1, $2)', [service, purpose]);
     }
-  } finally {
-    await knex.client.releaseConnection(connection);
-  }
+  });
 }

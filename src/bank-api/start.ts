@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createKnex, type Knex } from '../db/knex.ts';
-import { createServiceLogger, type Logger } from '../service/kit.ts';
+import { createServiceLogger, requestListener, type Logger } from '../service/kit.ts';
 import { createBankApi } from './app.ts';
 import { requireDatabaseUrl, type BankApiConfig } from './config.ts';
 import { assertConfined } from './database-role.ts';
@@ -52,7 +52,7 @@ export async function startBankApi(
   try {
     await prepareDatabase(knex, log);
     const app = createBankApi({ knex, introspect: createIntrospector(config), log });
-    server.on('request', app.callback());
+    server.on('request', requestListener(app));
     server.listen(config.port);
     await once(server, 'listening');
   } catch (error) {
