@@ -2,6 +2,7 @@ import { ConfigError } from '../src/config.ts';
 import { BankApiConfigError } from '../src/bank-api/config.ts';
 import { BankApiRoleError } from '../src/bank-api/database-role.ts';
 import { BudgetBuddyConfigError } from '../examples/budget-buddy/config.ts';
+import { stopOnSignals } from '../src/service/kit.ts';
 import { DemoError, startDemo, type RunningDemo } from './demo-stack.ts';
 
 /** `npm run demo`: Passbook, the bank's API and Budget Buddy together, then the way in. */
@@ -28,13 +29,17 @@ const EXPECTED = [ConfigError, BankApiConfigError, BankApiRoleError, BudgetBuddy
 async function main(): Promise<void> {
   const demo = await startDemo();
   process.stdout.write(`${banner(demo)}\n`);
-  const stop = async () => {
-    process.stdout.write('Stopping the demo…\n');
-    await demo.close();
-    process.exit(0);
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  stopOnSignals(
+    async () => {
+      process.stdout.write('Stopping the demo…\n');
+      await demo.close();
+    },
+    (error) => {
+      process.stderr.write(
+        `demo: stopping failed: ${error instanceof Error ? error.message : String(error)}\n`,
+      );
+    },
+  );
 }
 
 main().catch((error: unknown) => {

@@ -2,6 +2,7 @@ import http from 'node:http';
 import { findClientMetadata } from '../../src/clients/clients.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createKnex } from '../../src/db/knex.ts';
+import { requestListener } from '../../src/service/kit.ts';
 import { benchProvider } from './provider.ts';
 import { mintAccessToken, mintRefreshToken, inParallel, type MintTarget } from './mint.ts';
 
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
   });
   process.on('disconnect', () => process.exit(0));
 
-  const server = http.createServer(provider.callback());
+  const server = http.createServer(requestListener(provider));
   server.listen(config.port, '127.0.0.1', () => send({ type: 'ready', port: config.port }));
 }
 

@@ -48,7 +48,8 @@ async function run(spec: LoadSpec, observed: Observed, seconds: number): Promise
         timeout: 10,
         requests: requestsFor(spec, observed),
       },
-      (error, finished) => (error ? reject(error) : resolve(finished)),
+      (error, finished) =>
+        error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(finished),
     );
     instance.on('response', (_client, _status, _bytes, ms) => {
       if (count === latencies.length) {

@@ -338,7 +338,7 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
   const startedAt = new Date().toISOString();
   await mkdir(ARTIFACTS, { recursive: true });
   const database = await createBenchDatabase();
-  cleanups.push(database.drop);
+  cleanups.push(() => database.drop());
   say(`database: ${database.version}, ${database.server}`);
 
   const passbookEnv = serverEnv(database, await freePort());
@@ -351,7 +351,7 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
     ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
   ];
   const passbook = await startPassbook(passbookEnv, path.join(ARTIFACTS, 'passbook.log'), nodeFlags);
-  cleanups.push(passbook.stop);
+  cleanups.push(() => passbook.stop());
   const twin = await benchProvider(passbookEnv, database.knex, 'postgres');
   const seed = await seedBench(database.knex, twin, options.signInConnections * 2);
 
@@ -366,7 +366,7 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
     },
     path.join(ARTIFACTS, 'ceiling.log'),
   );
-  cleanups.push(ceiling.stop);
+  cleanups.push(() => ceiling.stop());
   say(`Passbook (pid ${passbook.pid}) and the in-memory ceiling (pid ${ceiling.pid}) are up; measuring…`);
 
   const run: Run = { options, database, passbook, ceiling, twin, seed, rows: [] };

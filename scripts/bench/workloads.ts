@@ -246,7 +246,7 @@ function signInFlow(spec: Extract<LoadSpec, { kind: 'sign-in' }>, observed: Obse
       // offline_access is granted only with a consent screen, which is part of what is measured.
       prompt: 'consent',
     });
-    return { method: 'GET', path: `/auth?${query}`, headers: {} };
+    return { method: 'GET', path: `/auth?${query.toString()}`, headers: {} };
   };
   const follow = (browser: Browser): Partial<Request> => ({
     method: 'GET',
