@@ -4,13 +4,17 @@ import { createBudgetBuddyLogger, startBudgetBuddy } from './start.ts';
 /** `npm run budget-buddy`: the example app on its own, configured from the environment. */
 async function main(): Promise<void> {
   const config = loadBudgetBuddyConfig();
-  const budgetBuddy = await startBudgetBuddy(
-    config,
-    createBudgetBuddyLogger(process.env.LOG_LEVEL || 'info'),
-  );
-  const stop = async () => {
-    await budgetBuddy.close();
-    process.exit(0);
+  const log = createBudgetBuddyLogger(process.env.LOG_LEVEL || 'info');
+  const budgetBuddy = await startBudgetBuddy(config, log);
+  // A failed drain is reported, and the process still ends, with a failing exit code.
+  const stop = () => {
+    budgetBuddy.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

@@ -22,7 +22,9 @@ export async function startBudgetBuddy(
   log: Logger = createBudgetBuddyLogger(),
 ): Promise<RunningBudgetBuddy> {
   const { app, sessions } = createBudgetBuddy(config, log);
-  const server = http.createServer(app.callback());
+  const handle = app.callback();
+  // Koa answers a failing request itself, so its promise is not awaited here.
+  const server = http.createServer((req, res) => void handle(req, res));
   server.listen(config.port);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
