@@ -1,3 +1,4 @@
+import { expect } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import argon2 from 'argon2';
@@ -65,7 +66,7 @@ interface ClientRow {
 }
 
 async function clientRow(clientId: string): Promise<ClientRow | undefined> {
-  return knex('clients').where({ client_id: clientId }).first();
+  return knex<ClientRow>('clients').where({ client_id: clientId }).first();
 }
 
 async function clientsNamed(name: string): Promise<number> {

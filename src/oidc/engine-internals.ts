@@ -129,7 +129,7 @@ function stringList(value: unknown, name: string): string[] {
   throw new TypeError(`oidc-provider's consent prompt details: ${name} is not a list of strings`);
 }
 
-export function consentPromptDetails(interaction: Interaction): ConsentPromptDetails {
+export function consentPromptDetails(interaction: Pick<Interaction, 'prompt'>): ConsentPromptDetails {
   const { details } = interaction.prompt;
   return {
     missingOIDCScope: stringList(details.missingOIDCScope, 'missingOIDCScope'),

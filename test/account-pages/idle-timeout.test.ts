@@ -1,3 +1,4 @@
+import { expect } from '@jest/globals';
 import { loadConfig } from '../../src/config.ts';
 import { sessionTtl } from '../../src/oidc/provider.ts';
 import { atTime } from '../support/clock.ts';

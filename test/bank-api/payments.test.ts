@@ -109,8 +109,8 @@ test('a valid payment is booked: 201, the balance drops and the transaction is l
   const stored = await bankApi
     .knex('bank.payments')
     .where({ id: (answer.body.payment as { id: string }).id })
-    .first();
-  expect(stored.client_id).toBe(appClientId);
+    .first<{ client_id: string } | undefined>('client_id');
+  expect(stored?.client_id).toBe(appClientId);
 });
 
 test.each([
@@ -185,16 +185,20 @@ test('a payment for more than the balance is 422 insufficient_funds and writes n
 test('paying from another customer’s account is 404 and writes nothing', async () => {
   const other = await createTestCustomer(passbook.knex);
   await seedDemoAccounts(bankApi.knex, other.id);
-  const [theirs] = await bankApi.knex('bank.accounts').where({ customer_id: other.id }).select('id');
-  const balanceBefore = await bankApi.knex('bank.accounts').where({ id: theirs.id }).first('balance_minor');
+  const [theirs] = await bankApi
+    .knex('bank.accounts')
+    .where({ customer_id: other.id })
+    .select<{ id: string }[]>('id');
+  if (!theirs) throw new Error('the other customer has no account');
+  const balance = () =>
+    bankApi.knex('bank.accounts').where({ id: theirs.id }).first<{ balance_minor: string }>('balance_minor');
+  const balanceBefore = await balance();
   const before = await ledgerSnapshot();
   const answer = await pay({ from_account_id: theirs.id, amount: '1.00', currency: 'EUR', ...PAYEE });
   expect(answer.status).toBe(404);
   expect(answer.body.error).toBe('not_found');
   expect(await ledgerSnapshot()).toEqual(before);
-  expect(await bankApi.knex('bank.accounts').where({ id: theirs.id }).first('balance_minor')).toEqual(
-    balanceBefore,
-  );
+  expect(await balance()).toEqual(balanceBefore);
 });
 
 test('two payments at once cannot both spend the same money', async () => {

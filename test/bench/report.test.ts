@@ -1,3 +1,4 @@
+import { expect } from '@jest/globals';
 import { markdownTable, type Row } from '../../scripts/bench/report.ts';
 import { checkTargets, failedRows } from '../../scripts/bench/targets.ts';
 

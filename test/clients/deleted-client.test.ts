@@ -1,3 +1,4 @@
+import { expect } from '@jest/globals';
 import { deleteClient } from '../../src/clients/clients.ts';
 import {
   basicAuthorization,

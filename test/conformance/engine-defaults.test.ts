@@ -1,3 +1,4 @@
+import { expect } from '@jest/globals';
 import * as oidc from 'openid-client';
 import { CustomerAgent } from '../support/customer-agent.ts';
 import {

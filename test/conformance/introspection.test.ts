@@ -115,7 +115,7 @@ test('a resource server cannot send customers through the authorization endpoint
     code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
     code_challenge_method: 'S256',
   });
-  const response = await fetch(`${passbook.issuer}/auth?${params}`, { redirect: 'manual' });
+  const response = await fetch(`${passbook.issuer}/auth?${params.toString()}`, { redirect: 'manual' });
   expect(response.status).toBe(400);
   expect(response.headers.get('location')).toBeNull();
 });

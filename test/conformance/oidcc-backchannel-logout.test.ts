@@ -1,7 +1,7 @@
 /**
  * @jest-environment ./test/support/node-fetch-environment.ts
  */
-import { jest } from '@jest/globals';
+import { expect, jest } from '@jest/globals';
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';

@@ -258,7 +258,7 @@ describe('K36: what revocation refuses, and what it shrugs off', () => {
     signed.config[oidc.customFetch] = async (url, options) => {
       sent.push({
         authorization: new Headers(options.headers).get('authorization'),
-        body: String(options.body),
+        body: options.body instanceof URLSearchParams ? options.body.toString() : '',
       });
       return fetch(url, options);
     };

@@ -88,12 +88,10 @@ test('connect, see transactions, be refused payments, disconnect: the old token 
   // With the app's own token, the bank API still refuses a payment: it was never granted.
   const { accessToken, refreshToken } = connectedTokens(budgetBuddy);
   expect((await callBankApi(bankApi.url, '/transactions', { token: accessToken })).status).toBe(200);
-  const [firstAccount] = (await bankApi
+  const [firstAccount] = await bankApi
     .knex('bank.accounts')
     .where({ customer_id: customer.id })
-    .select('id')) as {
-    id: string;
-  }[];
+    .select<{ id: string }[]>('id');
   const payment = await callBankApi(bankApi.url, '/payments', {
     method: 'POST',
     token: accessToken,

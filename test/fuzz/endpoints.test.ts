@@ -95,7 +95,10 @@ beforeAll(async () => {
     (await authorizationRequest(flow.config, 'openid', { prompt: 'login' })).url.href,
   );
   const interactionUid = new URL(pending.url).pathname.split('/')[2] ?? '';
-  const [account] = await bankApi.knex('bank.accounts').where({ customer_id: customer.id }).select('id');
+  const [account] = await bankApi
+    .knex('bank.accounts')
+    .where({ customer_id: customer.id })
+    .select<{ id: string }[]>('id');
   const [session] = await passbook
     .knex('oidc_models')
     .where({ kind: 'Session', customer_id: customer.id })
@@ -105,7 +108,7 @@ beforeAll(async () => {
     redirectUri: TEST_REDIRECT_URI,
     interactionUid,
     sessionUid: session?.uid ?? '',
-    accountId: String(account?.id),
+    accountId: account?.id ?? '',
     username: customer.username,
   };
   before = await settledState();

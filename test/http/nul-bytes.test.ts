@@ -73,7 +73,7 @@ async function authorizationQuery(changes: Record<string, string>): Promise<URLS
 describe('a NUL client_id', () => {
   test('at /auth gets the error page and no redirect', async () => {
     const query = await authorizationQuery({ client_id: '\u0000' });
-    expectErrorPage(await send(`/auth?${query}`));
+    expectErrorPage(await send(`/auth?${query.toString()}`));
   });
 
   test('at /token, in the body or in Basic credentials, gets a JSON invalid_client or invalid_request', async () => {
@@ -117,7 +117,7 @@ describe('a NUL in a value the provider would store', () => {
   test('a state of %00 at /auth goes back to the app as invalid_request, and no interaction is stored', async () => {
     const nonce = `nul-${randomBytes(6).toString('hex')}`;
     const query = await authorizationQuery({ state: '\u0000', nonce });
-    const answer = await send(`/auth?${query}`);
+    const answer = await send(`/auth?${query.toString()}`);
     expect(answer.status).toBe(303);
     const location = new URL(answer.headers.get('location') ?? '');
     expect(`${location.origin}${location.pathname}`).toBe(TEST_REDIRECT_URI);
@@ -136,7 +136,7 @@ describe('a NUL in a value the provider would store', () => {
     const { request_uri: requestUri } = JSON.parse(pushed.body) as { request_uri: string };
 
     const answer = await send(
-      `/auth?${new URLSearchParams({ client_id: app.client_id, request_uri: requestUri })}`,
+      `/auth?${new URLSearchParams({ client_id: app.client_id, request_uri: requestUri }).toString()}`,
     );
 
     expect(answer.status).toBe(303);

@@ -18,7 +18,7 @@ async function interactionCookies(passbook: TestPassbook, headers: Record<string
     code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
     code_challenge_method: 'S256',
   });
-  const response = await fetch(`${passbook.url}/auth?${params}`, { headers, redirect: 'manual' });
+  const response = await fetch(`${passbook.url}/auth?${params.toString()}`, { headers, redirect: 'manual' });
   return {
     status: response.status,
     location: response.headers.get('location'),

@@ -64,7 +64,7 @@ function expectHtmlErrorPage(answer: Answer | Page): void {
   expectNoInternals(answer.body);
 }
 
-async function expectJsonError(answer: Answer, status: number, errors: string[]): Promise<void> {
+function expectJsonError(answer: Answer, status: number, errors: string[]): void {
   expect(answer.status).toBe(status);
   expect(answer.headers.get('content-type')).toMatch(/^application\/json/);
   const parsed = JSON.parse(answer.body) as { error?: unknown };
@@ -306,7 +306,7 @@ describe('malformed token requests', () => {
         redirect_uri: TEST_REDIRECT_URI,
       }),
     });
-    await expectJsonError(answer, 400, ['invalid_request']);
+    expectJsonError(answer, 400, ['invalid_request']);
     expect(await accessTokensFor(app.client_id)).toBe(0);
   });
 
@@ -316,7 +316,7 @@ describe('malformed token requests', () => {
       method: 'POST',
       headers: { authorization: basic(app) },
     });
-    await expectJsonError(answer, 400, ['invalid_request', 'unsupported_grant_type']);
+    expectJsonError(answer, 400, ['invalid_request', 'unsupported_grant_type']);
     expect(await accessTokensFor(app.client_id)).toBe(0);
   });
 
@@ -327,7 +327,7 @@ describe('malformed token requests', () => {
       headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(app) },
       body: '',
     });
-    await expectJsonError(answer, 400, ['invalid_request', 'unsupported_grant_type']);
+    expectJsonError(answer, 400, ['invalid_request', 'unsupported_grant_type']);
   });
 
   test('a form body that is not valid form encoding is a 400 JSON error, not a 500', async () => {
@@ -338,6 +338,6 @@ describe('malformed token requests', () => {
       body: 'grant_type=authorization_code&code=%E0%A4%A&redirect_uri=%%%',
     });
     expect(answer.status).toBe(400);
-    await expectJsonError(answer, 400, ['invalid_request', 'invalid_grant']);
+    expectJsonError(answer, 400, ['invalid_request', 'invalid_grant']);
   });
 });

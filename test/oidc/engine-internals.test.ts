@@ -1,4 +1,4 @@
-import type { Interaction } from 'oidc-provider';
+import type { PromptDetail } from 'oidc-provider';
 import { CustomerAgent } from '../support/customer-agent.ts';
 import {
   TEST_REDIRECT_URI,
@@ -71,8 +71,8 @@ describe('signing a session in by hand', () => {
 });
 
 describe('the consent prompt’s details', () => {
-  function interactionWith(details: Record<string, unknown>): Interaction {
-    return { prompt: { name: 'consent', reasons: [], details } } as unknown as Interaction;
+  function interactionWith(details: Record<string, unknown>): { prompt: PromptDetail } {
+    return { prompt: { name: 'consent', reasons: [], details } };
   }
 
   test('are read as lists of scopes and claims, empty when absent', () => {
@@ -99,8 +99,9 @@ describe('the consent prompt’s details', () => {
     const stored = await passbook
       .knex('oidc_models')
       .where({ kind: 'Interaction', id: uid })
-      .first('payload');
-    const details = consentPromptDetails({ prompt: stored.payload.prompt } as Interaction);
+      .first<{ payload: { prompt: PromptDetail } } | undefined>('payload');
+    if (!stored) throw new Error('the interaction was not stored');
+    const details = consentPromptDetails(stored.payload);
     expect(details.missingOIDCScope.sort()).toEqual(['email', 'openid']);
   });
 });

@@ -24,14 +24,16 @@ test('codes live 60 s, access tokens 10 min, refresh tokens 30 days sliding, nev
     completeFlow(passbook, app, customer, 'openid offline_access transactions:read'),
   );
   expect(tokens.expires_in).toBe(600);
-  const grant: { id: string } = await passbook
+  const grant = await passbook
     .knex('oidc_models')
     .where({ kind: 'Grant', customer_id: customer.id })
-    .first('id');
+    .first<{ id: string } | undefined>('id');
+  if (!grant) throw new Error('no grant was stored');
   const [consumedCode] = await passbook
     .knex('oidc_models')
     .where({ kind: 'AuthorizationCode', grant_id: grant.id })
-    .select('expires_at', 'created_at');
+    .select<{ expires_at: Date }[]>('expires_at');
+  if (!consumedCode) throw new Error('the authorization code was not kept after use');
   expect(consumedCode.expires_at.getTime() - start).toBeGreaterThan(55_000);
   expect(consumedCode.expires_at.getTime() - start).toBeLessThanOrEqual(61_000);
   const [firstRefresh] = await storedExpiry('RefreshToken', grant.id);

@@ -22,8 +22,28 @@ afterAll(async () => {
 const validate = (metadata: Parameters<TestPassbook['provider']['Client']['validate']>[0]) =>
   passbook.provider.Client.validate(metadata);
 
-async function savedCredentials(): Promise<Record<string, { client_id: string; client_secret: string }>> {
-  return JSON.parse(await readFile(path.join(dataDir, 'demo-clients.json'), 'utf8'));
+type SavedCredentials = Record<string, { client_id: string; client_secret: string }>;
+
+async function savedCredentials(): Promise<SavedCredentials> {
+  const saved: unknown = JSON.parse(await readFile(path.join(dataDir, 'demo-clients.json'), 'utf8'));
+  if (!isSavedCredentials(saved)) throw new Error('demo-clients.json is not a map of client credentials');
+  return saved;
+}
+
+function isSavedCredentials(value: unknown): value is SavedCredentials {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    Object.values(value).every(
+      (entry: unknown) =>
+        typeof entry === 'object' &&
+        entry !== null &&
+        'client_id' in entry &&
+        typeof entry.client_id === 'string' &&
+        'client_secret' in entry &&
+        typeof entry.client_secret === 'string',
+    )
+  );
 }
 
 test('the demo seed creates a customer who can sign in and an app, once, showing its secret only then', async () => {

@@ -36,7 +36,7 @@ interface StoredRow {
 }
 
 async function storedRow(kind: string, id: string): Promise<StoredRow | undefined> {
-  return knex('oidc_models').where({ kind, id }).first();
+  return knex<StoredRow>('oidc_models').where({ kind, id }).first();
 }
 
 async function countRows(filter: Record<string, string>): Promise<number> {

@@ -70,7 +70,8 @@ export function useTestPassbook(env: Record<string, string> = {}): TestPassbook 
   return new Proxy({} as TestPassbook, {
     get(_target, property) {
       if (!running) throw new Error('the test Passbook starts in beforeAll: use it inside a test or hook');
-      return Reflect.get(running, property);
+      const value: unknown = Reflect.get(running, property);
+      return value;
     },
   });
 }
