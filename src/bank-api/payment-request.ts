@@ -24,7 +24,7 @@ const OPTIONAL = ['reference'] as const;
 const KNOWN: ReadonlySet<string> = new Set([...REQUIRED, ...OPTIONAL]);
 
 /** The most one payment may move in this demo bank, in cents. */
-export const PAYMENT_LIMIT_MINOR = 1_000_000;
+const PAYMENT_LIMIT_MINOR = 1_000_000;
 
 // Letters, digits, punctuation and spaces; no control characters or line breaks.
 const PLAIN_TEXT = /^[\p{L}\p{N}\p{P}\p{Zs}\p{S}]+$/u;

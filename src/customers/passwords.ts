@@ -4,7 +4,7 @@ import argon2 from 'argon2';
  * Password hashing: argon2id at OWASP's recommended floor (19 MiB, 2 passes, 1 lane). argon2
  * runs on libuv's thread pool, never on the event loop.
  */
-export const ARGON2_OPTIONS = {
+const ARGON2_OPTIONS = {
   type: argon2.argon2id,
   memoryCost: 19_456,
   timeCost: 2,

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
  * CACHE_ROOT, and the cluster lives under CLUSTER_ROOT in a folder named after the data folder.
  */
 
-export const CACHE_ROOT = '/var/cache/passbook/embedded-postgres';
+const CACHE_ROOT = '/var/cache/passbook/embedded-postgres';
 export const CLUSTER_ROOT = '/var/lib/passbook/embedded-postgres';
 
 /** The uid and gid a child runs with; Node drops supplementary groups when it switches. */

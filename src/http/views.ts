@@ -46,7 +46,7 @@ const FRIENDLY_ERRORS: Record<string, string> = {
   server_error: 'Something went wrong on our side. Please try again in a moment.',
 };
 
-export function friendlyMessage(error: string): string {
+function friendlyMessage(error: string): string {
   return FRIENDLY_ERRORS[error] ?? 'The request could not be completed.';
 }
 

@@ -190,7 +190,7 @@ export type DeliveryFailureKind =
 const FAILURE_KINDS: readonly DeliveryFailureKind[] = ['refused', 'unreachable', 'timeout', 'rejected'];
 
 /** Failed deliveries since the process started, by kind: a counter for the metrics to come. */
-export class DeliveryFailureCounter {
+class DeliveryFailureCounter {
   readonly #counts = new Map<DeliveryFailureKind, number>();
 
   increment(kind: DeliveryFailureKind): void {
@@ -229,7 +229,7 @@ function nonEmptyText(value: unknown): string | undefined {
 }
 
 /** What went wrong, in words fit for a log line: the reasons never carry the logout token. */
-export function describeDeliveryFailure(error: unknown): { kind: DeliveryFailureKind; reason: string } {
+function describeDeliveryFailure(error: unknown): { kind: DeliveryFailureKind; reason: string } {
   if (error instanceof LogoutDeliveryRefused) return { kind: 'refused', reason: error.message };
   const failure = asErrorLike(error);
   if (failure.name === 'TimeoutError' || failure.name === 'AbortError') {

@@ -24,7 +24,7 @@ function requestedScopes(ctx: KoaContextWithOIDC): string[] {
 }
 
 /** The requested scopes that need the customer's yes on every request. */
-export function alwaysAskedScopes(scopes: Iterable<string>): string[] {
+function alwaysAskedScopes(scopes: Iterable<string>): string[] {
   return [...scopes].filter((scope) => ALWAYS_ASK.has(scope));
 }
 

@@ -11,7 +11,7 @@ import { LOCKS } from '../db/locks.ts';
  */
 
 /** The algorithms the bank signs with; the first is the default for ID tokens. */
-export const SIGNING_ALGORITHMS = ['RS256', 'ES256'] as const;
+const SIGNING_ALGORITHMS = ['RS256', 'ES256'] as const;
 type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
 
 async function generateSigningKey(alg: SigningAlgorithm): Promise<JWK> {

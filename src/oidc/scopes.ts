@@ -48,12 +48,7 @@ export const SCOPE_CATALOGUE: readonly ScopeDefinition[] = [
   },
 ];
 
-const BY_SCOPE = new Map(SCOPE_CATALOGUE.map((definition) => [definition.scope, definition]));
-
 export const SUPPORTED_SCOPES: readonly string[] = SCOPE_CATALOGUE.map((definition) => definition.scope);
-
-/** The bank API's scopes: granted to access tokens, not to UserInfo. */
-export const RESOURCE_SCOPES: readonly string[] = ['accounts:read', 'transactions:read', 'payments:write'];
 
 /** oidc-provider's `claims` option: scope -> claims it releases. */
 export function claimsByScope(): Record<string, string[]> {
@@ -63,10 +58,6 @@ export function claimsByScope(): Record<string, string[]> {
       [...definition.claims],
     ]),
   );
-}
-
-export function isKnownScope(scope: string): boolean {
-  return BY_SCOPE.has(scope);
 }
 
 export interface ConsentLine {

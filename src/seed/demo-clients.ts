@@ -20,7 +20,7 @@ import {
  * registered again: it is a demo app, and nothing else can recover its secret.
  */
 
-export const DEMO_CLIENTS_FILE = 'demo-clients.json';
+const DEMO_CLIENTS_FILE = 'demo-clients.json';
 
 export interface DemoClientCredentials {
   client_id: string;

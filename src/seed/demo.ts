@@ -18,11 +18,11 @@ export const DEMO_CUSTOMER = {
 } as const;
 
 export const DEMO_CLIENT_ID = 'budget-buddy';
-export const DEMO_APP_URL = 'http://localhost:4000';
+const DEMO_APP_URL = 'http://localhost:4000';
 export const DEMO_REDIRECT_URI = `${DEMO_APP_URL}/callback`;
 
 /** Budget Buddy's registration when it runs at `appUrl`. */
-export function demoAppRegistration(appUrl = DEMO_APP_URL): NewClient & { clientId: string } {
+function demoAppRegistration(appUrl = DEMO_APP_URL): NewClient & { clientId: string } {
   return {
     clientId: DEMO_CLIENT_ID,
     name: 'Budget Buddy',

@@ -16,7 +16,7 @@ export type { Logger };
  * Secrets never belong in a log line; the redaction list is the safety net for the places where
  * a request, a form or an introspection answer could carry one anyway.
  */
-export const REDACTED_PATHS = [
+const REDACTED_PATHS = [
   'password',
   '*.password',
   'client_secret',

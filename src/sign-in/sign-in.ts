@@ -32,7 +32,7 @@ export type SignInOutcome =
       message: string;
     };
 
-export const WRONG_CREDENTIALS = 'The username or password is not right.';
+const WRONG_CREDENTIALS = 'The username or password is not right.';
 
 export type SignIn = (attempt: SignInAttempt) => Promise<SignInOutcome>;
 

@@ -250,7 +250,7 @@ function pairsFor(
   );
 }
 
-export function formEncoded(pairs: Pair[]): string {
+function formEncoded(pairs: Pair[]): string {
   return pairs.map(({ key, value }) => (value === undefined ? key : `${key}=${value}`)).join('&');
 }
 

@@ -7,7 +7,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
  * machines reach no browser download site, and CI installs the `chromium` package.
  */
 
-export const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM = '/usr/bin/chromium';
 
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({
@@ -25,7 +25,7 @@ export function launchChromium(): Promise<Browser> {
   });
 }
 
-export const SCREENSHOTS_DIR = path.resolve(import.meta.dirname, '../../artifacts/screenshots');
+const SCREENSHOTS_DIR = path.resolve(import.meta.dirname, '../../artifacts/screenshots');
 
 /** Saves a full-page screenshot under artifacts/screenshots/ (git-ignored), kept from each run. */
 export async function screenshot(page: Page, name: string): Promise<string> {

@@ -107,7 +107,7 @@ export function runRoleName(runDatabaseUrl: string, purpose: string): string {
  * the bank API's migrations as that role (so that it owns its tables, as in production). Returns
  * the bank API's database URL. `runDatabaseUrl` carries the server's admin credentials.
  */
-export async function provisionRunBankApiRole(runDatabaseUrl: string): Promise<string> {
+async function provisionRunBankApiRole(runDatabaseUrl: string): Promise<string> {
   const role = {
     name: runRoleName(runDatabaseUrl, 'bank_api'),
     password: randomBytes(24).toString('base64url'),
