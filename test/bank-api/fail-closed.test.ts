@@ -117,6 +117,21 @@ describe('against a Passbook that misbehaves', () => {
     }
   });
 
+  test('JSON that is not an object (null, a list) gets 503 like any other unclear answer', async () => {
+    for (const body of ['null', '[]']) {
+      const fake = await fakePassbook((_request, response) => {
+        response.writeHead(200, { 'content-type': 'application/json' }).end(body);
+      });
+      const bankApi = await bankApiAgainst(fake.url);
+      try {
+        expectUnavailable(await callBankApi(bankApi.url, '/transactions', { token: 'any-token' }));
+      } finally {
+        await bankApi.close();
+        await fake.close();
+      }
+    }
+  });
+
   test('wrong credentials for the bank API itself get 503 for the caller, not a pass', async () => {
     const customer = await createTestCustomer(passbook.knex);
     const app = await registerTestApp(passbook);
