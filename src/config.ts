@@ -34,6 +34,11 @@ export interface Config {
   databaseUrl: string | undefined;
   /** Secrets that sign cookies, newest first. Unset (development only) means generated once and stored. */
   cookieKeys: string[] | undefined;
+  /**
+   * Keys (32 bytes each) that encrypt data at rest, newest first: the first encrypts, every one
+   * still decrypts. Unset (development and tests only) means generated once and stored.
+   */
+  dataEncryptionKeys: Buffer[] | undefined;
   trustProxy: boolean;
   logLevel: string;
   /** Seed the demo customer and app on start. */
@@ -136,6 +141,23 @@ function readCookieKeys(env: Env): string[] | undefined {
   return keys;
 }
 
+const DATA_KEY_HINT =
+  "32 random bytes in base64url, comma-separated when rotating, newest first; make one with: node -e \"console.log(require('crypto').randomBytes(32).toString('base64url'))\"";
+
+function readDataEncryptionKeys(env: Env): Buffer[] | undefined {
+  const raw = env.DATA_ENCRYPTION_KEY;
+  if (raw === undefined || raw === '') return undefined;
+  return raw.split(',').map((entry) => {
+    const text = entry.trim();
+    const key = Buffer.from(text, 'base64url');
+    // The round trip refuses stray characters that base64url decoding would silently skip.
+    if (key.length !== 32 || key.toString('base64url') !== text.replace(/=+$/, '')) {
+      throw new ConfigError(`DATA_ENCRYPTION_KEY must be ${DATA_KEY_HINT}`);
+    }
+    return key;
+  });
+}
+
 // Exact entries only: a wildcard or a network range would let in hosts nobody looked at.
 function readHostList(env: Env, name: string, fallback: string[]): string[] {
   const raw = env[name];
@@ -190,6 +212,7 @@ export function loadConfig(env: Env = process.env, defaults: ConfigDefaults = {}
     issuer: readIssuer(env, port),
     databaseUrl,
     cookieKeys: readCookieKeys(env),
+    dataEncryptionKeys: readDataEncryptionKeys(env),
     trustProxy: readBoolean(env, 'TRUST_PROXY', false),
     logLevel: env.LOG_LEVEL || defaults.logLevel || (nodeEnv === 'test' ? 'silent' : 'info'),
     // A newcomer's laptop (development, embedded database) gets the demo customer and app.
@@ -207,6 +230,9 @@ export function loadConfig(env: Env = process.env, defaults: ConfigDefaults = {}
   if (config.env === 'production') {
     if (!config.databaseUrl) throw new ConfigError('DATABASE_URL is required when NODE_ENV=production');
     if (!config.cookieKeys) throw new ConfigError('COOKIE_KEYS is required when NODE_ENV=production');
+    if (!config.dataEncryptionKeys) {
+      throw new ConfigError(`DATA_ENCRYPTION_KEY is required when NODE_ENV=production (${DATA_KEY_HINT})`);
+    }
     if (config.seedDemo) throw new ConfigError('SEED_DEMO must not be set when NODE_ENV=production');
   }
   return config;

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createKnex, type Knex } from '../src/db/knex.ts';
-import { TEST_COOKIE_KEYS, testDatabaseUrl } from './support/passbook.ts';
+import { TEST_COOKIE_KEYS, TEST_DATA_ENCRYPTION_KEY, testDatabaseUrl } from './support/passbook.ts';
 
 /**
  * `clients:create --backchannel-logout-uri`, run as an operator runs it: a URI the delivery
@@ -101,6 +101,7 @@ test('in production plain http is refused, even to an allow-listed host', async 
   const result = await createApp('http://10.9.8.7/backchannel-logout', {
     NODE_ENV: 'production',
     COOKIE_KEYS: TEST_COOKIE_KEYS,
+    DATA_ENCRYPTION_KEY: TEST_DATA_ENCRYPTION_KEY,
     BACKCHANNEL_LOGOUT_ALLOWED_HOSTS: '10.9.8.7',
   });
 

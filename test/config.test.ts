@@ -4,10 +4,12 @@ import { PROJECT_ROOT } from './support/project.ts';
 
 const DAY = 24 * 60 * 60;
 const KEY = 'k'.repeat(32);
+const DATA_KEY = Buffer.alloc(32, 1).toString('base64url');
 const PRODUCTION = {
   NODE_ENV: 'production',
   DATABASE_URL: 'postgres://bank@db.internal/passbook',
   COOKIE_KEYS: KEY,
+  DATA_ENCRYPTION_KEY: DATA_KEY,
 };
 
 /** The ConfigError loadConfig throws for `env`; fails the test if it throws nothing or something else. */
@@ -103,6 +105,22 @@ describe('production requirements', () => {
     expectOneLineNaming(error, 'COOKIE_KEYS');
   });
 
+  test('production without DATA_ENCRYPTION_KEY throws naming DATA_ENCRYPTION_KEY', () => {
+    const withoutDataKey = { ...PRODUCTION, DATA_ENCRYPTION_KEY: '' };
+    expectOneLineNaming(configError(withoutDataKey), 'DATA_ENCRYPTION_KEY');
+  });
+
+  test('outside production DATA_ENCRYPTION_KEY may be unset (a key is generated and stored)', () => {
+    expect(loadConfig({}).dataEncryptionKeys).toBeUndefined();
+    expect(loadConfig({ NODE_ENV: 'test' }).dataEncryptionKeys).toBeUndefined();
+  });
+
+  test('DATA_ENCRYPTION_KEY is split on commas, newest first, each decoded to its 32 bytes', () => {
+    const older = Buffer.alloc(32, 2).toString('base64url');
+    const keys = loadConfig({ DATA_ENCRYPTION_KEY: `${DATA_KEY}, ${older}` }).dataEncryptionKeys;
+    expect(keys).toEqual([Buffer.alloc(32, 1), Buffer.alloc(32, 2)]);
+  });
+
   test('production with SEED_DEMO=true throws naming SEED_DEMO', () => {
     expectOneLineNaming(configError({ ...PRODUCTION, SEED_DEMO: 'true' }), 'SEED_DEMO');
   });
@@ -126,6 +144,18 @@ describe('bad values throw a one-line ConfigError naming the variable', () => {
 
   test.each(['short', `${KEY},short`])('COOKIE_KEYS=%j', (value) => {
     expectOneLineNaming(configError({ COOKIE_KEYS: value }), 'COOKIE_KEYS');
+  });
+
+  test.each([
+    'short',
+    Buffer.alloc(31).toString('base64url'),
+    Buffer.alloc(33).toString('base64url'),
+    `${Buffer.alloc(32).toString('base64url')}!`,
+    `${Buffer.alloc(32).toString('base64url')},`,
+  ])('DATA_ENCRYPTION_KEY=%j', (value) => {
+    const error = configError({ DATA_ENCRYPTION_KEY: value });
+    expectOneLineNaming(error, 'DATA_ENCRYPTION_KEY');
+    expect(error.message).not.toContain(value);
   });
 
   test('a short COOKIE_KEYS is not echoed back', () => {
@@ -197,6 +227,18 @@ describe('the server entry point', () => {
     const lines = stderr.split('\n').filter((line) => line !== '');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain('DATABASE_URL');
+    expect(stderr).not.toMatch(/^\s+at /m);
+  });
+
+  test('production without DATA_ENCRYPTION_KEY refuses to start, with one stderr line naming it', async () => {
+    const withoutDataKey = { ...PRODUCTION, DATA_ENCRYPTION_KEY: '' };
+    const { code, stderr } = await runServer(withoutDataKey);
+
+    expect(code).not.toBe(0);
+    expect(code).not.toBeNull();
+    const lines = stderr.split('\n').filter((line) => line !== '');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^passbook: DATA_ENCRYPTION_KEY is required when NODE_ENV=production/);
     expect(stderr).not.toMatch(/^\s+at /m);
   });
 

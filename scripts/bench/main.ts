@@ -302,6 +302,7 @@ function serverEnv(database: BenchDatabase, port: number): Record<string, string
     ISSUER: `http://127.0.0.1:${port}`,
     DATABASE_URL: database.url,
     COOKIE_KEYS: randomBytes(32).toString('base64url'),
+    DATA_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
     // The growth runs must keep the rows they stored; a purge midway would also cost a timed run.
     PURGE_INTERVAL: '0',
     // Codes are minted before their run; 60 s would not cover minting, warm-up and run together.

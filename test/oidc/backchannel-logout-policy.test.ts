@@ -13,6 +13,7 @@ import {
 } from '../../src/oidc/backchannel-logout.ts';
 import {
   TEST_COOKIE_KEYS,
+  TEST_DATA_ENCRYPTION_KEY,
   createTestCustomer,
   registerTestApp,
   startTestPassbook,
@@ -43,7 +44,11 @@ describe(VARIABLE, () => {
       '::1',
     ]);
     expect(
-      configWith({ NODE_ENV: 'production', COOKIE_KEYS: TEST_COOKIE_KEYS }).backchannelLogoutAllowedHosts,
+      configWith({
+        NODE_ENV: 'production',
+        COOKIE_KEYS: TEST_COOKIE_KEYS,
+        DATA_ENCRYPTION_KEY: TEST_DATA_ENCRYPTION_KEY,
+      }).backchannelLogoutAllowedHosts,
     ).toEqual([]);
   });
 

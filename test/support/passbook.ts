@@ -35,6 +35,9 @@ export function testDatabaseUrl(): string {
 /** Shared by every test server of the run, so that a second instance can read the first one's cookies. */
 export const TEST_COOKIE_KEYS = 'test-cookie-key-0123456789abcdef0123456789';
 
+/** A DATA_ENCRYPTION_KEY for the tests that start in production (others use the generated one). */
+export const TEST_DATA_ENCRYPTION_KEY = Buffer.alloc(32, 7).toString('base64url');
+
 /** @param log where the server logs; by default nowhere (LOG_LEVEL overrides, for debugging). */
 export async function startTestPassbook(
   env: Record<string, string> = {},
