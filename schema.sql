@@ -67,6 +67,17 @@ CREATE TABLE public.audit_events (
 );
 CREATE INDEX audit_events_customer ON public.audit_events USING btree (customer_id, created_at DESC) WHERE (customer_id IS NOT NULL);
 
+-- Customers' authenticator apps: TOTP secrets encrypted with the data key, pending until confirmed, and the last time-step used. Owner: src/customers/second-factors.ts.
+CREATE TABLE public.authenticator_apps (
+  customer_id     uuid NOT NULL,
+  secret_envelope text NOT NULL,
+  confirmed_at    timestamp with time zone,
+  last_used_step  bigint,
+  created_at      timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT authenticator_apps_pkey PRIMARY KEY (customer_id),
+  CONSTRAINT authenticator_apps_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES customers(id) ON DELETE CASCADE
+);
+
 -- Registered apps and resource servers; secrets only as SHA-256 digests. Owner: src/clients/clients.ts.
 CREATE TABLE public.clients (
   client_id          text NOT NULL,
@@ -98,6 +109,14 @@ CREATE TABLE public.customers (
 );
 CREATE UNIQUE INDEX customers_username ON public.customers USING btree (lower(username));
 
+-- The data encryption key generated for development when DATA_ENCRYPTION_KEY is unset. Owner: src/crypto/data-keys.ts.
+CREATE TABLE public.data_encryption_keys (
+  id         integer NOT NULL DEFAULT nextval('data_encryption_keys_id_seq'::regclass),
+  secret     text NOT NULL,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT data_encryption_keys_pkey PRIMARY KEY (id)
+);
+
 -- oidc-provider's sessions, interactions, codes, tokens, grants, PAR requests and replay records. Owner: src/oidc/storage/.
 CREATE TABLE public.oidc_models (
   kind         text NOT NULL,
@@ -119,6 +138,15 @@ CREATE INDEX oidc_models_expires_at ON public.oidc_models USING btree (expires_a
 CREATE INDEX oidc_models_grant_id ON public.oidc_models USING btree (grant_id) WHERE (grant_id IS NOT NULL);
 CREATE INDEX oidc_models_uid ON public.oidc_models USING btree (uid) WHERE (uid IS NOT NULL);
 CREATE INDEX oidc_models_user_code ON public.oidc_models USING btree (user_code) WHERE (user_code IS NOT NULL);
+
+-- Customers' unused recovery codes, as keyed HMAC-SHA-256 digests. Owner: src/customers/second-factors.ts.
+CREATE TABLE public.recovery_codes (
+  customer_id uuid NOT NULL,
+  code_digest text NOT NULL,
+  created_at  timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT recovery_codes_pkey PRIMARY KEY (customer_id, code_digest),
+  CONSTRAINT recovery_codes_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES customers(id) ON DELETE CASCADE
+);
 
 -- Token-signing keys shared by every Passbook process. Owner: src/oidc/keys.ts.
 CREATE TABLE public.signing_keys (

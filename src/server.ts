@@ -11,6 +11,8 @@ import { refuseNulBytes } from './http/nul-bytes.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { accountRouter } from './account-pages/router.ts';
 import { bankSessions } from './account-pages/bank-session.ts';
+import type { DataCipher } from './crypto/data-cipher.ts';
+import { loadDataCipher } from './crypto/data-keys.ts';
 import { interactionsRouter } from './interactions/router.ts';
 import { loadCookieKeys, loadSigningKeys } from './oidc/keys.ts';
 import { recordProviderEvents } from './oidc/events.ts';
@@ -26,6 +28,8 @@ export interface PassbookApp {
   provider: Provider;
   /** Activity-log writes still under way; shutdown waits for them. */
   audit: AuditRecorder;
+  /** Encrypts data at rest (DATA_ENCRYPTION_KEY); the demo seed enrols its authenticator app with it. */
+  cipher: DataCipher;
 }
 
 /**
@@ -33,9 +37,10 @@ export interface PassbookApp {
  * answers everything else (its routes end the response, so it must come last).
  */
 export async function createApp(config: Config, knex: Knex, log: Logger): Promise<PassbookApp> {
-  const [signingKeys, cookieKeys] = await Promise.all([
+  const [signingKeys, cookieKeys, cipher] = await Promise.all([
     loadSigningKeys(knex),
     loadCookieKeys(knex, config.cookieKeys),
+    loadDataCipher(knex, config.dataEncryptionKeys),
   ]);
   const provider = createProvider({ config, knex, signingKeys, cookieKeys });
   provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'provider error'));
@@ -70,5 +75,5 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
     ctx.respond = false;
     await handleWithProvider(ctx.req, ctx.res);
   });
-  return { app, provider, audit };
+  return { app, provider, audit, cipher };
 }

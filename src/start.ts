@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Provider from 'oidc-provider';
 import type { Config } from './config.ts';
+import type { DataCipher } from './crypto/data-cipher.ts';
 import { migrate } from './db/migrate.ts';
 import { openDatabase, type Database } from './db/open.ts';
 import type { Logger } from './log.ts';
@@ -15,6 +16,8 @@ export interface RunningPassbook {
   url: string;
   provider: Provider;
   database: Database;
+  /** Encrypts data at rest with DATA_ENCRYPTION_KEY (or the development key). */
+  cipher: DataCipher;
   /** Stops taking requests, lets those in flight finish, then closes the database. */
   close(): Promise<void>;
 }
@@ -45,7 +48,7 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
   try {
     const applied = await migrate(database.knex);
     if (applied.length) log.info({ applied }, 'migrations applied');
-    const { app, provider, audit } = await createApp(config, database.knex, log);
+    const { app, provider, audit, cipher } = await createApp(config, database.knex, log);
     if (config.seedDemo) {
       const seed = await seedDemo(
         database.knex,
@@ -64,6 +67,7 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
       url: `http://127.0.0.1:${port}`,
       provider,
       database,
+      cipher,
       async close() {
         stopPurge();
         server.closeIdleConnections();
