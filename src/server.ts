@@ -11,8 +11,10 @@ import { refuseNulBytes } from './http/nul-bytes.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { accountRouter } from './account-pages/router.ts';
 import { bankSessions } from './account-pages/bank-session.ts';
+import { securityRouter } from './account-pages/security.ts';
 import type { DataCipher } from './crypto/data-cipher.ts';
 import { loadDataCipher } from './crypto/data-keys.ts';
+import { twoStepSettings } from './customers/second-factors.ts';
 import { interactionsRouter } from './interactions/router.ts';
 import { loadCookieKeys, loadSigningKeys } from './oidc/keys.ts';
 import { recordProviderEvents } from './oidc/events.ts';
@@ -49,6 +51,7 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
   reportLogoutDeliveryFailures(provider, log);
   const sessions = bankSessions(provider, knex, config.lifetimes, log);
   const signIn = passwordSignIn(knex, audit);
+  const twoStep = twoStepSettings(knex, cipher);
 
   // Our cookies and the provider's are signed with the same keys.
   const app = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
@@ -66,6 +69,7 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
     refusedFeaturesRouter(),
     interactionsRouter({ provider, knex, cookieKeys, signIn }),
     accountRouter({ provider, knex, cookieKeys, sessions, signIn }),
+    securityRouter({ knex, cookieKeys, sessions, twoStep }),
   ];
   for (const router of routers) {
     app.use(router.routes());

@@ -44,7 +44,32 @@ const ACTIVITY: Record<AuditEventType, (app: string) => string> = {
   consent_denied: (app) => `Refused ${app} access`,
   app_revoked: (app) => `Disconnected ${app}`,
   refresh_token_reuse_detected: (app) => `Cut off ${app}: an old token of it was used again`,
+  password_changed: () => 'Password changed',
+  two_step_turned_on: () => 'Two-step verification turned on',
+  two_step_turned_off: () => 'Two-step verification turned off',
+  recovery_code_used: () => 'Recovery code used',
+  recovery_codes_replaced: () => 'New recovery codes made',
+  passkey_added: () => 'Passkey added',
+  passkey_removed: () => 'Passkey removed',
 };
+
+/** Events whose device and address the activity list shows: sign-ins and changes to security. */
+const SHOWS_ORIGIN = new Set<AuditEventType>([
+  'sign_in_succeeded',
+  'sign_in_failed',
+  'password_changed',
+  'two_step_turned_on',
+  'two_step_turned_off',
+  'recovery_code_used',
+  'recovery_codes_replaced',
+  'passkey_added',
+  'passkey_removed',
+]);
+
+/** "Firefox on Windows, 203.0.113.7" for the events where it matters; empty otherwise. */
+export function describeOrigin(event: StoredAuditEvent): string {
+  return SHOWS_ORIGIN.has(event.type) ? `${describeDevice(event.user_agent)}, ${event.ip ?? ''}` : '';
+}
 
 export function describeActivity(event: StoredAuditEvent, appName: (clientId: string) => string): string {
   return ACTIVITY[event.type](event.client_id ? appName(event.client_id) : 'an app');

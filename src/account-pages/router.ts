@@ -19,7 +19,7 @@ import {
 } from '../oidc/storage/grants-and-sessions.ts';
 import { consentWordingFor } from '../oidc/scopes.ts';
 import type { BankSession, BankSessions } from './bank-session.ts';
-import { describeActivity, describeDevice, formatWhen } from './present.ts';
+import { describeActivity, describeDevice, describeOrigin, formatWhen } from './present.ts';
 
 /**
  * The customer's own pages at /account: the apps they have connected and can cut off, the
@@ -202,9 +202,7 @@ export function accountRouter({ provider, knex, cookieKeys, sessions, signIn }: 
         activity: events.slice(0, 25).map((event) => ({
           when: formatWhen(event.created_at),
           what: describeActivity(event, appName),
-          where: event.type.startsWith('sign_in')
-            ? `${describeDevice(event.user_agent)}, ${event.ip ?? ''}`
-            : '',
+          where: describeOrigin(event),
         })),
       });
     }),

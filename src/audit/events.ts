@@ -2,7 +2,8 @@ import type { Knex } from '../db/knex.ts';
 import type { Logger } from '../log.ts';
 
 /**
- * Owner of `audit_events`: what happened to a customer's sign-ins, sessions and apps, written as
+ * Owner of `audit_events`: what happened to a customer's sign-ins, sessions, apps and security
+ * settings, written as
  * it happens and shown on the account pages. Never a password, code or token in here.
  */
 
@@ -17,6 +18,13 @@ export const AUDIT_EVENT_TYPES = [
   'consent_denied',
   'app_revoked',
   'refresh_token_reuse_detected',
+  'password_changed',
+  'two_step_turned_on',
+  'two_step_turned_off',
+  'recovery_code_used',
+  'recovery_codes_replaced',
+  'passkey_added',
+  'passkey_removed',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

@@ -111,6 +111,35 @@ export async function verifyCredentials(
   return { verified: true, customerId: row.id };
 }
 
+export type PasswordChange = 'changed' | 'wrong_password';
+
+/**
+ * Changes a customer's password when the current one is right; anything else leaves it as it
+ * was. The update names the hash it checked, so a change made meanwhile is never overwritten.
+ * A new password of the wrong length is an InvalidCustomerError, thrown before anything is checked.
+ */
+export async function changePassword(
+  knex: Knex,
+  customerId: string,
+  currentPassword: string,
+  newPassword: string,
+): Promise<PasswordChange> {
+  if (newPassword.length < MIN_PASSWORD_LENGTH || newPassword.length > MAX_PASSWORD_LENGTH) {
+    throw new InvalidCustomerError(
+      `password must be ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters`,
+    );
+  }
+  if (!/^[0-9a-f-]{36}$/i.test(customerId)) return 'wrong_password';
+  const row: { password_hash: string } | undefined = await knex(TABLE)
+    .where({ id: customerId })
+    .first('password_hash');
+  if (!row || !(await verifyPassword(row.password_hash, currentPassword))) return 'wrong_password';
+  const updated = await knex(TABLE)
+    .where({ id: customerId, password_hash: row.password_hash })
+    .update({ password_hash: await hashPassword(newPassword), updated_at: knex.fn.now() });
+  return updated === 1 ? 'changed' : 'wrong_password';
+}
+
 /** Standard OpenID Connect claims for a customer; the provider filters them by granted scope. */
 export function standardClaims(customer: Customer): { sub: string; [claim: string]: unknown } {
   return {

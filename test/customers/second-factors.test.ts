@@ -39,6 +39,15 @@ async function enrolled(): Promise<{ id: string; secret: Buffer; recoveryCodes: 
   return { id: customer.id, secret, recoveryCodes };
 }
 
+async function storedEnvelope(customerId: string): Promise<{ secret_envelope: string }> {
+  const row = await passbook
+    .knex('authenticator_apps')
+    .where({ customer_id: customerId })
+    .first<{ secret_envelope: string } | undefined>('secret_envelope');
+  if (!row) throw new Error('no authenticator app stored');
+  return row;
+}
+
 describe('turning the authenticator app on', () => {
   test('it is off until one code from the app confirms it; a wrong code leaves it off', async () => {
     const customer = await createTestCustomer(passbook.knex);
@@ -177,10 +186,7 @@ describe('at rest', () => {
   test('the TOTP secret is stored encrypted, opening only with the right key and context', async () => {
     const { id, secret } = await enrolled();
     const other = await createTestCustomer(passbook.knex);
-    const row: { secret_envelope: string } = await passbook
-      .knex('authenticator_apps')
-      .where({ customer_id: id })
-      .first();
+    const row = await storedEnvelope(id);
     const base32 = Secret.fromHex(secret.toString('hex')).base32;
     for (const plain of [
       base32,
@@ -201,10 +207,7 @@ describe('at rest', () => {
   test('a secret moved to another customer’s row refuses loudly rather than verify', async () => {
     const one = await enrolled();
     const other = await enrolled();
-    const row: { secret_envelope: string } = await passbook
-      .knex('authenticator_apps')
-      .where({ customer_id: one.id })
-      .first();
+    const row = await storedEnvelope(one.id);
     await passbook
       .knex('authenticator_apps')
       .where({ customer_id: other.id })
@@ -214,7 +217,10 @@ describe('at rest', () => {
 
   test('recovery codes are stored only as keyed digests', async () => {
     const { id, recoveryCodes } = await enrolled();
-    const rows: { code_digest: string }[] = await passbook.knex('recovery_codes').where({ customer_id: id });
+    const rows = await passbook
+      .knex('recovery_codes')
+      .where({ customer_id: id })
+      .select<{ code_digest: string }[]>('code_digest');
     expect(rows).toHaveLength(10);
     for (const row of rows) {
       expect(row.code_digest).toMatch(/^d1\.[\w-]{8}\.[\w-]{43}$/);
