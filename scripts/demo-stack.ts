@@ -10,6 +10,7 @@ import { bankApiDatabaseUrl, provisionBankApiRole, type BankApiRole } from '../s
 import { seedDemoAccounts } from '../src/bank-api/demo-data.ts';
 import { createBankApiLogger, startBankApi } from '../src/bank-api/start.ts';
 import { DEMO_CUSTOMER, seedDemo } from '../src/seed/demo.ts';
+import type { DemoTwoStep } from '../src/seed/demo-two-step.ts';
 import { demoClientsFile, ensureDemoClient } from '../src/seed/demo-clients.ts';
 import { loadBudgetBuddyConfig } from '../examples/budget-buddy/config.ts';
 import { createBudgetBuddyLogger, startBudgetBuddy } from '../examples/budget-buddy/start.ts';
@@ -30,6 +31,8 @@ export interface RunningDemo {
   budgetBuddyUrl: string;
   credentialsFile: string;
   signIn: { username: string; password: string };
+  /** The second demo customer, with two-step verification on, and its authenticator secret. */
+  twoStep: DemoTwoStep;
   close(): Promise<void>;
 }
 
@@ -105,7 +108,7 @@ export async function startDemo(env: Env = process.env): Promise<RunningDemo> {
 
     const budgetBuddyUrl = `http://localhost:${budgetBuddyPort}`;
     const bankApiUrl = `http://localhost:${bankApiPort}`;
-    const { app } = await seedDemo(knex, validate, config.dataDir, budgetBuddyUrl);
+    const { app, twoStep } = await seedDemo(knex, validate, passbook.cipher, config.dataDir, budgetBuddyUrl);
     const customer = await findCustomerByUsername(knex, DEMO_CUSTOMER.username);
     if (!customer) throw new DemoError('the demo customer is missing after seeding');
 
@@ -139,6 +142,8 @@ export async function startDemo(env: Env = process.env): Promise<RunningDemo> {
     running.push(bankApi);
     // Keyed by the demo customer's id, which is the `sub` the bank API will see in introspection.
     await seedDemoAccounts(bankApi.knex, customer.id);
+    const secondCustomer = await findCustomerByUsername(knex, twoStep.username);
+    if (secondCustomer) await seedDemoAccounts(bankApi.knex, secondCustomer.id);
 
     const budgetBuddyConfig = loadBudgetBuddyConfig({
       PORT: String(budgetBuddyPort),
@@ -156,6 +161,7 @@ export async function startDemo(env: Env = process.env): Promise<RunningDemo> {
       budgetBuddyUrl,
       credentialsFile: demoClientsFile(config.dataDir),
       signIn: { username: DEMO_CUSTOMER.username, password: DEMO_CUSTOMER.password },
+      twoStep,
       close,
     };
   } catch (error) {

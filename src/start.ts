@@ -34,6 +34,11 @@ function announceDemo(config: Config, log: Logger, seed: DemoSeed): void {
     },
     'demo customer and app are ready',
   );
+  // The secret is the demo's, kept in DATA_DIR so that an authenticator app set up once keeps working.
+  process.stdout.write(
+    `\nDemo customer "${seed.twoStep.username}" (password "${seed.twoStep.password}") has two-step verification on.\n` +
+      `Add this key to an authenticator app: ${seed.twoStep.secret}\n  (${seed.twoStep.otpauthUri})\n\n`,
+  );
   if (seed.clientSecret) {
     // Shown once, like every client secret: the demo app's own configuration needs it.
     process.stdout.write(
@@ -53,6 +58,7 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
       const seed = await seedDemo(
         database.knex,
         (metadata) => provider.Client.validate(metadata),
+        cipher,
         config.dataDir,
       );
       announceDemo(config, log, seed);

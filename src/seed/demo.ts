@@ -1,13 +1,16 @@
 import type { ClientMetadata } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
+import type { DataCipher } from '../crypto/data-cipher.ts';
 import { createCustomer, findCustomerByUsername } from '../customers/customers.ts';
 import type { NewClient } from '../clients/clients.ts';
 import { demoClientsFile, ensureDemoClient, type DemoClientCredentials } from './demo-clients.ts';
+import { ensureDemoTwoStepCustomer, type DemoTwoStep } from './demo-two-step.ts';
 
 /**
  * Development only: a customer and a third-party app to try the flow with, created on the first
  * start and left alone afterwards. The app's credentials are kept in <DATA_DIR>/demo-clients.json
- * (see demo-clients.ts), where `npm run demo` finds them.
+ * (see demo-clients.ts), where `npm run demo` finds them. A second customer signs in with an
+ * authenticator app too (see demo-two-step.ts).
  */
 
 export const DEMO_CUSTOMER = {
@@ -40,11 +43,14 @@ export interface DemoSeed {
   /** Where the app's credentials are kept. */
   credentialsFile: string;
   app: DemoClientCredentials;
+  /** The customer with two-step verification on, and the secret to add to an authenticator app. */
+  twoStep: DemoTwoStep;
 }
 
 export async function seedDemo(
   knex: Knex,
   validateClient: (metadata: ClientMetadata) => Promise<void>,
+  cipher: DataCipher,
   dataDir: string,
   appUrl = DEMO_APP_URL,
 ): Promise<DemoSeed> {
@@ -54,10 +60,12 @@ export async function seedDemo(
     customerCreated = true;
   }
   const app = await ensureDemoClient(knex, validateClient, dataDir, demoAppRegistration(appUrl));
+  const twoStep = await ensureDemoTwoStepCustomer(knex, cipher, dataDir);
   return {
     customerCreated,
     ...(app.created ? { clientSecret: app.credentials.client_secret } : {}),
     credentialsFile: demoClientsFile(dataDir),
     app: app.credentials,
+    twoStep,
   };
 }

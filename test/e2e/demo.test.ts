@@ -74,6 +74,8 @@ test('the first start registers the app and the bank API, keeps their secrets, a
   await withDemo(async (demo) => {
     expect(demo.passbookUrl).toBe(`http://localhost:${env.PORT}`);
     expect(demo.signIn).toEqual({ username: 'demo', password: 'passbook-demo' });
+    expect(demo.twoStep).toMatchObject({ username: 'demo-2fa', password: 'passbook-demo-2fa' });
+    expect((await stat(demo.twoStep.file)).mode & 0o777).toBe(0o600);
     const credentials = await savedCredentials();
     expect(Object.keys(credentials).sort()).toEqual(['bank-api', 'budget-buddy']);
     expect((await stat(demo.credentialsFile)).mode & 0o777).toBe(0o600);
@@ -96,7 +98,8 @@ test('a second start reuses the registrations and seeds no second set of account
   const knex = createKnex(database.url, 1);
   try {
     const [row] = await knex('bank.accounts').count<{ count: string }[]>();
-    expect(Number(row?.count)).toBe(3);
+    // Three for each of the two demo customers, however many starts.
+    expect(Number(row?.count)).toBe(6);
     // The demo's bank API ran as the role named after the database (the one the scratch database
     // was provisioned with, and that its drop removes), which owns the bank's tables.
     const owners = await knex('pg_tables').where({ schemaname: 'bank' }).distinct('tableowner');
