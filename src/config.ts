@@ -142,16 +142,17 @@ function readCookieKeys(env: Env): string[] | undefined {
 }
 
 const DATA_KEY_HINT =
-  "32 random bytes in base64url, comma-separated when rotating, newest first; make one with: node -e \"console.log(require('crypto').randomBytes(32).toString('base64url'))\"";
+  "32 random bytes in base64 or base64url, comma-separated when rotating, newest first; make one with: node -e \"console.log(require('crypto').randomBytes(32).toString('base64url'))\"";
 
 function readDataEncryptionKeys(env: Env): Buffer[] | undefined {
   const raw = env.DATA_ENCRYPTION_KEY;
   if (raw === undefined || raw === '') return undefined;
   return raw.split(',').map((entry) => {
-    const text = entry.trim();
+    // Either base64 alphabet, so that `openssl rand -base64 32` works too.
+    const text = entry.trim().replace(/=+$/, '').replaceAll('+', '-').replaceAll('/', '_');
     const key = Buffer.from(text, 'base64url');
-    // The round trip refuses stray characters that base64url decoding would silently skip.
-    if (key.length !== 32 || key.toString('base64url') !== text.replace(/=+$/, '')) {
+    // The round trip refuses stray characters that decoding would silently skip.
+    if (key.length !== 32 || key.toString('base64url') !== text) {
       throw new ConfigError(`DATA_ENCRYPTION_KEY must be ${DATA_KEY_HINT}`);
     }
     return key;

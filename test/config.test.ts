@@ -119,6 +119,10 @@ describe('production requirements', () => {
     const older = Buffer.alloc(32, 2).toString('base64url');
     const keys = loadConfig({ DATA_ENCRYPTION_KEY: `${DATA_KEY}, ${older}` }).dataEncryptionKeys;
     expect(keys).toEqual([Buffer.alloc(32, 1), Buffer.alloc(32, 2)]);
+    const standard = Buffer.alloc(32, 0xfb);
+    expect(loadConfig({ DATA_ENCRYPTION_KEY: standard.toString('base64') }).dataEncryptionKeys).toEqual([
+      standard,
+    ]);
   });
 
   test('production with SEED_DEMO=true throws naming SEED_DEMO', () => {
