@@ -60,7 +60,7 @@ export function securityRouter({ knex, cookieKeys, sessions, twoStep }: Security
     };
   }
 
-  /** A form handler: signed in, and the form's CSRF token checked before anything is read. */
+  /** A form handler: signed in, and the form's CSRF token checked before anything is changed. */
   function form(handler: (ctx: Context, session: SignedIn) => Promise<void>) {
     return signedIn(async (ctx, session) => {
       if (!isValidCsrfToken(cookieKeys, CSRF_PURPOSE, session.uid, formField(ctx, 'csrf'))) {
