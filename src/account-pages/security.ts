@@ -86,7 +86,10 @@ export function securityRouter({ knex, cookieKeys, sessions, twoStep }: Security
   }
 
   async function showSecurity(ctx: Context, session: SignedIn, messages: SecurityMessages, status?: number) {
-    const factors = await twoStep.status(session.accountId);
+    const [factors, customer] = await Promise.all([
+      twoStep.status(session.accountId),
+      findCustomerById(knex, session.accountId),
+    ]);
     renderPage(
       ctx,
       'security',
@@ -94,6 +97,7 @@ export function securityRouter({ knex, cookieKeys, sessions, twoStep }: Security
         title: 'Security',
         wide: true,
         csrf: csrfToken(cookieKeys, CSRF_PURPOSE, session.uid),
+        username: customer?.username,
         twoStep: {
           on: factors.state === 'on',
           pending: factors.state === 'pending',
