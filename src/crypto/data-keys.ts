@@ -12,7 +12,7 @@ import { dataCipher, generateDataKey, type DataCipher } from './data-cipher.ts';
 const TABLE = 'data_encryption_keys';
 
 /** DATA_ENCRYPTION_KEY's keys when configured; otherwise a key generated once and stored. */
-export async function loadDataKeys(knex: Knex, configured: Buffer[] | undefined): Promise<Buffer[]> {
+async function loadDataKeys(knex: Knex, configured: Buffer[] | undefined): Promise<Buffer[]> {
   if (configured) return configured;
   return knex.transaction(async (trx) => {
     await trx.raw('SELECT pg_advisory_xact_lock(?)', [LOCKS.keyCreation]);

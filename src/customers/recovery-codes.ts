@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
  * reads off paper is what they type; the look-alikes are read as the digits they resemble.
  */
 
-export const RECOVERY_CODE_COUNT = 10;
+const RECOVERY_CODE_COUNT = 10;
 const LENGTH = 10;
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 const LOOK_ALIKES: Record<string, string> = { i: '1', l: '1', o: '0' };

@@ -6,7 +6,7 @@ import { HOTP, Secret, TOTP } from 'otpauth';
  * HMAC-SHA-1, 6 digits, 30-second steps. Pure functions; second-factors.ts keeps the secrets.
  */
 
-export const TOTP_ISSUER = 'Passbook Bank';
+const TOTP_ISSUER = 'Passbook Bank';
 const ALGORITHM = 'SHA1';
 const DIGITS = 6;
 const PERIOD_SECONDS = 30;
@@ -26,11 +26,11 @@ function otpSecret(secret: Buffer): Secret {
 }
 
 /** The TOTP time-step `now` falls in. */
-export function timeStep(now: Date): number {
+function timeStep(now: Date): number {
   return Math.floor(now.getTime() / 1000 / PERIOD_SECONDS);
 }
 
-export function codeAtStep(secret: Buffer, step: number): string {
+function codeAtStep(secret: Buffer, step: number): string {
   return HOTP.generate({ secret: otpSecret(secret), algorithm: ALGORITHM, digits: DIGITS, counter: step });
 }
 

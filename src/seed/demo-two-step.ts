@@ -27,7 +27,7 @@ export const DEMO_TWO_STEP_CUSTOMER = {
   email: 'sam.secure@example.com',
 } as const;
 
-export const DEMO_TWO_STEP_FILE = 'demo-two-step.json';
+const DEMO_TWO_STEP_FILE = 'demo-two-step.json';
 
 export interface DemoTwoStep {
   username: string;
@@ -40,7 +40,7 @@ export interface DemoTwoStep {
   recoveryCodes?: string[];
 }
 
-export function demoTwoStepFile(dataDir: string): string {
+function demoTwoStepFile(dataDir: string): string {
   return path.resolve(dataDir, DEMO_TWO_STEP_FILE);
 }
 
