@@ -16,6 +16,8 @@ import type { DataCipher } from './crypto/data-cipher.ts';
 import { loadDataCipher } from './crypto/data-keys.ts';
 import { twoStepSettings } from './customers/second-factors.ts';
 import { interactionsRouter } from './interactions/router.ts';
+import { passkeyPagesRouter } from './account-pages/passkeys.ts';
+import { passkeySignInRouter } from './passkeys/sign-in-routes.ts';
 import { loadCookieKeys, loadSigningKeys } from './oidc/keys.ts';
 import { recordProviderEvents } from './oidc/events.ts';
 import { reportLogoutDeliveryFailures } from './oidc/backchannel-logout.ts';
@@ -70,6 +72,8 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
     interactionsRouter({ provider, knex, cookieKeys, signIn }),
     accountRouter({ provider, knex, cookieKeys, sessions, signIn }),
     securityRouter({ knex, cookieKeys, sessions, twoStep }),
+    passkeyPagesRouter({ knex, cookieKeys, sessions, issuer: config.issuer, log }),
+    passkeySignInRouter({ provider, knex, cookieKeys, sessions, issuer: config.issuer, log }),
   ];
   for (const router of routers) {
     app.use(router.routes());

@@ -4,9 +4,13 @@ import Router from '@koa/router';
 
 const PUBLIC_DIR = path.resolve(import.meta.dirname, '../../public');
 
-const CONTENT_TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml' };
+const CONTENT_TYPES: Record<string, string> = {
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.svg': 'image/svg+xml',
+};
 
-/** The pages' stylesheet and images, read once at start-up; nothing else on disk is reachable. */
+/** The pages' stylesheets, scripts and images, read once at start-up; nothing else on disk is reachable. */
 export function assetsRouter(): Router {
   const router = new Router({ prefix: '/assets' });
   for (const file of readdirSync(PUBLIC_DIR)) {

@@ -14,7 +14,7 @@ export interface ScopeDefinition {
 }
 
 export const SCOPE_CATALOGUE: readonly ScopeDefinition[] = [
-  { scope: 'openid', consentWording: 'Confirm who you are', claims: ['sub'], alwaysAsk: false },
+  { scope: 'openid', consentWording: 'Confirm who you are', claims: ['sub', 'amr'], alwaysAsk: false },
   {
     scope: 'profile',
     consentWording: 'See your name',
