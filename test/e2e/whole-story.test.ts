@@ -57,7 +57,7 @@ async function connect(page: Page, options: { screenshots?: boolean } = {}): Pro
   await page.getByLabel('Username').fill(customer.username);
   await page.getByLabel('Password').fill(customer.password);
   if (options.screenshots) await screenshot(page, '1-bank-sign-in');
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 
   await page.getByRole('button', { name: 'Allow' }).waitFor();
   const permissions = await page.locator('.permissions li').allTextContents();
