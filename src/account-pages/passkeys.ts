@@ -30,9 +30,10 @@ export interface PasskeyPagesDependencies {
 }
 
 /** The account pages' own CSRF purpose (src/account-pages/router.ts): the page's `csrf` local. */
-const ACCOUNT_CSRF_PURPOSE = 'account';
-/** Where the list of passkeys is shown; the Security page's address once it has one. */
-export const PASSKEYS_PAGE = '/account';
+// The Security page's forms' purpose: the passkey list lives on that page.
+const ACCOUNT_CSRF_PURPOSE = 'account-security';
+/** Where the list of passkeys is shown. */
+export const PASSKEYS_PAGE = '/account/security';
 
 export interface PasskeyListItem {
   id: string;

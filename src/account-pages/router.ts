@@ -20,7 +20,6 @@ import {
 import { consentWordingFor } from '../oidc/scopes.ts';
 import type { BankSession, BankSessions } from './bank-session.ts';
 import { describeActivity, describeDevice, describeOrigin, formatWhen } from './present.ts';
-import { passkeysSection } from './passkeys.ts';
 
 /**
  * The customer's own pages at /account: the apps they have connected and can cut off, the
@@ -193,7 +192,6 @@ export function accountRouter({ provider, knex, cookieKeys, sessions, signIn }: 
         customerName: customer?.name ?? customer?.username,
         csrf: csrfToken(cookieKeys, CSRF_PURPOSE, session.uid),
         apps: connectedApps(grants, appName),
-        ...(await passkeysSection(knex, customerId)),
         sessions: openSessions.map((open) => ({
           uid: open.uid,
           current: open.uid === session.uid,

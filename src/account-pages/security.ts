@@ -16,6 +16,7 @@ import { renderPage } from '../http/views.ts';
 import { sessionsOfCustomer } from '../oidc/storage/grants-and-sessions.ts';
 import type { BankSession, BankSessions } from './bank-session.ts';
 import { formatWhen } from './present.ts';
+import { passkeysSection } from './passkeys.ts';
 
 /**
  * The account pages' Security section at /account/security: changing the password (which signs
@@ -106,6 +107,7 @@ export function securityRouter({ knex, cookieKeys, sessions, twoStep }: Security
         },
         minPassword: MIN_PASSWORD_LENGTH,
         maxPassword: MAX_PASSWORD_LENGTH,
+        ...(await passkeysSection(knex, session.accountId)),
         ...messages,
       },
       status,

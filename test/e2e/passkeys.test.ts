@@ -80,6 +80,7 @@ async function signInWithPassword(): Promise<void> {
 }
 
 async function signOut(): Promise<void> {
+  await page.goto(`${passbook.issuer}/account`);
   await page.getByRole('button', { name: 'Sign out', exact: true }).first().click();
   await page.getByRole('heading', { name: 'Signed out' }).waitFor();
 }
@@ -109,7 +110,7 @@ test('the sign-in page works without JavaScript and offers no passkey button the
 test('a registration made on another origin, or sent without the CSRF token, adds nothing', async () => {
   await signInWithPassword();
   // The session cookie is host-only, and localhost's cookies are shared by every port.
-  await page.goto(`${elsewhere.issuer}/account`);
+  await page.goto(`${elsewhere.issuer}/account/security`);
   const capture = await captureJsonPost(page, `${elsewhere.issuer}/account/security/passkeys`, {
     abort: true,
   });
@@ -126,7 +127,7 @@ test('a registration made on another origin, or sent without the CSRF token, add
 });
 
 test('a customer adds a named passkey and sees it listed', async () => {
-  await page.goto(`${passbook.issuer}/account`);
+  await page.goto(`${passbook.issuer}/account/security`);
   await page.getByLabel('Name for the new passkey').fill('My laptop');
   await page.getByRole('button', { name: 'Add a passkey' }).click();
   await page.locator('.passkey-list').getByRole('heading', { name: 'My laptop' }).waitFor();
@@ -144,6 +145,7 @@ test('signing in with the passkey needs no password; its assertion cannot be rep
   const capture = await captureJsonPost(page, `${passbook.issuer}/account/sign-in/passkey`);
   const csrf = await pressPasskeySignIn(passbook.issuer);
   await page.getByRole('heading', { name: 'Your account' }).waitFor();
+  await page.goto(`${passbook.issuer}/account/security`);
   expect(await page.locator('.passkey-list li').textContent()).not.toContain('last used Never');
 
   const session = await passbook
@@ -199,7 +201,7 @@ test("on an app's sign-in screen, the passkey signs in and the ID token says two
 
 test('a removed passkey signs nobody in', async () => {
   // Still signed in from the app's sign-in: the bank session is the same one.
-  await page.goto(`${passbook.issuer}/account`);
+  await page.goto(`${passbook.issuer}/account/security`);
   await page.getByRole('button', { name: 'Remove My laptop' }).click();
   await page.getByText('You have no passkeys yet.').waitFor();
   expect(await passkeysOf(customer.id)).toEqual([]);

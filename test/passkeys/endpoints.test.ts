@@ -114,11 +114,11 @@ test('managing passkeys needs the signed-in session and its token; removal is a 
 
   const agent = new CustomerAgent();
   const signInPage = await agent.open(`${passbook.issuer}/account/sign-in`);
-  const accountPage = await agent.submit(signInPage, '/account/sign-in', {
+  await agent.submit(signInPage, '/account/sign-in', {
     username: customer.username,
     password: customer.password,
   });
-  const csrf = pageCsrf(accountPage, '[data-passkey-register]');
+  const csrf = pageCsrf(await agent.open(`${passbook.issuer}/account/security`), '[data-passkey-register]');
   expect((await call(agent, '/account/security/passkeys/options', { body: { name: 'x' } })).status).toBe(403);
   expect(
     (await call(agent, '/account/security/passkeys/options', { csrf, body: { name: '' } })).body,
@@ -141,7 +141,7 @@ test('managing passkeys needs the signed-in session and its token; removal is a 
     backedUp: true,
     name: 'Phone',
   });
-  const listed = await agent.open(`${passbook.issuer}/account`);
+  const listed = await agent.open(`${passbook.issuer}/account/security`);
   expect(listed.body).toContain('Synced between your devices');
   const forged = await agent.open(`${passbook.issuer}/account/security/passkeys/${passkey?.id}/remove`, {
     method: 'POST',
@@ -152,7 +152,7 @@ test('managing passkeys needs the signed-in session and its token; removal is a 
   expect(await passbook.knex('customer_passkeys').where({ id: passkey?.id }).first('id')).toBeDefined();
 
   const removed = await agent.submit(listed, `/account/security/passkeys/${passkey?.id}/remove`);
-  expect(removed.url).toBe(`${passbook.issuer}/account`);
+  expect(removed.url).toBe(`${passbook.issuer}/account/security`);
   expect(removed.body).toContain('You have no passkeys yet.');
-  expect(removed.body).toContain('Removed a passkey');
+  expect((await agent.open(`${passbook.issuer}/account`)).body).toContain('Passkey removed');
 });
