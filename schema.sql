@@ -95,6 +95,27 @@ CREATE TABLE public.cookie_keys (
   CONSTRAINT cookie_keys_pkey PRIMARY KEY (id)
 );
 
+-- Customers' passkeys: WebAuthn public keys, never a private key. Owner: src/passkeys/passkeys.ts.
+CREATE TABLE public.customer_passkeys (
+  id            uuid NOT NULL DEFAULT gen_random_uuid(),
+  customer_id   uuid NOT NULL,
+  credential_id text NOT NULL,
+  public_key    bytea NOT NULL,
+  counter       bigint NOT NULL DEFAULT 0,
+  transports    text[] NOT NULL DEFAULT '{}'::text[],
+  device_type   text NOT NULL,
+  backed_up     boolean NOT NULL DEFAULT false,
+  name          text NOT NULL,
+  created_at    timestamp with time zone NOT NULL DEFAULT now(),
+  last_used_at  timestamp with time zone,
+  CONSTRAINT customer_passkeys_pkey PRIMARY KEY (id),
+  CONSTRAINT customer_passkeys_credential_id_key UNIQUE (credential_id),
+  CONSTRAINT customer_passkeys_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES customers(id) ON DELETE CASCADE,
+  CONSTRAINT customer_passkeys_counter_check CHECK ((counter >= 0)),
+  CONSTRAINT customer_passkeys_device_type_check CHECK ((device_type = ANY (ARRAY['singleDevice'::text, 'multiDevice'::text])))
+);
+CREATE INDEX customer_passkeys_customer ON public.customer_passkeys USING btree (customer_id, created_at);
+
 -- The bank's customers, their argon2id password hashes and profile claims. Owner: src/customers/customers.ts.
 CREATE TABLE public.customers (
   id             uuid NOT NULL DEFAULT gen_random_uuid(),
@@ -139,6 +160,19 @@ CREATE INDEX oidc_models_grant_id ON public.oidc_models USING btree (grant_id) W
 CREATE INDEX oidc_models_uid ON public.oidc_models USING btree (uid) WHERE (uid IS NOT NULL);
 CREATE INDEX oidc_models_user_code ON public.oidc_models USING btree (user_code) WHERE (user_code IS NOT NULL);
 
+-- Outstanding single-use WebAuthn challenges. Owner: src/passkeys/passkeys.ts.
+CREATE TABLE public.passkey_challenges (
+  challenge   text NOT NULL,
+  purpose     text NOT NULL,
+  binding     text NOT NULL,
+  customer_id uuid,
+  expires_at  timestamp with time zone NOT NULL,
+  CONSTRAINT passkey_challenges_pkey PRIMARY KEY (challenge),
+  CONSTRAINT passkey_challenges_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES customers(id) ON DELETE CASCADE,
+  CONSTRAINT passkey_challenges_purpose_check CHECK ((purpose = ANY (ARRAY['registration'::text, 'authentication'::text])))
+);
+CREATE INDEX passkey_challenges_expires_at ON public.passkey_challenges USING btree (expires_at);
+
 -- Customers' unused recovery codes, as keyed HMAC-SHA-256 digests. Owner: src/customers/second-factors.ts.
 CREATE TABLE public.recovery_codes (
   customer_id uuid NOT NULL,
@@ -147,6 +181,18 @@ CREATE TABLE public.recovery_codes (
   CONSTRAINT recovery_codes_pkey PRIMARY KEY (customer_id, code_digest),
   CONSTRAINT recovery_codes_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES customers(id) ON DELETE CASCADE
 );
+
+-- Failed sign-ins and client authentications, counted per username, address and app. Owner: src/sign-in/throttle.ts.
+CREATE TABLE public.sign_in_throttle (
+  key               text NOT NULL,
+  failures          integer NOT NULL DEFAULT 0,
+  window_started_at timestamp with time zone NOT NULL DEFAULT now(),
+  locked_until      timestamp with time zone,
+  lockouts          integer NOT NULL DEFAULT 0,
+  updated_at        timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT sign_in_throttle_pkey PRIMARY KEY (key)
+);
+CREATE INDEX sign_in_throttle_updated_at ON public.sign_in_throttle USING btree (updated_at);
 
 -- Token-signing keys shared by every Passbook process. Owner: src/oidc/keys.ts.
 CREATE TABLE public.signing_keys (

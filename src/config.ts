@@ -25,6 +25,22 @@ export interface Lifetimes {
   interaction: number;
 }
 
+/** How many failures within `window` seconds lock a key, and for how long (seconds). */
+export interface ThrottleRule {
+  maxFailures: number;
+  window: number;
+  lock: number;
+  /** Set when each lock in a row lasts twice as long as the last, up to this many seconds. */
+  maxLock?: number;
+}
+
+/** The limits on guessing: per username (known or not), per client address, per app's secret. */
+export interface ThrottlePolicy {
+  username: ThrottleRule;
+  address: ThrottleRule;
+  client: ThrottleRule;
+}
+
 export interface Config {
   env: Environment;
   port: number;
@@ -47,6 +63,7 @@ export interface Config {
   embeddedPostgresPort: number;
   /** How often expired rows are purged, in seconds; 0 turns the timer off. */
   purgeIntervalSeconds: number;
+  throttle: ThrottlePolicy;
   lifetimes: Lifetimes;
   /**
    * The bank's internal apps that may receive back-channel logout tokens although their host is
@@ -186,6 +203,29 @@ const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '::1'];
 
 const DAY = 24 * 60 * 60;
 
+function readThrottle(env: Env): ThrottlePolicy {
+  const window = readInteger(env, 'SIGN_IN_FAILURE_WINDOW', 15 * 60, 10, DAY);
+  const maxLock = readInteger(env, 'SIGN_IN_MAX_LOCK', 15 * 60, 1, DAY);
+  return {
+    username: {
+      maxFailures: readInteger(env, 'SIGN_IN_MAX_FAILURES', 5, 1, 1000),
+      window,
+      lock: Math.min(maxLock, readInteger(env, 'SIGN_IN_LOCK', 60, 1, DAY)),
+      maxLock,
+    },
+    address: {
+      maxFailures: readInteger(env, 'SIGN_IN_MAX_FAILURES_PER_ADDRESS', 50, 1, 100_000),
+      window,
+      lock: readInteger(env, 'SIGN_IN_ADDRESS_LOCK', 15 * 60, 1, DAY),
+    },
+    client: {
+      maxFailures: readInteger(env, 'CLIENT_AUTH_MAX_FAILURES', 100, 1, 100_000),
+      window,
+      lock: readInteger(env, 'CLIENT_AUTH_LOCK', 15 * 60, 1, DAY),
+    },
+  };
+}
+
 function readLifetimes(env: Env): Lifetimes {
   return {
     accessToken: readInteger(env, 'ACCESS_TOKEN_TTL', 600, 30, DAY),
@@ -221,6 +261,7 @@ export function loadConfig(env: Env = process.env, defaults: ConfigDefaults = {}
     dataDir: env.DATA_DIR || '.data',
     embeddedPostgresPort: readInteger(env, 'EMBEDDED_POSTGRES_PORT', 54329, 1024, 65535),
     purgeIntervalSeconds: readInteger(env, 'PURGE_INTERVAL', 300, 0, DAY),
+    throttle: readThrottle(env),
     lifetimes: readLifetimes(env),
     backchannelLogoutAllowedHosts: readHostList(
       env,

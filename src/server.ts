@@ -14,7 +14,7 @@ import { bankSessions } from './account-pages/bank-session.ts';
 import { securityRouter } from './account-pages/security.ts';
 import type { DataCipher } from './crypto/data-cipher.ts';
 import { loadDataCipher } from './crypto/data-keys.ts';
-import { twoStepSettings } from './customers/second-factors.ts';
+import { secondFactors, twoStepSettings } from './customers/second-factors.ts';
 import { interactionsRouter } from './interactions/router.ts';
 import { passkeyPagesRouter } from './account-pages/passkeys.ts';
 import { passkeySignInRouter } from './passkeys/sign-in-routes.ts';
@@ -24,7 +24,7 @@ import { reportLogoutDeliveryFailures } from './oidc/backchannel-logout.ts';
 import { createProvider } from './oidc/provider.ts';
 import { refusedFeaturesRouter } from './oidc/refused-features.ts';
 import { auditRecorder, type AuditRecorder } from './audit/events.ts';
-import { passwordSignIn } from './sign-in/sign-in.ts';
+import { signInService } from './sign-in/sign-in.ts';
 import { withPrefetchScope } from './oidc/storage/adapter.ts';
 
 export interface PassbookApp {
@@ -46,13 +46,20 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
     loadCookieKeys(knex, config.cookieKeys),
     loadDataCipher(knex, config.dataEncryptionKeys),
   ]);
-  const provider = createProvider({ config, knex, signingKeys, cookieKeys });
+  const factors = secondFactors(knex, cipher);
+  const provider = createProvider({
+    config,
+    knex,
+    signingKeys,
+    cookieKeys,
+    hasSecondFactor: (customerId) => factors.hasAuthenticatorApp(customerId),
+  });
   provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'provider error'));
   const audit = auditRecorder(knex, log);
   recordProviderEvents(provider, knex, audit, log);
   reportLogoutDeliveryFailures(provider, log);
   const sessions = bankSessions(provider, knex, config.lifetimes, log);
-  const signIn = passwordSignIn(knex, audit);
+  const signIn = signInService({ knex, audit, throttle: config.throttle, secondFactors: factors });
   const twoStep = twoStepSettings(knex, cipher);
 
   // Our cookies and the provider's are signed with the same keys.

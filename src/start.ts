@@ -8,6 +8,7 @@ import { migrate } from './db/migrate.ts';
 import { openDatabase, type Database } from './db/open.ts';
 import type { Logger } from './log.ts';
 import { startPurgeTimer } from './oidc/storage/purge.ts';
+import { throttlePurgeTask } from './sign-in/throttle.ts';
 import { DEMO_CLIENT_ID, DEMO_CUSTOMER, DEMO_REDIRECT_URI, seedDemo, type DemoSeed } from './seed/demo.ts';
 import { createApp } from './server.ts';
 import { requestListener } from './service/kit.ts';
@@ -67,7 +68,9 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
     server.listen(config.port);
     await once(server, 'listening');
     const { port } = server.address() as AddressInfo;
-    const stopPurge = startPurgeTimer(database.knex, config.purgeIntervalSeconds, log);
+    const stopPurge = startPurgeTimer(database.knex, config.purgeIntervalSeconds, log, [
+      throttlePurgeTask(config.throttle),
+    ]);
     log.info({ issuer: config.issuer, port }, 'Passbook is listening');
     return {
       url: `http://127.0.0.1:${port}`,

@@ -33,7 +33,7 @@ export interface PasskeyPagesDependencies {
 // The Security page's forms' purpose: the passkey list lives on that page.
 const ACCOUNT_CSRF_PURPOSE = 'account-security';
 /** Where the list of passkeys is shown. */
-export const PASSKEYS_PAGE = '/account/security';
+const PASSKEYS_PAGE = '/account/security';
 
 export interface PasskeyListItem {
   id: string;

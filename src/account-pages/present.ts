@@ -35,7 +35,7 @@ export function describeDevice(userAgent: string | null | undefined): string {
   return browser ?? system ?? 'Unknown device';
 }
 
-const ACTIVITY: Record<AuditEventType, (app: string) => string> = {
+const ACTIVITY: Record<AuditEventType, (app: string, detail: StoredAuditEvent['detail']) => string> = {
   sign_in_succeeded: () => 'Signed in',
   sign_in_failed: () => 'A sign-in failed: wrong password',
   signed_out: () => 'Signed out',
@@ -51,12 +51,15 @@ const ACTIVITY: Record<AuditEventType, (app: string) => string> = {
   recovery_codes_replaced: () => 'New recovery codes made',
   passkey_added: () => 'Passkey added',
   passkey_removed: () => 'Passkey removed',
+  sign_in_paused: (_app, detail) =>
+    `Sign-in paused after ${typeof detail.failures === 'number' ? detail.failures : 'several'} failed attempts`,
 };
 
 /** Events whose device and address the activity list shows: sign-ins and changes to security. */
 const SHOWS_ORIGIN = new Set<AuditEventType>([
   'sign_in_succeeded',
   'sign_in_failed',
+  'sign_in_paused',
   'password_changed',
   'two_step_turned_on',
   'two_step_turned_off',
@@ -72,5 +75,5 @@ export function describeOrigin(event: StoredAuditEvent): string {
 }
 
 export function describeActivity(event: StoredAuditEvent, appName: (clientId: string) => string): string {
-  return ACTIVITY[event.type](event.client_id ? appName(event.client_id) : 'an app');
+  return ACTIVITY[event.type](event.client_id ? appName(event.client_id) : 'an app', event.detail);
 }

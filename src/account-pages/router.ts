@@ -5,7 +5,8 @@ import type Provider from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
 import { findCustomerById } from '../customers/customers.ts';
 import { recentEvents, recordEvent, requestOrigin } from '../audit/events.ts';
-import type { SignIn } from '../sign-in/sign-in.ts';
+import type { SignIn, SignInStep } from '../sign-in/sign-in.ts';
+import { pendingSignIn, verifiedPendingSignIn } from '../sign-in/pending.ts';
 import { csrfToken, isValidCsrfToken } from '../http/csrf.ts';
 import { formBodies, formField } from '../http/forms.ts';
 import { PageError } from '../http/errors.ts';
@@ -143,28 +144,77 @@ export function accountRouter({ provider, knex, cookieKeys, sessions, signIn }: 
     showSignIn(ctx);
   });
 
-  router.post('/account/sign-in', forms, async (ctx) => {
+  /** The sign-in form's nonce, after checking that the form came from this browser's page. */
+  function signInFormNonce(ctx: Context): string {
     const nonce = ctx.cookies.get(SIGN_IN_NONCE_COOKIE, { signed: true });
     if (!nonce || !isValidCsrfToken(cookieKeys, SIGN_IN_CSRF_PURPOSE, nonce, formField(ctx, 'csrf'))) {
       throw new PageError(403, 'csrf_failed');
     }
-    const outcome = await signIn({
-      username: formField(ctx, 'username'),
-      password: formField(ctx, 'password'),
-      origin: requestOrigin(ctx),
-    });
-    if (!outcome.ok) {
-      showSignIn(ctx, outcome.message, outcome.status);
-      return;
-    }
-    const session = await sessions.signIn(ctx, outcome.customerId, outcome.amr);
+    return nonce;
+  }
+
+  function refusal(ctx: Context, step: SignInStep & { kind: 'refused' }): [string, number] {
+    if (step.retryAfterSeconds) ctx.set('Retry-After', String(step.retryAfterSeconds));
+    return [step.message, step.status];
+  }
+
+  function showCode(ctx: Context, pending: string, error?: string, status?: number): void {
+    renderPage(
+      ctx,
+      'second-factor',
+      {
+        title: 'Enter your code',
+        action: '/account/sign-in/code',
+        csrf: csrfToken(cookieKeys, SIGN_IN_CSRF_PURPOSE, signInNonce(ctx)),
+        pending,
+        lead: 'Two-step verification is on for your account: enter a code to continue.',
+        error,
+      },
+      status,
+    );
+  }
+
+  async function startSession(ctx: Context, step: SignInStep & { kind: 'signed_in' }): Promise<void> {
+    const session = await sessions.signIn(ctx, step.customerId, step.amr);
     await recordEvent(knex, {
-      customerId: outcome.customerId,
+      customerId: step.customerId,
       type: 'sign_in_succeeded',
       ...requestOrigin(ctx),
       detail: { session: session.uid },
     });
-    backToAccount(ctx);
+    if (step.recoveryCodesLeft === undefined) return backToAccount(ctx);
+    renderPage(ctx, 'recovery-codes-left', {
+      title: 'Recovery code used',
+      remaining: step.recoveryCodesLeft,
+      continueTo: '/account',
+    });
+  }
+
+  router.post('/account/sign-in', forms, async (ctx) => {
+    const nonce = signInFormNonce(ctx);
+    const step = await signIn.withPassword({
+      username: formField(ctx, 'username'),
+      password: formField(ctx, 'password'),
+      origin: requestOrigin(ctx),
+    });
+    if (step.kind === 'refused') return showSignIn(ctx, ...refusal(ctx, step));
+    if (step.kind === 'code_needed') return showCode(ctx, pendingSignIn(cookieKeys, nonce, step.customerId));
+    await startSession(ctx, step);
+  });
+
+  router.post('/account/sign-in/code', forms, async (ctx) => {
+    const nonce = signInFormNonce(ctx);
+    const pending = formField(ctx, 'pending');
+    const customerId = verifiedPendingSignIn(cookieKeys, nonce, pending);
+    if (!customerId) throw new PageError(400, 'session_not_found');
+    const step = await signIn.withCode({
+      customerId,
+      code: formField(ctx, 'code'),
+      origin: requestOrigin(ctx),
+    });
+    if (step.kind === 'refused') return showCode(ctx, pending, ...refusal(ctx, step));
+    if (step.kind !== 'signed_in') throw new PageError(400, 'session_not_found');
+    await startSession(ctx, step);
   });
 
   router.get(

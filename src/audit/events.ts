@@ -25,6 +25,7 @@ export const AUDIT_EVENT_TYPES = [
   'recovery_codes_replaced',
   'passkey_added',
   'passkey_removed',
+  'sign_in_paused',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

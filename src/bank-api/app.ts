@@ -121,7 +121,7 @@ function bankRoutes({ knex, introspect, log }: BankApiDependencies): Router<Bank
 
   router.post(
     '/payments',
-    guard.requireScope('payments:write'),
+    guard.requireScope('payments:write', { twoFactors: true }),
     async (ctx, next) => {
       if (!ctx.is('application/json')) {
         throw new ApiError(

@@ -7,7 +7,9 @@ import { PassbookUnavailableError, type AccessToken, type Introspect } from './i
  * RFC 6750 for the bank API: a Bearer token in the Authorization header and nowhere else,
  * checked at Passbook on every request, and answers a client library understands:
  * 401 with a bare `WWW-Authenticate: Bearer` when no token came, 401 invalid_token for a bad
- * one, 403 insufficient_scope naming the scope needed, and 503 when Passbook cannot say.
+ * one, 403 insufficient_scope naming the scope needed, 403 insufficient_user_authentication
+ * (RFC 9470) when the customer signed in with one factor where two are needed, and 503 when
+ * Passbook cannot say.
  */
 
 export interface BankApiState {
@@ -57,6 +59,21 @@ function insufficientScope(scope: string): ApiError {
   });
 }
 
+/** The level Passbook names for two factors (its discovery's acr_values_supported). */
+const TWO_FACTORS_ACR = 'urn:passbook:acr:two-factors';
+
+const ONE_FACTOR_DESCRIPTION = 'This needs a sign-in with two factors; ask the customer to sign in again.';
+// RFC 9470: the challenge says what would do, so the app can ask Passbook for exactly that.
+const ONE_FACTOR = new ApiError(403, 'insufficient_user_authentication', ONE_FACTOR_DESCRIPTION, {
+  headers: {
+    'WWW-Authenticate': challenge({
+      error: 'insufficient_user_authentication',
+      error_description: ONE_FACTOR_DESCRIPTION,
+      acr_values: TWO_FACTORS_ACR,
+    }),
+  },
+});
+
 /** The token from `Authorization: Bearer …`; a token anywhere in the URL is refused outright. */
 function bearerToken(ctx: Context): string {
   if (ctx.query.access_token !== undefined) throw TOKEN_IN_URL;
@@ -68,8 +85,12 @@ function bearerToken(ctx: Context): string {
 }
 
 export interface Guard {
-  /** Lets the request through only with a live access token that carries `scope`. */
-  requireScope(scope: string): Middleware<BankApiState>;
+  /**
+   * Lets the request through only with a live access token that carries `scope`; with
+   * `twoFactors`, only when the customer signed in with two factors as well (a second line of
+   * defence: Passbook already asks for them before granting such a scope).
+   */
+  requireScope(scope: string, options?: { twoFactors?: boolean }): Middleware<BankApiState>;
 }
 
 export function createGuard(introspect: Introspect, log: Logger): Guard {
@@ -87,10 +108,12 @@ export function createGuard(introspect: Introspect, log: Logger): Guard {
   }
 
   return {
-    requireScope(scope) {
+    requireScope(scope, options = {}) {
       return async (ctx, next) => {
         const token = await check(ctx);
         if (!token.scopes.has(scope)) throw insufficientScope(scope);
+        if (options.twoFactors && !(token.amr.includes('mfa') || token.acr === TWO_FACTORS_ACR))
+          throw ONE_FACTOR;
         ctx.state.token = token;
         await next();
       };

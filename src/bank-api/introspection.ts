@@ -13,6 +13,10 @@ export interface AccessToken {
   /** The app holding the token. */
   clientId: string;
   scopes: ReadonlySet<string>;
+  /** How the customer signed in (RFC 8176), as Passbook recorded it; empty when it says nothing. */
+  amr: readonly string[];
+  /** The level of assurance of that sign-in, if Passbook names one. */
+  acr: string | undefined;
 }
 
 /** The token when it is a live Bearer access token for a customer; undefined for anything else. */
@@ -31,6 +35,8 @@ interface IntrospectionAnswer {
   scope?: unknown;
   exp?: unknown;
   cnf?: unknown;
+  acr?: unknown;
+  amr?: unknown;
 }
 
 /** RFC 6749 §2.3.1: the id and secret are form-encoded before they are joined and base64-encoded. */
@@ -107,6 +113,10 @@ function accessTokenFrom(answer: IntrospectionAnswer, nowSeconds: number): Acces
     customerId: answer.sub,
     clientId: answer.client_id,
     scopes: new Set(scope.split(' ').filter(Boolean)),
+    amr: Array.isArray(answer.amr)
+      ? answer.amr.filter((value): value is string => typeof value === 'string')
+      : [],
+    acr: typeof answer.acr === 'string' ? answer.acr : undefined,
   };
 }
 

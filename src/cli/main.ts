@@ -9,6 +9,7 @@ import { InvalidClientError, createClient, deleteClient, listClients } from '../
 import { loadCookieKeys, loadSigningKeys } from '../oidc/keys.ts';
 import { createProvider } from '../oidc/provider.ts';
 import { purgeOnce } from '../oidc/storage/purge.ts';
+import { clearKey, throttlePurgeTask, usernameKey } from '../sign-in/throttle.ts';
 import type { Knex } from '../db/knex.ts';
 import type { Config } from '../config.ts';
 
@@ -24,6 +25,8 @@ const USAGE = `usage: npm run cli -- <command> [options]
   migrate                                   apply pending database migrations
   customers:create --username U --password-stdin [--name N] [--email E]
                                             (users:create is the same command)
+  customers:unlock --username U             end a sign-in pause after failed attempts now
+                                            (users:unlock is the same command)
   clients:create --name N --redirect-uri U [--redirect-uri U2 ...]
                  [--post-logout-redirect-uri U ...] [--backchannel-logout-uri U]
                  [--public] [--scope "openid ..."]
@@ -71,6 +74,12 @@ const createCustomerCommand: Command = async ({ knex, args }) => {
   return { id: customer.id, username: customer.username, name: customer.name, email: customer.email };
 };
 
+const unlockCustomerCommand: Command = async ({ knex, args }) => {
+  const { values } = options(args, { username: { type: 'string' } });
+  const username = required(values.username, '--username');
+  return { username, unlocked: await clearKey(knex, usernameKey(username)) };
+};
+
 const commands: Record<string, Command> = {
   async migrate({ knex }) {
     return { applied: await migrate(knex) };
@@ -79,6 +88,8 @@ const commands: Record<string, Command> = {
   'customers:create': createCustomerCommand,
   // The name operators' scripts may already use; the customer is called a customer everywhere else.
   'users:create': createCustomerCommand,
+  'customers:unlock': unlockCustomerCommand,
+  'users:unlock': unlockCustomerCommand,
 
   async 'clients:create'({ knex, config, args }) {
     const { values } = options(args, {
@@ -100,7 +111,14 @@ const commands: Record<string, Command> = {
       loadSigningKeys(knex),
       loadCookieKeys(knex, config.cookieKeys),
     ]);
-    const provider = createProvider({ config, knex, signingKeys, cookieKeys });
+    // Used only to validate client metadata: it never signs anyone in.
+    const provider = createProvider({
+      config,
+      knex,
+      signingKeys,
+      cookieKeys,
+      hasSecondFactor: () => Promise.resolve(false),
+    });
     const client = await createClient(
       knex,
       {
@@ -138,8 +156,8 @@ const commands: Record<string, Command> = {
     return { deleted: clientId };
   },
 
-  async 'tokens:purge'({ knex }) {
-    const purged = await purgeOnce(knex);
+  async 'tokens:purge'({ knex, config }) {
+    const purged = await purgeOnce(knex, [throttlePurgeTask(config.throttle)]);
     return purged === undefined ? { purged: 0, skipped: 'another process is purging' } : { purged };
   },
 };

@@ -5,7 +5,9 @@ import type { Interaction, InteractionResults } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
 import { findCustomerById } from '../customers/customers.ts';
 import { recordEvent, requestOrigin } from '../audit/events.ts';
-import type { SignIn } from '../sign-in/sign-in.ts';
+import type { SignIn, SignInStep } from '../sign-in/sign-in.ts';
+import { pendingSignIn, verifiedPendingSignIn } from '../sign-in/pending.ts';
+import { TWO_FACTORS_REASON, acrFor } from '../oidc/authentication.ts';
 import { csrfToken, isValidCsrfToken } from '../http/csrf.ts';
 import { formBodies, formField } from '../http/forms.ts';
 import { PageError } from '../http/errors.ts';
@@ -63,6 +65,75 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
     ctx.redirect(redirectTo);
   }
 
+  function refusal(ctx: Context, step: SignInStep & { kind: 'refused' }): { error: string; status: number } {
+    if (step.retryAfterSeconds) ctx.set('Retry-After', String(step.retryAfterSeconds));
+    return { error: step.message, status: step.status };
+  }
+
+  async function showCode(
+    ctx: Context,
+    interaction: Interaction,
+    options: { pending?: string; error?: string; status?: number } = {},
+  ) {
+    const name = await clientName(interaction);
+    renderPage(
+      ctx,
+      'second-factor',
+      {
+        title: 'Enter your code',
+        action: `/interaction/${interaction.uid}/code`,
+        cancelAction: `/interaction/${interaction.uid}/abort`,
+        csrf: csrfToken(cookieKeys, CSRF_PURPOSE, interaction.uid),
+        pending: options.pending,
+        lead: options.pending
+          ? `Two-step verification is on for your account: enter a code to continue to ${name}.`
+          : `${name} asks for something that needs two-step verification: enter a code to continue.`,
+        clientName: name,
+        error: options.error,
+      },
+      options.status,
+    );
+  }
+
+  /** The session is signed in, and the request needs a second factor it has not given. */
+  function needsStepUp(interaction: Interaction): boolean {
+    const { reasons } = interaction.prompt;
+    return (
+      interaction.session?.accountId !== undefined &&
+      (reasons.includes(TWO_FACTORS_REASON) ||
+        reasons.includes('essential_acr') ||
+        reasons.includes('essential_acrs'))
+    );
+  }
+
+  async function showStepUp(ctx: Context, interaction: Interaction) {
+    if (await signIn.hasSecondFactor(String(interaction.session?.accountId)))
+      return showCode(ctx, interaction);
+    renderPage(ctx, 'second-factor-needed', {
+      title: 'Two-step verification needed',
+      clientName: await clientName(interaction),
+      csrf: csrfToken(cookieKeys, CSRF_PURPOSE, interaction.uid),
+      cancelAction: `/interaction/${interaction.uid}/unmet`,
+    });
+  }
+
+  /** Ends the sign-in: straight back to the app, or first a word on the recovery codes left. */
+  async function signedIn(ctx: Context, step: SignInStep & { kind: 'signed_in' }) {
+    // The session cookie lasts only as long as the browser; the server-side session has its own limits.
+    const result = {
+      login: { accountId: step.customerId, amr: step.amr, acr: acrFor(step.amr), remember: false },
+    };
+    if (step.recoveryCodesLeft === undefined) return finish(ctx, result);
+    const continueTo = await provider.interactionResult(ctx.req, ctx.res, result, {
+      mergeWithLastSubmission: false,
+    });
+    renderPage(ctx, 'recovery-codes-left', {
+      title: 'Recovery code used',
+      remaining: step.recoveryCodesLeft,
+      continueTo,
+    });
+  }
+
   async function showLogin(ctx: Context, interaction: Interaction, error?: string, status?: number) {
     const name = await clientName(interaction);
     renderPage(
@@ -102,7 +173,9 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
 
   router.get('/', async (ctx) => {
     const interaction = await loadInteraction(ctx);
-    if (interaction.prompt.name === 'login') return showLogin(ctx, interaction);
+    if (interaction.prompt.name === 'login') {
+      return needsStepUp(interaction) ? showStepUp(ctx, interaction) : showLogin(ctx, interaction);
+    }
     if (interaction.prompt.name === 'consent') return showConsent(ctx, interaction);
     throw new PageError(400, 'invalid_request');
   });
@@ -111,15 +184,58 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
     const interaction = await loadInteraction(ctx);
     requireCsrf(ctx, interaction);
     if (interaction.prompt.name !== 'login') throw new PageError(400, 'session_not_found');
-    const outcome = await signIn({
+    const step = await signIn.withPassword({
       username: formField(ctx, 'username'),
       password: formField(ctx, 'password'),
       clientId: clientIdOf(interaction),
       origin: requestOrigin(ctx),
     });
-    if (!outcome.ok) return showLogin(ctx, interaction, outcome.message, outcome.status);
-    // The session cookie lasts only as long as the browser; the server-side session has its own limits.
-    await finish(ctx, { login: { accountId: outcome.customerId, amr: outcome.amr, remember: false } });
+    if (step.kind === 'refused') {
+      const { error, status } = refusal(ctx, step);
+      return showLogin(ctx, interaction, error, status);
+    }
+    if (step.kind === 'code_needed') {
+      return showCode(ctx, interaction, {
+        pending: pendingSignIn(cookieKeys, interaction.uid, step.customerId),
+      });
+    }
+    await signedIn(ctx, step);
+  });
+
+  // The second step: after the password (a pending sign-in in the form), or a step-up of the
+  // signed-in session (nothing pending: the interaction already names the customer).
+  router.post('/code', forms, async (ctx) => {
+    const interaction = await loadInteraction(ctx);
+    requireCsrf(ctx, interaction);
+    if (interaction.prompt.name !== 'login') throw new PageError(400, 'session_not_found');
+    const pending = formField(ctx, 'pending');
+    const customerId = pending
+      ? verifiedPendingSignIn(cookieKeys, interaction.uid, pending)
+      : needsStepUp(interaction)
+        ? interaction.session?.accountId
+        : undefined;
+    if (!customerId) throw new PageError(400, 'session_not_found');
+    const step = await signIn.withCode({
+      customerId,
+      code: formField(ctx, 'code'),
+      clientId: String(interaction.params.client_id),
+      origin: requestOrigin(ctx),
+    });
+    if (step.kind === 'refused') {
+      return showCode(ctx, interaction, { ...(pending ? { pending } : {}), ...refusal(ctx, step) });
+    }
+    if (step.kind !== 'signed_in') throw new PageError(400, 'session_not_found');
+    await signedIn(ctx, step);
+  });
+
+  // A customer with no second factor, asked for one, goes back to the app, which learns why.
+  router.post('/unmet', forms, async (ctx) => {
+    const interaction = await loadInteraction(ctx);
+    requireCsrf(ctx, interaction);
+    await finish(ctx, {
+      error: 'unmet_authentication_requirements',
+      error_description: 'the customer has no second factor set up',
+    });
   });
 
   router.post('/consent', forms, async (ctx) => {

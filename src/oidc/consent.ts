@@ -28,9 +28,8 @@ function alwaysAskedScopes(scopes: Iterable<string>): string[] {
   return [...scopes].filter((scope) => ALWAYS_ASK.has(scope));
 }
 
-/** oidc-provider's default prompts, with the consent prompt also raised for always-asked scopes. */
-export function consentPolicy(): interactionPolicy.DefaultPolicy {
-  const policy = interactionPolicy.base();
+/** Raises the consent prompt of an interaction policy for always-asked scopes too. */
+export function askForAlwaysAskedScopes(policy: interactionPolicy.DefaultPolicy): void {
   const consent = policy.get('consent');
   if (!consent) throw new Error('oidc-provider no longer has a consent prompt');
   consent.checks.add(
@@ -43,7 +42,6 @@ export function consentPolicy(): interactionPolicy.DefaultPolicy {
       (ctx) => ({ alwaysAskedScopes: alwaysAskedScopes(requestedScopes(ctx)) }),
     ),
   );
-  return policy;
 }
 
 /**

@@ -1,7 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Context } from 'koa';
-import type Provider from 'oidc-provider';
-import type { Interaction, UnknownObject } from 'oidc-provider';
+import Provider, { errors, type Interaction, type UnknownObject } from 'oidc-provider';
 import { secretDigest } from '../clients/clients.ts';
 
 /**
@@ -19,12 +18,36 @@ export type EngineSession = InstanceType<Provider['Session']>;
  * in constant time. (This is also why secret-keyed algorithms such as HS256 and
  * client_secret_jwt are not enabled: they need the secret itself.)
  */
-export function compareSecretsAsDigests(provider: Provider): void {
-  provider.Client.prototype.compareClientSecret = function compareClientSecret(presented: string) {
+export function compareSecretsAsDigests(provider: Provider, guard?: ClientSecretGuard): void {
+  provider.Client.prototype.compareClientSecret = async function compareClientSecret(presented: string) {
     const stored = Buffer.from(String(this.clientSecret ?? ''));
     const offered = Buffer.from(secretDigest(presented));
-    return stored.length === offered.length && timingSafeEqual(stored, offered);
+    if (stored.length === offered.length && timingSafeEqual(stored, offered)) return true;
+    // Only failures meet the limit: the right secret never waits for the database, and whoever
+    // knows an app's client_id cannot lock the app out. Its secret is 256 random bits, so the
+    // limit is there to stop and show a flood of guesses, not because one could succeed.
+    const wait = await guard?.refusal(this.clientId);
+    if (wait) throw new TooManyClientAuthentications(wait);
+    await guard?.failed(this.clientId);
+    return false;
   };
+}
+
+/** Limits on guessing an app's secret: asked before each comparison, told of each failure. */
+export interface ClientSecretGuard {
+  /** Seconds the app must wait before its secret is checked again, or undefined. */
+  refusal(clientId: string): Promise<number | undefined>;
+  failed(clientId: string): Promise<void>;
+}
+
+/** 429 with Retry-After, in the token endpoint's JSON error form. */
+class TooManyClientAuthentications extends errors.OIDCProviderError {
+  constructor(retryAfterSeconds: number) {
+    super(429, 'invalid_client');
+    this.error_description = `too many failed client authentications; try again in ${retryAfterSeconds} seconds`;
+    // The engine's own error handler writes the answer; the header goes on the request it serves.
+    Provider.ctx?.set('Retry-After', String(retryAfterSeconds));
+  }
 }
 
 /**

@@ -1,4 +1,9 @@
-import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, {
+  errors,
+  interactionPolicy,
+  type Configuration,
+  type KoaContextWithOIDC,
+} from 'oidc-provider';
 import type { JWK } from 'jose';
 import type { Config, Lifetimes } from '../config.ts';
 import type { Knex } from '../db/knex.ts';
@@ -6,8 +11,10 @@ import { findCustomerById, standardClaims } from '../customers/customers.ts';
 import { renderErrorPage, renderPage } from '../http/views.ts';
 import { RESOURCE_SERVER_METADATA } from '../clients/clients.ts';
 import { postgresAdapterFactory } from './storage/adapter.ts';
-import { consentPolicy, rememberedConsent } from './consent.ts';
+import { askForAlwaysAskedScopes, rememberedConsent } from './consent.ts';
+import { ACR_VALUES, requireTwoFactorsWhereNeeded, type HasSecondFactor } from './authentication.ts';
 import { compareSecretsAsDigests } from './engine-internals.ts';
+import { clientSecretGuard } from '../sign-in/throttle.ts';
 import {
   backchannelLogoutPolicy,
   logoutDeliveryFetch,
@@ -30,6 +37,8 @@ export interface ProviderDependencies {
    * oidc-provider's in-memory development default, as the ceiling that storage is measured against.
    */
   storage?: 'postgres' | 'oidc-provider-memory';
+  /** Whether a customer has a second factor set up (two-step verification or a passkey). */
+  hasSecondFactor: HasSecondFactor;
 }
 
 const ID_TOKEN_TTL = 60 * 60;
@@ -89,12 +98,35 @@ function isConfidential(clientAuthMethod: string | undefined): boolean {
   return clientAuthMethod !== undefined && clientAuthMethod !== 'none';
 }
 
+/** The acr and amr of the sign-in behind the code or refresh token an access token is issued for. */
+function authenticationOf(ctx: KoaContextWithOIDC | undefined): { acr?: string; amr?: string[] } {
+  // A token minted outside a request (an operator's script) carries no sign-in.
+  const source = ctx?.oidc.entities.AuthorizationCode ?? ctx?.oidc.entities.RefreshToken;
+  if (!source) return {};
+  return {
+    ...(typeof source.acr === 'string' ? { acr: source.acr } : {}),
+    ...(Array.isArray(source.amr) ? { amr: source.amr.filter((value) => typeof value === 'string') } : {}),
+  };
+}
+
+/**
+ * oidc-provider's prompts, plus the bank's: always-asked scopes raise the consent screen every
+ * time (consent.ts), and two factors are asked for where needed (authentication.ts).
+ */
+function bankInteractionPolicy(hasSecondFactor: HasSecondFactor): interactionPolicy.DefaultPolicy {
+  const policy = interactionPolicy.base();
+  askForAlwaysAskedScopes(policy);
+  requireTwoFactorsWhereNeeded(policy, hasSecondFactor);
+  return policy;
+}
+
 export function createProvider({
   config,
   knex,
   signingKeys,
   cookieKeys,
   storage = 'postgres',
+  hasSecondFactor,
 }: ProviderDependencies): Provider {
   const configuration: Configuration = {
     ...(storage === 'postgres' ? { adapter: postgresAdapterFactory(knex) } : {}),
@@ -109,6 +141,10 @@ export function createProvider({
 
     scopes: [...SUPPORTED_SCOPES],
     claims: claimsByScope(),
+    // Two levels of assurance (authentication.ts); `acr` is in the ID token when the app asks.
+    acrValues: [...ACR_VALUES],
+    // The bank API learns how the customer signed in from introspection (RFC 9470 step-up).
+    extraTokenClaims: (ctx) => authenticationOf(ctx),
     responseTypes: ['code'],
     // PKCE with S256 (the only method offered) for every client, confidential ones included.
     pkce: { required: () => true },
@@ -151,6 +187,8 @@ export function createProvider({
     // discovery advertises exactly this list (test/conformance/discovery-jwks.test.ts pins it).
     features: {
       devInteractions: { enabled: false },
+      // On so that an app can ask for two factors as an essential acr claim.
+      claimsParameter: { enabled: true },
       // Off until the bank API verifies DPoP proofs; a DPoP header is refused (refused-features.ts).
       dPoP: { enabled: false },
       // Off: the bank has one API, which checks every token by introspection. Off means the
@@ -189,7 +227,7 @@ export function createProvider({
     fetch: logoutDeliveryFetch(backchannelLogoutPolicy(config)),
 
     interactions: {
-      policy: consentPolicy(),
+      policy: bankInteractionPolicy(hasSecondFactor),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     // Cross-origin calls only from an app's own registered origins (browser-based public apps).
@@ -209,7 +247,10 @@ export function createProvider({
 
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
-  compareSecretsAsDigests(provider);
+  compareSecretsAsDigests(
+    provider,
+    storage === 'postgres' ? clientSecretGuard(knex, config.throttle.client) : undefined,
+  );
   refuseUndeliverableLogoutUris(provider, backchannelLogoutPolicy(config));
   return provider;
 }

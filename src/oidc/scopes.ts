@@ -11,9 +11,12 @@ export interface ScopeDefinition {
   claims: readonly string[];
   /** Never granted without the customer seeing the consent screen for it. */
   alwaysAsk: boolean;
+  /** Needs two factors used in this session within the last few minutes (see authentication.ts). */
+  needsTwoFactors?: boolean;
 }
 
 export const SCOPE_CATALOGUE: readonly ScopeDefinition[] = [
+  // amr (RFC 8176): how the customer proved who they are, in every ID token.
   { scope: 'openid', consentWording: 'Confirm who you are', claims: ['sub', 'amr'], alwaysAsk: false },
   {
     scope: 'profile',
@@ -45,10 +48,22 @@ export const SCOPE_CATALOGUE: readonly ScopeDefinition[] = [
     consentWording: 'Make payments from your accounts',
     claims: [],
     alwaysAsk: true,
+    needsTwoFactors: true,
   },
 ];
 
 export const SUPPORTED_SCOPES: readonly string[] = SCOPE_CATALOGUE.map((definition) => definition.scope);
+
+const NEEDS_TWO_FACTORS = new Set(
+  SCOPE_CATALOGUE.filter((definition) => definition.needsTwoFactors === true).map(
+    (definition) => definition.scope,
+  ),
+);
+
+/** The scopes that need a fresh second factor before the consent screen. */
+export function scopesNeedingTwoFactors(scopes: Iterable<string>): string[] {
+  return [...scopes].filter((scope) => NEEDS_TWO_FACTORS.has(scope));
+}
 
 /** oidc-provider's `claims` option: scope -> claims it releases. */
 export function claimsByScope(): Record<string, string[]> {

@@ -31,12 +31,9 @@ import {
  */
 
 /** How long a challenge may be answered: long enough for a fingerprint, too short to hoard. */
-export const CHALLENGE_TTL_SECONDS = 180;
+const CHALLENGE_TTL_SECONDS = 180;
 const CEREMONY_TIMEOUT_MS = 120_000;
 const RP_NAME = 'Passbook Bank';
-
-/** The Authentication Context Class a passkey sign-in reaches (two factors). */
-export const MFA_ACR = 'urn:passbook:acr:mfa';
 
 /**
  * RFC 8176 methods for a passkey sign-in: a key bound to one device is a hardware key (`hwk`),

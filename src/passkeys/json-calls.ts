@@ -10,7 +10,7 @@ import { isValidCsrfToken } from '../http/csrf.ts';
  * never the HTML error page, and nothing here is stored by a browser or a proxy.
  */
 
-export const CSRF_HEADER = 'x-csrf-token';
+const CSRF_HEADER = 'x-csrf-token';
 
 /** A refusal the script shows: its status, a code, and one sentence for the customer. */
 export class CallError extends Error {

@@ -76,7 +76,7 @@ export const MAX_PASSKEY_NAME_LENGTH = 64;
 const MAX_CREDENTIAL_ID_LENGTH = 1364;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export class InvalidPasskeyError extends Error {
+class InvalidPasskeyError extends Error {
   override name = 'InvalidPasskeyError';
 }
 

@@ -7,7 +7,8 @@ import { recordEvent, requestOrigin } from '../audit/events.ts';
 import { noStore } from '../http/security-headers.ts';
 import type { BankSessions } from '../account-pages/bank-session.ts';
 import type { Logger } from '../log.ts';
-import { MFA_ACR, passkeyCeremonies, type AuthenticationOutcome } from './ceremonies.ts';
+import { passkeyCeremonies, type AuthenticationOutcome } from './ceremonies.ts';
+import { acrFor } from '../oidc/authentication.ts';
 import { CallError, FORBIDDEN, jsonCall, jsonField, requireCsrfHeader } from './json-calls.ts';
 
 /**
@@ -115,7 +116,14 @@ export function passkeySignInRouter({
       const redirectTo = await provider.interactionResult(
         ctx.req,
         ctx.res,
-        { login: { accountId: outcome.customerId, amr: outcome.amr, acr: MFA_ACR, remember: false } },
+        {
+          login: {
+            accountId: outcome.customerId,
+            amr: outcome.amr,
+            acr: acrFor(outcome.amr),
+            remember: false,
+          },
+        },
         { mergeWithLastSubmission: false },
       );
       ctx.body = { redirectTo };

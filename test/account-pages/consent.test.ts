@@ -6,6 +6,7 @@ import {
   useTestPassbook,
 } from '../support/passbook.ts';
 import * as oidc from 'openid-client';
+import { createTwoStepCustomer } from '../support/two-step.ts';
 import { authorizationRequest, completeFlow, discoverAs } from '../support/third-party-app.ts';
 import type { Page } from '../support/customer-agent.ts';
 
@@ -73,7 +74,7 @@ test('prompt=consent for what the app already holds still lists every permission
 });
 
 test('payments:write is never granted without the screen: prompt=none answers consent_required', async () => {
-  const customer = await createTestCustomer(passbook.knex);
+  const customer = await createTwoStepCustomer(passbook);
   const app = await registerTestApp(passbook);
   const { agent, config } = await completeFlow(passbook, app, customer, 'openid transactions:read');
 
@@ -93,7 +94,7 @@ test('payments:write is never granted without the screen: prompt=none answers co
 });
 
 test('payments:write once granted is asked for again on every request, and prompt=none never gets it', async () => {
-  const customer = await createTestCustomer(passbook.knex);
+  const customer = await createTwoStepCustomer(passbook);
   const app = await registerTestApp(passbook);
   const { agent, config } = await completeFlow(passbook, app, customer, 'openid payments:write');
 

@@ -11,18 +11,23 @@ import {
 } from '../support/passbook.ts';
 import { completeFlow } from '../support/third-party-app.ts';
 import { seedDemoAccounts } from '../../src/bank-api/demo-data.ts';
+import { createTwoStepCustomer } from '../support/two-step.ts';
 
 /** RFC 6750 at the bank API: how a token must be sent, and what every kind of bad token gets. */
 
 let passbook: TestPassbook;
 let bankApi: TestBankApi;
 let customer: TestCustomer;
+/** The same customer's sign-in gives a code too when a payment scope needs two factors. */
+let twoStep: TestCustomer;
 
 beforeAll(async () => {
   passbook = await startTestPassbook();
   bankApi = await startTestBankApi(passbook);
   customer = await createTestCustomer(passbook.knex);
+  twoStep = await createTwoStepCustomer(passbook);
   await seedDemoAccounts(bankApi.knex, customer.id);
+  await seedDemoAccounts(bankApi.knex, twoStep.id);
 });
 
 afterAll(async () => {
@@ -32,7 +37,8 @@ afterAll(async () => {
 
 async function tokensFor(scope: string) {
   const app = await registerTestApp(passbook);
-  const { tokens } = await completeFlow(passbook, app, customer, scope);
+  const needsTwoFactors = scope.split(' ').includes('payments:write');
+  const { tokens } = await completeFlow(passbook, app, needsTwoFactors ? twoStep : customer, scope);
   return { app, tokens };
 }
 

@@ -11,7 +11,6 @@ import { createKnex } from '../../src/db/knex.ts';
 import { callBankApi, startTestBankApi, type TestBankApi } from '../support/bank-api.ts';
 import { runRoleName } from '../support/database.ts';
 import {
-  createTestCustomer,
   registerTestApp,
   startTestPassbook,
   testDatabaseUrl,
@@ -19,6 +18,7 @@ import {
 } from '../support/passbook.ts';
 import { createScratchDatabase } from '../support/scratch-database.ts';
 import { completeFlow } from '../support/third-party-app.ts';
+import { createTwoStepCustomer } from '../support/two-step.ts';
 
 /**
  * The bank API is a separate service with a database role of its own: with its credentials,
@@ -60,7 +60,7 @@ test("with the bank API's credentials, nothing can be planted in Passbook's sche
 });
 
 test('on its own role the bank API still serves accounts, transactions and payments', async () => {
-  const customer = await createTestCustomer(passbook.knex);
+  const customer = await createTwoStepCustomer(passbook);
   // The ledger knows the customer only by the `sub` that introspection will name.
   await seedDemoAccounts(bankApi.knex, customer.id);
   const app = await registerTestApp(passbook);

@@ -8,6 +8,7 @@ import {
 } from '../support/passbook.ts';
 import { completeFlow } from '../support/third-party-app.ts';
 import { seedDemoAccounts } from '../../src/bank-api/demo-data.ts';
+import { createTwoStepCustomer } from '../support/two-step.ts';
 
 /** POST /payments: what a valid payment changes, and that a refused one changes nothing. */
 
@@ -25,7 +26,7 @@ let appClientId: string;
 beforeAll(async () => {
   passbook = await startTestPassbook();
   bankApi = await startTestBankApi(passbook);
-  customer = await createTestCustomer(passbook.knex);
+  customer = await createTwoStepCustomer(passbook);
   await seedDemoAccounts(bankApi.knex, customer.id);
   const app = await registerTestApp(passbook);
   appClientId = app.client_id;
@@ -211,4 +212,35 @@ test('two payments at once cannot both spend the same money', async () => {
   expect(answers.map((answer) => answer.status).sort()).toEqual([201, 422]);
   const after = (await accounts())[2];
   expect(Number(after?.balance)).toBeGreaterThanOrEqual(0);
+});
+
+test('a payments token from a one-factor sign-in is refused: 403 insufficient_user_authentication (RFC 9470), nothing booked', async () => {
+  // Passbook asks for two factors before granting payments:write; this token, minted as if it had
+  // not, proves the bank API's own second line of defence.
+  const client = await passbook.provider.Client.find(appClientId);
+  if (!client) throw new Error('the app is gone');
+  const grant = new passbook.provider.Grant({ accountId: customer.id, clientId: appClientId });
+  grant.addOIDCScope('openid payments:write');
+  const grantId = await grant.save();
+  const oneFactor = await new passbook.provider.AccessToken({
+    accountId: customer.id,
+    client,
+    grantId,
+    gty: 'authorization_code',
+    scope: 'openid payments:write',
+    extra: { acr: 'urn:passbook:acr:password', amr: ['pwd'] },
+  }).save();
+  const before = await ledgerSnapshot();
+  const account = await everyday();
+
+  const answer = await callBankApi(bankApi.url, '/payments', {
+    method: 'POST',
+    token: oneFactor,
+    json: { from_account_id: account.id, amount: '1.00', currency: 'EUR', ...PAYEE },
+  });
+  expect(answer.status).toBe(403);
+  expect(answer.body.error).toBe('insufficient_user_authentication');
+  expect(answer.headers.get('www-authenticate')).toContain('error="insufficient_user_authentication"');
+  expect(answer.headers.get('www-authenticate')).toContain('acr_values="urn:passbook:acr:two-factors"');
+  expect(await ledgerSnapshot()).toEqual(before);
 });

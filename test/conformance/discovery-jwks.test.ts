@@ -93,6 +93,7 @@ describe('discovery advertises exactly what Passbook supports, engine defaults i
     const { metadata } = await fetchDiscovery();
     expect(Object.keys(metadata).sort()).toEqual(
       [
+        'acr_values_supported',
         'authorization_endpoint',
         'authorization_response_iss_parameter_supported',
         'backchannel_logout_session_supported',
@@ -134,7 +135,8 @@ describe('discovery advertises exactly what Passbook supports, engine defaults i
       response_types_supported: ['code'],
       grant_types_supported: ['authorization_code', 'refresh_token'],
       response_modes_supported: ['form_post', 'fragment', 'query'],
-      claims_parameter_supported: false,
+      claims_parameter_supported: true,
+      acr_values_supported: ['urn:passbook:acr:password', 'urn:passbook:acr:two-factors'],
       request_uri_parameter_supported: false,
       authorization_response_iss_parameter_supported: true,
       id_token_signing_alg_values_supported: ['RS256', 'ES256'],

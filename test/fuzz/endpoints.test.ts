@@ -7,7 +7,6 @@ import { startTestBankApi, type TestBankApi } from '../support/bank-api.ts';
 import type { CustomerAgent } from '../support/customer-agent.ts';
 import {
   basicAuthorization,
-  createTestCustomer,
   registerTestApp,
   startTestPassbook,
   TEST_REDIRECT_URI,
@@ -23,6 +22,7 @@ import {
   type AcceptedRequests,
   type StoredState,
 } from './stored-state.ts';
+import { createTwoStepCustomer } from '../support/two-step.ts';
 
 /**
  * Property: whatever arrives at any endpoint of Passbook or the bank API, the answer is not a
@@ -71,7 +71,7 @@ beforeAll(async () => {
   bankApi = await startTestBankApi(passbook, { BANK_API_DATABASE_URL: scratch.bankApiUrl });
   app = await registerTestApp(passbook);
   const publicApp = await registerTestApp(passbook, { name: 'Pocket Money', isPublic: true });
-  const customer = await createTestCustomer(passbook.knex);
+  const customer = await createTwoStepCustomer(passbook);
   await openAccounts(bankApi.knex, customer.id, [
     {
       name: 'Empty current account',

@@ -11,6 +11,7 @@ import {
   useTestPassbook,
 } from '../support/passbook.ts';
 import { authorizationRequest, completeFlow, discoverAs } from '../support/third-party-app.ts';
+import { createTwoStepCustomer } from '../support/two-step.ts';
 
 /**
  * A NUL byte (and a lone surrogate) is something PostgreSQL cannot store, so it used to reach a
@@ -195,7 +196,7 @@ describe('the bank API', () => {
   test('an account id of %00, a NUL payee and a JWT-shaped token get 4xx JSON errors', async () => {
     const bankApi = await startTestBankApi(passbook);
     try {
-      const customer = await createTestCustomer(passbook.knex);
+      const customer = await createTwoStepCustomer(passbook);
       await seedDemoAccounts(passbook.knex, customer.id);
       const app = await registerTestApp(passbook);
       const { tokens } = await completeFlow(

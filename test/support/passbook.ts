@@ -52,6 +52,9 @@ export async function startTestPassbook(
     ISSUER: issuer,
     COOKIE_KEYS: TEST_COOKIE_KEYS,
     PURGE_INTERVAL: '0',
+    // Every test server signs in from 127.0.0.1 into one database: the per-address limit would
+    // add up across test files. The throttling tests set it themselves.
+    SIGN_IN_MAX_FAILURES_PER_ADDRESS: '100000',
     ...env,
   });
   const passbook = await startPassbook(config, log);
@@ -97,6 +100,8 @@ export interface TestCustomer {
   password: string;
   name: string;
   email: string;
+  /** Set for a customer with two-step verification on (test/support/two-step.ts). */
+  authenticatorSecret?: Buffer;
 }
 
 /** A customer with a unique username, so that test files never see each other's data. */

@@ -2,6 +2,7 @@ import * as oidc from 'openid-client';
 import type { RegisteredClient } from '../../src/clients/clients.ts';
 import { CustomerAgent, type Page } from './customer-agent.ts';
 import { TEST_REDIRECT_URI, type TestCustomer, type TestPassbook } from './passbook.ts';
+import { nextAuthenticatorCode } from './two-step.ts';
 
 /**
  * What a third-party app does, through a real OAuth client library (openid-client): discovery,
@@ -53,6 +54,13 @@ export async function customerAllows(
   let page: Page = await agent.open(request.url.href);
   if (page.url.includes('/interaction/') && page.body.includes('name="password"')) {
     page = await agent.signIn(page, customer.username, customer.password);
+  }
+  // Two-step verification, at sign-in or as a step-up before payments.
+  if (page.url.includes('/interaction/') && /action="[^"]*\/code"/.test(page.body)) {
+    if (!customer.authenticatorSecret) throw new Error(`the flow asks for a code:\n${page.body}`);
+    page = await agent.submit(page, '/code', {
+      code: await nextAuthenticatorCode(customer.authenticatorSecret),
+    });
   }
   if (page.url.includes('/interaction/') && page.body.includes('name="decision"')) {
     page = await agent.consent(page, 'allow');

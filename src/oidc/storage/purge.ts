@@ -10,13 +10,28 @@ export async function purgeExpired(knex: Knex, now = new Date()): Promise<number
   return deleteInBatches(knex, (query) => query.where('expires_at', '<=', now));
 }
 
-/** Purges expired rows unless another process is doing it now; returns how many, or undefined if skipped. */
-export function purgeOnce(knex: Knex): Promise<number | undefined> {
-  return withSessionLock(knex, LOCKS.purge, { wait: false }, () => purgeExpired(knex));
+/** Another table's clean-up, run in the same round under the same lock; returns rows removed. */
+export type PurgeTask = (knex: Knex) => Promise<number>;
+
+/**
+ * Purges expired rows (and runs the other tasks) unless another process is doing it now; returns
+ * how many rows went, or undefined if skipped.
+ */
+export function purgeOnce(knex: Knex, tasks: readonly PurgeTask[] = []): Promise<number | undefined> {
+  return withSessionLock(knex, LOCKS.purge, { wait: false }, async () => {
+    let purged = await purgeExpired(knex);
+    for (const task of tasks) purged += await task(knex);
+    return purged;
+  });
 }
 
 /** Purges on a timer that never keeps the process alive; a failed round is logged and retried next time. */
-export function startPurgeTimer(knex: Knex, intervalSeconds: number, log: Logger): () => void {
+export function startPurgeTimer(
+  knex: Knex,
+  intervalSeconds: number,
+  log: Logger,
+  tasks: readonly PurgeTask[] = [],
+): () => void {
   if (intervalSeconds === 0) return () => {};
   let running = false;
   // A round reports its own failure, so the timer has nothing to wait for.
@@ -24,7 +39,7 @@ export function startPurgeTimer(knex: Knex, intervalSeconds: number, log: Logger
     if (running) return;
     running = true;
     try {
-      const purged = await purgeOnce(knex);
+      const purged = await purgeOnce(knex, tasks);
       if (purged) log.info({ purged }, 'purged expired rows');
     } catch (error) {
       log.warn({ err: error }, 'purge failed; will retry');
