@@ -85,6 +85,8 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
         cancelAction: `/interaction/${interaction.uid}/abort`,
         csrf: csrfToken(cookieKeys, CSRF_PURPOSE, interaction.uid),
         pending: options.pending,
+        // A signed-in session stepping up may prove its second factor with a passkey too.
+        passkeyAction: options.pending ? undefined : `/interaction/${interaction.uid}/passkey`,
         lead: options.pending
           ? `Two-step verification is on for your account: enter a code to continue to ${name}.`
           : `${name} asks for something that needs two-step verification: enter a code to continue.`,

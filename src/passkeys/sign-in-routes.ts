@@ -44,6 +44,12 @@ function assertion(ctx: Context): unknown {
   return jsonField(ctx, 'credential');
 }
 
+const SOMEONE_ELSE = new CallError(
+  403,
+  'passkey_of_someone_else',
+  'That passkey belongs to another customer. Use one of your own, or your code.',
+);
+
 function signedInOrRefused(
   outcome: AuthenticationOutcome,
 ): asserts outcome is Extract<AuthenticationOutcome, { ok: true }> {
@@ -112,6 +118,9 @@ export function passkeySignInRouter({
       const interaction = await loginInteraction(ctx);
       const outcome = await ceremonies.authenticate(`interaction:${interaction.uid}`, assertion(ctx));
       signedInOrRefused(outcome);
+      // A step-up (the session already signed in) proves the same customer again, never another.
+      const signedInAs = interaction.session?.accountId;
+      if (signedInAs !== undefined && signedInAs !== outcome.customerId) throw SOMEONE_ELSE;
       // Recorded as a sign-in when the browser comes back to the provider (src/oidc/events.ts).
       const redirectTo = await provider.interactionResult(
         ctx.req,
