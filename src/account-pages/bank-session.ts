@@ -22,6 +22,34 @@ import { sendLogoutToken } from '../oidc/backchannel-logout.ts';
 
 export type BankSession = EngineSession;
 
+/** A bank session a customer is signed in to. */
+export type SignedInSession = BankSession & { accountId: string };
+
+/** The signed-in session behind this request, or undefined; its idle window slides forward. */
+export async function signedInSession(
+  sessions: BankSessions,
+  ctx: Context,
+): Promise<SignedInSession | undefined> {
+  const session = await sessions.current(ctx);
+  return session?.accountId ? (session as SignedInSession) : undefined;
+}
+
+/** Runs a page's handler with the signed-in session; without one, sends the browser to sign in. */
+export function behindSignIn<C extends Context>(
+  sessions: BankSessions,
+  handler: (ctx: C, session: SignedInSession) => Promise<void>,
+): (ctx: C) => Promise<void> {
+  return async (ctx) => {
+    const session = await signedInSession(sessions, ctx);
+    if (!session) {
+      ctx.status = 303;
+      ctx.redirect('/account/sign-in');
+      return;
+    }
+    await handler(ctx, session);
+  };
+}
+
 export interface BankSessions {
   /** The signed-in session behind this request, its idle window slid forward; undefined if none. */
   current(ctx: Context): Promise<BankSession | undefined>;

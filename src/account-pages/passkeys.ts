@@ -1,9 +1,9 @@
-import Router from '@koa/router';
+import Router, { type RouterContext } from '@koa/router';
 import type { Context } from 'koa';
 import type { Knex } from '../db/knex.ts';
 import { findCustomerById } from '../customers/customers.ts';
 import { recordEvent, requestOrigin } from '../audit/events.ts';
-import { isValidCsrfToken } from '../http/csrf.ts';
+import { CSRF_PURPOSES, isValidCsrfToken } from '../http/csrf.ts';
 import { formBodies, formField } from '../http/forms.ts';
 import { PageError } from '../http/errors.ts';
 import { noStore } from '../http/security-headers.ts';
@@ -12,7 +12,13 @@ import { passkeyCeremonies } from '../passkeys/ceremonies.ts';
 import { CallError, FORBIDDEN, jsonCall, jsonField, requireCsrfHeader } from '../passkeys/json-calls.ts';
 import { MAX_PASSKEY_NAME_LENGTH, passkeysOfCustomer, removePasskey } from '../passkeys/passkeys.ts';
 import { isStorableText } from '../db/storable.ts';
-import type { BankSession, BankSessions } from './bank-session.ts';
+import {
+  behindSignIn,
+  signedInSession,
+  type BankSession,
+  type BankSessions,
+  type SignedInSession,
+} from './bank-session.ts';
 import { formatWhen } from './present.ts';
 
 /**
@@ -31,7 +37,7 @@ export interface PasskeyPagesDependencies {
 
 /** The account pages' own CSRF purpose (src/account-pages/router.ts): the page's `csrf` local. */
 // The Security page's forms' purpose: the passkey list lives on that page.
-const ACCOUNT_CSRF_PURPOSE = 'account-security';
+const ACCOUNT_CSRF_PURPOSE = CSRF_PURPOSES.accountSecurity;
 /** Where the list of passkeys is shown. */
 const PASSKEYS_PAGE = '/account/security';
 
@@ -85,14 +91,12 @@ export function passkeyPagesRouter({
   const origin = new URL(issuer).origin;
   const forms = formBodies();
 
-  type SignedIn = BankSession & { accountId: string };
-
-  async function signedInCall(ctx: Context): Promise<SignedIn> {
-    const session = await sessions.current(ctx);
+  async function signedInCall(ctx: Context): Promise<SignedInSession> {
+    const session = await signedInSession(sessions, ctx);
     // Same answer as a missing token: a script on a signed-out page learns nothing more.
-    if (!session?.accountId) throw FORBIDDEN;
+    if (!session) throw FORBIDDEN;
     requireCsrfHeader(ctx, cookieKeys, ACCOUNT_CSRF_PURPOSE, session.uid);
-    return session as SignedIn;
+    return session;
   }
 
   /** The challenge of a registration belongs to this session and no other. */
@@ -136,27 +140,25 @@ export function passkeyPagesRouter({
     }),
   );
 
-  router.post('/:id/remove', forms, async (ctx) => {
-    const session = await sessions.current(ctx);
-    if (!session?.accountId) {
+  router.post(
+    '/:id/remove',
+    forms,
+    behindSignIn(sessions, async (ctx: RouterContext, session) => {
+      if (!isValidCsrfToken(cookieKeys, ACCOUNT_CSRF_PURPOSE, session.uid, formField(ctx, 'csrf'))) {
+        throw new PageError(403, 'csrf_failed');
+      }
+      const removed = await removePasskey(knex, session.accountId, ctx.params.id ?? '');
+      if (!removed) throw new PageError(404, 'not_found');
+      await recordEvent(knex, {
+        customerId: session.accountId,
+        type: 'passkey_removed',
+        ...requestOrigin(ctx),
+        detail: { passkey: removed.id, name: removed.name },
+      });
       ctx.status = 303;
-      ctx.redirect('/account/sign-in');
-      return;
-    }
-    if (!isValidCsrfToken(cookieKeys, ACCOUNT_CSRF_PURPOSE, session.uid, formField(ctx, 'csrf'))) {
-      throw new PageError(403, 'csrf_failed');
-    }
-    const removed = await removePasskey(knex, session.accountId, ctx.params.id ?? '');
-    if (!removed) throw new PageError(404, 'not_found');
-    await recordEvent(knex, {
-      customerId: session.accountId,
-      type: 'passkey_removed',
-      ...requestOrigin(ctx),
-      detail: { passkey: removed.id, name: removed.name },
-    });
-    ctx.status = 303;
-    ctx.redirect(PASSKEYS_PAGE);
-  });
+      ctx.redirect(PASSKEYS_PAGE);
+    }),
+  );
 
   return router;
 }

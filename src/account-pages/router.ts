@@ -7,7 +7,7 @@ import { findCustomerById } from '../customers/customers.ts';
 import { recentEvents, recordEvent, requestOrigin } from '../audit/events.ts';
 import type { SignIn, SignInStep } from '../sign-in/sign-in.ts';
 import { pendingSignIn, verifiedPendingSignIn } from '../sign-in/pending.ts';
-import { csrfToken, isValidCsrfToken } from '../http/csrf.ts';
+import { ACCOUNT_SIGN_IN_NONCE_COOKIE, CSRF_PURPOSES, csrfToken, isValidCsrfToken } from '../http/csrf.ts';
 import { formBodies, formField } from '../http/forms.ts';
 import { PageError } from '../http/errors.ts';
 import { noStore } from '../http/security-headers.ts';
@@ -19,7 +19,7 @@ import {
   type CustomerGrant,
 } from '../oidc/storage/grants-and-sessions.ts';
 import { consentWordingFor } from '../oidc/scopes.ts';
-import type { BankSession, BankSessions } from './bank-session.ts';
+import { behindSignIn, type BankSession, type BankSessions, type SignedInSession } from './bank-session.ts';
 import { describeActivity, describeDevice, describeOrigin, formatWhen } from './present.ts';
 
 /**
@@ -35,10 +35,10 @@ export interface AccountDependencies {
   signIn: SignIn;
 }
 
-const CSRF_PURPOSE = 'account';
-const SIGN_IN_CSRF_PURPOSE = 'account-sign-in';
+const CSRF_PURPOSE = CSRF_PURPOSES.account;
+const SIGN_IN_CSRF_PURPOSE = CSRF_PURPOSES.accountSignIn;
 /** Binds the sign-in form's CSRF token to this browser before there is any session to bind it to. */
-const SIGN_IN_NONCE_COOKIE = 'passbook_signin';
+const SIGN_IN_NONCE_COOKIE = ACCOUNT_SIGN_IN_NONCE_COOKIE;
 
 interface ConnectedApp {
   clientId: string;
@@ -79,20 +79,8 @@ export function accountRouter({ provider, knex, cookieKeys, sessions, signIn }: 
     return (clientId) => names.get(clientId) ?? 'An app';
   }
 
-  type SignedIn = BankSession & { accountId: string };
-
-  /** Runs the handler with the signed-in session; without one, sends the browser to sign in. */
-  function signedIn(handler: (ctx: RouterContext, session: SignedIn) => Promise<void>) {
-    return async (ctx: RouterContext) => {
-      const session = await sessions.current(ctx);
-      if (!session?.accountId) {
-        ctx.status = 303;
-        ctx.redirect('/account/sign-in');
-        return;
-      }
-      await handler(ctx, session as SignedIn);
-    };
-  }
+  const signedIn = (handler: (ctx: RouterContext, session: SignedInSession) => Promise<void>) =>
+    behindSignIn(sessions, handler);
 
   function requireCsrf(ctx: Context, session: BankSession): void {
     if (!isValidCsrfToken(cookieKeys, CSRF_PURPOSE, session.uid, formField(ctx, 'csrf'))) {

@@ -8,13 +8,13 @@ import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../customers/passwords
 import type { TwoStepSettings } from '../customers/second-factors.ts';
 import { base32Secret, groupedForTyping, otpauthUri } from '../customers/totp.ts';
 import { formatRecoveryCode } from '../customers/recovery-codes.ts';
-import { csrfToken, isValidCsrfToken } from '../http/csrf.ts';
+import { CSRF_PURPOSES, csrfToken, isValidCsrfToken } from '../http/csrf.ts';
 import { formBodies, formField } from '../http/forms.ts';
 import { PageError } from '../http/errors.ts';
 import { noStore } from '../http/security-headers.ts';
 import { renderPage } from '../http/views.ts';
 import { sessionsOfCustomer } from '../oidc/storage/grants-and-sessions.ts';
-import type { BankSession, BankSessions } from './bank-session.ts';
+import { behindSignIn, type BankSessions, type SignedInSession } from './bank-session.ts';
 import { formatWhen } from './present.ts';
 import { passkeysSection } from './passkeys.ts';
 
@@ -31,7 +31,7 @@ export interface SecurityDependencies {
   twoStep: TwoStepSettings;
 }
 
-const CSRF_PURPOSE = 'account-security';
+const CSRF_PURPOSE = CSRF_PURPOSES.accountSecurity;
 const HOME = '/account/security';
 const SET_UP = '/account/security/two-step/set-up';
 
@@ -43,23 +43,14 @@ const DONE_MESSAGES: Record<string, string> = {
 
 const WRONG_CODE = 'That code is not right, or it has been used already. Enter the code your app shows now.';
 
-type SignedIn = BankSession & { accountId: string };
+type SignedIn = SignedInSession;
 
 export function securityRouter({ knex, cookieKeys, sessions, twoStep }: SecurityDependencies): Router {
   const router = new Router();
   const forms = formBodies();
 
-  function signedIn(handler: (ctx: Context, session: SignedIn) => Promise<void>) {
-    return async (ctx: Context) => {
-      const session = await sessions.current(ctx);
-      if (!session?.accountId) {
-        ctx.status = 303;
-        ctx.redirect('/account/sign-in');
-        return;
-      }
-      await handler(ctx, session as SignedIn);
-    };
-  }
+  const signedIn = (handler: (ctx: Context, session: SignedIn) => Promise<void>) =>
+    behindSignIn(sessions, handler);
 
   /** A form handler: signed in, and the form's CSRF token checked before anything is changed. */
   function form(handler: (ctx: Context, session: SignedIn) => Promise<void>) {

@@ -8,7 +8,7 @@ import { recordEvent, requestOrigin } from '../audit/events.ts';
 import type { SignIn, SignInStep } from '../sign-in/sign-in.ts';
 import { pendingSignIn, verifiedPendingSignIn } from '../sign-in/pending.ts';
 import { TWO_FACTORS_REASON, acrFor } from '../oidc/authentication.ts';
-import { csrfToken, isValidCsrfToken } from '../http/csrf.ts';
+import { CSRF_PURPOSES, csrfToken, isValidCsrfToken } from '../http/csrf.ts';
 import { formBodies, formField } from '../http/forms.ts';
 import { PageError } from '../http/errors.ts';
 import { noStore } from '../http/security-headers.ts';
@@ -29,7 +29,7 @@ export interface InteractionDependencies {
   signIn: SignIn;
 }
 
-const CSRF_PURPOSE = 'interaction';
+const CSRF_PURPOSE = CSRF_PURPOSES.interaction;
 
 export function interactionsRouter({ provider, knex, cookieKeys, signIn }: InteractionDependencies): Router {
   const router = new Router({ prefix: '/interaction/:uid' });

@@ -5,6 +5,7 @@ import type { Interaction } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
 import { recordEvent, requestOrigin } from '../audit/events.ts';
 import { noStore } from '../http/security-headers.ts';
+import { ACCOUNT_SIGN_IN_NONCE_COOKIE, CSRF_PURPOSES } from '../http/csrf.ts';
 import type { BankSessions } from '../account-pages/bank-session.ts';
 import type { Logger } from '../log.ts';
 import { passkeyCeremonies, type AuthenticationOutcome } from './ceremonies.ts';
@@ -30,9 +31,8 @@ export interface PasskeySignInDependencies {
 // The sign-in pages' own CSRF tokens, which the page already carries as its `csrf` local: an
 // app's sign-in screen binds its token to the interaction (src/interactions/router.ts), the
 // account pages' sign-in to a nonce in a cookie of its own (src/account-pages/router.ts).
-const INTERACTION_CSRF_PURPOSE = 'interaction';
-const ACCOUNT_SIGN_IN_CSRF_PURPOSE = 'account-sign-in';
-const ACCOUNT_SIGN_IN_NONCE_COOKIE = 'passbook_signin';
+const INTERACTION_CSRF_PURPOSE = CSRF_PURPOSES.interaction;
+const ACCOUNT_SIGN_IN_CSRF_PURPOSE = CSRF_PURPOSES.accountSignIn;
 
 const REFUSED = new CallError(
   401,
