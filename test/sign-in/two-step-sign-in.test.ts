@@ -172,6 +172,19 @@ describe('step-up: payments need two factors used within the last 5 minutes', ()
     expect(tokens.claims()?.amr).toEqual(['pwd', 'otp', 'mfa']);
   });
 
+  test('prompt=none for a payment from a one-factor session answers interaction_required', async () => {
+    const customer = await createTwoStepCustomer(passbook);
+    const app = await registerTestApp(passbook);
+    const signedIn = await completeFlow(passbook, app, customer, 'openid');
+    const later = Date.now() + 6 * 60 * 1000;
+    const answer = await atTime(later, async () =>
+      signedIn.agent.open(
+        (await authorizationRequest(signedIn.config, 'openid payments:write', { prompt: 'none' })).url.href,
+      ),
+    );
+    expect(new URL(answer.url).searchParams.get('error')).toBe('interaction_required');
+  });
+
   test('two factors used more than 5 minutes ago are asked for again', async () => {
     const customer = await createTwoStepCustomer(passbook);
     const app = await registerTestApp(passbook);
