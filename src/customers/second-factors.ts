@@ -251,3 +251,25 @@ export async function authenticatorAppMatches(
   const stored = cipher.decrypt(row.secret_envelope, secretContext(customerId));
   return stored.length === secret.length && timingSafeEqual(stored, secret);
 }
+
+/**
+ * Re-encrypts every authenticator secret sealed under an older data key with the current one
+ * (`keys:rewrap`). Each row is replaced only if it is still the envelope just read, so a customer
+ * enrolling or turning it off meanwhile wins. Recovery codes are keyed digests of values Passbook
+ * never sees again: they cannot be rewrapped, and stay valid while their data key is listed.
+ */
+export async function rewrapAuthenticatorSecrets(knex: Knex, cipher: DataCipher): Promise<number> {
+  const rows = await knex(APPS).select<{ customer_id: string; secret_envelope: string }[]>(
+    'customer_id',
+    'secret_envelope',
+  );
+  let rewrapped = 0;
+  for (const row of rows) {
+    if (cipher.keyIdOf(row.secret_envelope) === cipher.currentKeyId) continue;
+    const secret = cipher.decrypt(row.secret_envelope, secretContext(row.customer_id));
+    rewrapped += await knex(APPS)
+      .where({ customer_id: row.customer_id, secret_envelope: row.secret_envelope })
+      .update({ secret_envelope: cipher.encrypt(secret, secretContext(row.customer_id)) });
+  }
+  return rewrapped;
+}

@@ -1,6 +1,7 @@
 import { Secret, TOTP } from 'otpauth';
 import { dataCipher, DataCipherError, generateDataKey } from '../../src/crypto/data-cipher.ts';
 import {
+  rewrapAuthenticatorSecrets,
   enrolAuthenticatorApp,
   secondFactors,
   twoStepSettings,
@@ -8,7 +9,10 @@ import {
   type TwoStepSettings,
 } from '../../src/customers/second-factors.ts';
 import { newTotpSecret } from '../../src/customers/totp.ts';
-import { createTestCustomer, useTestPassbook } from '../support/passbook.ts';
+import { createTestCustomer, testDatabaseUrl, useTestPassbook } from '../support/passbook.ts';
+import { createRunDatabase, dropRunDatabase } from '../support/database.ts';
+import { createKnex } from '../../src/db/knex.ts';
+import { migrate } from '../../src/db/migrate.ts';
 
 /** The second factors as sign-in uses them: on a fixed clock, against the real PostgreSQL. */
 
@@ -225,6 +229,47 @@ describe('at rest', () => {
     for (const row of rows) {
       expect(row.code_digest).toMatch(/^d1\.[\w-]{8}\.[\w-]{43}$/);
       for (const code of recoveryCodes) expect(row.code_digest).not.toContain(code);
+    }
+  });
+});
+
+describe('rewrapping under a new data key', () => {
+  test('every secret moves to the newest key, still opens for its customer, and the old key can go', async () => {
+    // A database of its own: rewrapping touches every row, and other files' rows are sealed under their keys.
+    const admin = new URL(testDatabaseUrl());
+    admin.pathname = '/postgres';
+    const url = await createRunDatabase(admin.href);
+    const knex = createKnex(url);
+    try {
+      await migrate(knex);
+      const oldKey = generateDataKey();
+      const newKey = generateDataKey();
+      const before = dataCipher([oldKey]);
+      const customers = await Promise.all([createTestCustomer(knex), createTestCustomer(knex)]);
+      const secrets = customers.map(() => newTotpSecret());
+      for (const [index, customer] of customers.entries()) {
+        await enrolAuthenticatorApp(knex, before, customer.id, secrets[index] ?? Buffer.alloc(0));
+      }
+      const both = dataCipher([newKey, oldKey]);
+      expect(await rewrapAuthenticatorSecrets(knex, both)).toBe(2);
+      expect(await rewrapAuthenticatorSecrets(knex, both)).toBe(0);
+
+      const after = dataCipher([newKey]);
+      for (const [index, customer] of customers.entries()) {
+        const row = await knex('authenticator_apps')
+          .where({ customer_id: customer.id })
+          .first<{ secret_envelope: string }>('secret_envelope');
+        expect(after.keyIdOf(row.secret_envelope)).toBe(after.currentKeyId);
+        expect(after.decrypt(row.secret_envelope, `totp:${customer.id}`)).toEqual(secrets[index]);
+        const code = TOTP.generate({ secret: Secret.fromHex(String(secrets[index]?.toString('hex'))) });
+        expect(await secondFactors(knex, after).verifyCode(customer.id, code)).toEqual({
+          ok: true,
+          method: 'otp',
+        });
+      }
+    } finally {
+      await knex.destroy();
+      await dropRunDatabase(admin.href, url);
     }
   });
 });
