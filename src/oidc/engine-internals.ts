@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Context } from 'koa';
 import Provider, { errors, type Interaction, type UnknownObject } from 'oidc-provider';
+import type { JWK } from 'jose';
 import { secretDigest } from '../clients/clients.ts';
 
 /**
@@ -164,4 +165,22 @@ export function consentPromptDetails(interaction: Pick<Interaction, 'prompt'>): 
 export function textParam(params: UnknownObject | undefined, name: string): string | undefined {
   const value = params?.[name];
   return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * Signing keys swapped in a running provider. The engine reads `jwks` once, at construction,
+ * into a keystore and a published JWKS on its private instance; its own initialiser, called
+ * again, validates the new set exactly as at start-up and replaces both at once (synchronously,
+ * so a request signs with either the old set or the new one, never a mix). It is not exported or
+ * typed; a release that moves it fails start-up here.
+ */
+const KEYSTORE_MODULE: string = 'oidc-provider/lib/helpers/initialize_keystore.js';
+const keystoreModule = (await import(KEYSTORE_MODULE)) as { default?: unknown };
+if (typeof keystoreModule.default !== 'function') {
+  throw new Error(`${KEYSTORE_MODULE} no longer has a default export; see src/oidc/engine-internals.ts`);
+}
+const initializeKeystore = keystoreModule.default as (this: Provider, jwks: { keys: JWK[] }) => void;
+
+export function replaceSigningKeys(provider: Provider, keys: JWK[]): void {
+  initializeKeystore.call(provider, { keys });
 }

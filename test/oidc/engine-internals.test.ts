@@ -1,6 +1,7 @@
 import type { PromptDetail } from 'oidc-provider';
 import { CustomerAgent } from '../support/customer-agent.ts';
 import {
+  TEST_COOKIE_KEYS,
   TEST_REDIRECT_URI,
   createTestCustomer,
   registerTestApp,
@@ -15,8 +16,12 @@ import {
   isSpecialUseIP,
   logoutTokenRecipient,
   sendBackchannelLogout,
+  replaceSigningKeys,
   signInSession,
 } from '../../src/oidc/engine-internals.ts';
+import { loadConfig } from '../../src/config.ts';
+import { createProvider } from '../../src/oidc/provider.ts';
+import { decodeProtectedHeader, exportJWK, generateKeyPair, type JWK } from 'jose';
 
 /**
  * One test per undocumented piece of oidc-provider that src/oidc/engine-internals.ts relies on,
@@ -139,6 +144,59 @@ describe('back-channel logout through the engine', () => {
       expect(new URLSearchParams(received[0]).get('logout_token')).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
     } finally {
       listener.close();
+    }
+  });
+});
+
+describe('swapping the signing keys of a running provider', () => {
+  async function rs256Key(kid: string): Promise<JWK> {
+    const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+    return { ...(await exportJWK(privateKey)), kid, alg: 'RS256', use: 'sig' };
+  }
+
+  test('the engine publishes the new set and signs with its first key; a verify-only key never signs', async () => {
+    const [one, two] = await Promise.all([rs256Key('key-one'), rs256Key('key-two')]);
+    // A provider of its own, with Passbook's policy: the shared test server's keys belong to its database.
+    const provider = createProvider({
+      config: loadConfig({ NODE_ENV: 'test', ISSUER: 'http://127.0.0.1:1' }),
+      knex: passbook.knex,
+      signingKeys: [one],
+      cookieKeys: [TEST_COOKIE_KEYS],
+      hasSecondFactor: () => Promise.resolve(false),
+    });
+    const handle = provider.callback();
+    const server = http.createServer((request, response) => void handle(request, response));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const { port } = server.address() as AddressInfo;
+      const app = await registerTestApp(passbook);
+      const client = await provider.Client.find(app.client_id);
+      if (!client) throw new Error('no client');
+      const signer = async () =>
+        decodeProtectedHeader(
+          await new provider.IdToken({ sub: 'customer-1' }, { client }).issue({ use: 'idtoken' }),
+        ).kid;
+      const published = async () =>
+        ((await (await fetch(`http://127.0.0.1:${port}/jwks`)).json()) as { keys: JWK[] }).keys.map((key) => [
+          key.kid,
+          key.key_ops,
+          key.d,
+        ]);
+      expect(await signer()).toBe('key-one');
+
+      replaceSigningKeys(provider, [{ ...one, key_ops: ['verify'] }, two]);
+      expect(await signer()).toBe('key-two');
+      expect(await published()).toEqual([
+        ['key-one', ['verify'], undefined],
+        ['key-two', undefined, undefined],
+      ]);
+
+      // A set the engine would refuse at start-up is refused here too, and the old one stays.
+      expect(() => replaceSigningKeys(provider, [one, { ...one }])).toThrow(/duplicate "kid"/);
+      expect(await signer()).toBe('key-two');
+    } finally {
+      server.close();
     }
   });
 });
