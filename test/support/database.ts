@@ -57,6 +57,9 @@ async function adminQuery(adminUrl: string, sql: string): Promise<void> {
   }
 }
 
+/** Every test database's data encryption key, base64url. */
+export const RUN_DATA_ENCRYPTION_KEY = Buffer.alloc(32, 7).toString('base64url');
+
 /**
  * Creates a fresh database migrated as it runs for real: Passbook's tables by Passbook, and the
  * bank API's schema by the bank API, as its own role (see provisionRunBankApiRole). Returns the
@@ -71,6 +74,9 @@ export async function createRunDatabaseWithBankApi(
   const knex = createKnex(url, 2);
   try {
     await migrate(knex);
+    // The data key generated in development, fixed: the tests that start in production name it in
+    // DATA_ENCRYPTION_KEY, and every process on the database must open the signing keys.
+    await knex('data_encryption_keys').insert({ secret: RUN_DATA_ENCRYPTION_KEY });
   } finally {
     await knex.destroy();
   }

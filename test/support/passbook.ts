@@ -10,6 +10,7 @@ import { startPassbook, type RunningPassbook } from '../../src/start.ts';
 import { createCustomer } from '../../src/customers/customers.ts';
 import { createClient, type NewClient, type RegisteredClient } from '../../src/clients/clients.ts';
 import type { Knex } from '../../src/db/knex.ts';
+import { RUN_DATA_ENCRYPTION_KEY } from './database.ts';
 
 /** A real Passbook on a free port, on this run's database. */
 export interface TestPassbook extends RunningPassbook {
@@ -35,8 +36,8 @@ export function testDatabaseUrl(): string {
 /** Shared by every test server of the run, so that a second instance can read the first one's cookies. */
 export const TEST_COOKIE_KEYS = 'test-cookie-key-0123456789abcdef0123456789';
 
-/** A DATA_ENCRYPTION_KEY for the tests that start in production (others use the generated one). */
-export const TEST_DATA_ENCRYPTION_KEY = Buffer.alloc(32, 7).toString('base64url');
+/** A DATA_ENCRYPTION_KEY for the tests that start in production: the one the others find stored. */
+export const TEST_DATA_ENCRYPTION_KEY = RUN_DATA_ENCRYPTION_KEY;
 
 /** @param log where the server logs; by default nowhere (LOG_LEVEL overrides, for debugging). */
 export async function startTestPassbook(
