@@ -194,11 +194,20 @@ CREATE TABLE public.sign_in_throttle (
 );
 CREATE INDEX sign_in_throttle_updated_at ON public.sign_in_throttle USING btree (updated_at);
 
--- Token-signing keys shared by every Passbook process. Owner: src/oidc/keys.ts.
+-- Token-signing keys shared by every Passbook process: next, active (one per algorithm), retiring or retired; private JWKs encrypted with the data key. Owner: src/oidc/keys.ts.
 CREATE TABLE public.signing_keys (
-  kid         text NOT NULL,
-  alg         text NOT NULL,
-  private_jwk jsonb NOT NULL,
-  created_at  timestamp with time zone NOT NULL DEFAULT now(),
-  CONSTRAINT signing_keys_pkey PRIMARY KEY (kid)
+  kid                  text NOT NULL,
+  alg                  text NOT NULL,
+  private_jwk          jsonb,
+  created_at           timestamp with time zone NOT NULL DEFAULT now(),
+  private_jwk_envelope text,
+  state                text NOT NULL DEFAULT 'active'::text,
+  activate_after       timestamp with time zone,
+  activated_at         timestamp with time zone,
+  deactivated_at       timestamp with time zone,
+  retired_at           timestamp with time zone,
+  CONSTRAINT signing_keys_pkey PRIMARY KEY (kid),
+  CONSTRAINT signing_keys_private_part CHECK (((state = 'retired'::text) OR (private_jwk IS NOT NULL) OR (private_jwk_envelope IS NOT NULL))),
+  CONSTRAINT signing_keys_state CHECK ((state = ANY (ARRAY['next'::text, 'active'::text, 'retiring'::text, 'retired'::text])))
 );
+CREATE UNIQUE INDEX signing_keys_one_active_per_alg ON public.signing_keys USING btree (alg) WHERE (state = 'active'::text);

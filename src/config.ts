@@ -65,6 +65,10 @@ export interface Config {
   purgeIntervalSeconds: number;
   throttle: ThrottlePolicy;
   lifetimes: Lifetimes;
+  /** How often each process re-reads the signing keys, in seconds (KEY_REFRESH_INTERVAL). */
+  keyRefreshIntervalSeconds: number;
+  /** Seconds a key made by `keys:rotate` waits, published, before it signs (KEY_ACTIVATION_DELAY). */
+  keyActivationDelaySeconds: number;
   /**
    * The bank's internal apps that may receive back-channel logout tokens although their host is
    * loopback, private or otherwise special-use (see src/oidc/backchannel-logout.ts): exact host
@@ -263,6 +267,8 @@ export function loadConfig(env: Env = process.env, defaults: ConfigDefaults = {}
     purgeIntervalSeconds: readInteger(env, 'PURGE_INTERVAL', 300, 0, DAY),
     throttle: readThrottle(env),
     lifetimes: readLifetimes(env),
+    keyRefreshIntervalSeconds: readInteger(env, 'KEY_REFRESH_INTERVAL', 60, 1, 3600),
+    keyActivationDelaySeconds: readInteger(env, 'KEY_ACTIVATION_DELAY', 3600, 0, 30 * DAY),
     backchannelLogoutAllowedHosts: readHostList(
       env,
       'BACKCHANNEL_LOGOUT_ALLOWED_HOSTS',

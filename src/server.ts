@@ -19,6 +19,7 @@ import { interactionsRouter } from './interactions/router.ts';
 import { passkeyPagesRouter } from './account-pages/passkeys.ts';
 import { passkeySignInRouter } from './passkeys/sign-in-routes.ts';
 import { loadCookieKeys, loadSigningKeys } from './oidc/keys.ts';
+import { signingKeyRefresher, type SigningKeyRefresher } from './oidc/key-refresh.ts';
 import { recordProviderEvents } from './oidc/events.ts';
 import { reportLogoutDeliveryFailures } from './oidc/backchannel-logout.ts';
 import { createProvider } from './oidc/provider.ts';
@@ -34,6 +35,8 @@ export interface PassbookApp {
   audit: AuditRecorder;
   /** Encrypts data at rest (DATA_ENCRYPTION_KEY); the demo seed enrols its authenticator app with it. */
   cipher: DataCipher;
+  /** Brings the provider's signing keys in line with the database (a timer in src/start.ts). */
+  keys: SigningKeyRefresher;
 }
 
 /**
@@ -41,11 +44,11 @@ export interface PassbookApp {
  * answers everything else (its routes end the response, so it must come last).
  */
 export async function createApp(config: Config, knex: Knex, log: Logger): Promise<PassbookApp> {
-  const [signingKeys, cookieKeys, cipher] = await Promise.all([
-    loadSigningKeys(knex),
+  const [cookieKeys, cipher] = await Promise.all([
     loadCookieKeys(knex, config.cookieKeys),
     loadDataCipher(knex, config.dataEncryptionKeys),
   ]);
+  const signingKeys = await loadSigningKeys(knex, cipher);
   const factors = secondFactors(knex, cipher);
   const provider = createProvider({
     config,
@@ -54,6 +57,7 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
     cookieKeys,
     hasSecondFactor: (customerId) => factors.hasAuthenticatorApp(customerId),
   });
+  const keys = signingKeyRefresher(provider, knex, cipher, signingKeys, log);
   provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'provider error'));
   const audit = auditRecorder(knex, log);
   recordProviderEvents(provider, knex, audit, log);
@@ -90,5 +94,5 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
     ctx.respond = false;
     await handleWithProvider(ctx.req, ctx.res);
   });
-  return { app, provider, audit, cipher };
+  return { app, provider, audit, cipher, keys };
 }

@@ -19,6 +19,8 @@ export interface RunningPassbook {
   database: Database;
   /** Encrypts data at rest with DATA_ENCRYPTION_KEY (or the development key). */
   cipher: DataCipher;
+  /** Re-reads the signing keys now (each process also does every KEY_REFRESH_INTERVAL). */
+  refreshSigningKeys(): Promise<void>;
   /** Stops taking requests, lets those in flight finish, then closes the database. */
   close(): Promise<void>;
 }
@@ -54,7 +56,7 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
   try {
     const applied = await migrate(database.knex);
     if (applied.length) log.info({ applied }, 'migrations applied');
-    const { app, provider, audit, cipher } = await createApp(config, database.knex, log);
+    const { app, provider, audit, cipher, keys } = await createApp(config, database.knex, log);
     if (config.seedDemo) {
       const seed = await seedDemo(
         database.knex,
@@ -71,14 +73,17 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
     const stopPurge = startPurgeTimer(database.knex, config.purgeIntervalSeconds, log, [
       throttlePurgeTask(config.throttle),
     ]);
+    const stopKeyRefresh = keys.startTimer(config.keyRefreshIntervalSeconds);
     log.info({ issuer: config.issuer, port }, 'Passbook is listening');
     return {
       url: `http://127.0.0.1:${port}`,
       provider,
       database,
       cipher,
+      refreshSigningKeys: () => keys.refresh(),
       async close() {
         stopPurge();
+        await stopKeyRefresh();
         server.closeIdleConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await audit.drain();

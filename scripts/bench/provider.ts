@@ -2,6 +2,7 @@ import type Provider from 'oidc-provider';
 import { loadConfig } from '../../src/config.ts';
 import type { Knex } from '../../src/db/knex.ts';
 import { loadCookieKeys, loadSigningKeys } from '../../src/oidc/keys.ts';
+import { loadDataCipher } from '../../src/crypto/data-keys.ts';
 import { createProvider, type ProviderDependencies } from '../../src/oidc/provider.ts';
 
 /**
@@ -15,10 +16,11 @@ export async function benchProvider(
   storage: NonNullable<ProviderDependencies['storage']>,
 ): Promise<Provider> {
   const config = loadConfig(env);
-  const [signingKeys, cookieKeys] = await Promise.all([
-    loadSigningKeys(knex),
+  const [cookieKeys, cipher] = await Promise.all([
     loadCookieKeys(knex, config.cookieKeys),
+    loadDataCipher(knex, config.dataEncryptionKeys),
   ]);
+  const signingKeys = await loadSigningKeys(knex, cipher);
   // The benchmark's customers sign in with a password alone.
   return createProvider({
     config,

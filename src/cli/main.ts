@@ -6,8 +6,22 @@ import { openDatabase } from '../db/open.ts';
 import { migrate } from '../db/migrate.ts';
 import { InvalidCustomerError, createCustomer } from '../customers/customers.ts';
 import { InvalidClientError, createClient, deleteClient, listClients } from '../clients/clients.ts';
-import { loadCookieKeys, loadSigningKeys } from '../oidc/keys.ts';
-import { createProvider } from '../oidc/provider.ts';
+import {
+  SIGNING_ALGORITHMS,
+  SigningKeyError,
+  activateSigningKey,
+  listSigningKeys,
+  loadCookieKeys,
+  loadSigningKeys,
+  retireSigningKey,
+  rewrapSigningKeys,
+  rotateSigningKey,
+  type SigningAlgorithm,
+} from '../oidc/keys.ts';
+import { LONGEST_SIGNED_LIFETIME, createProvider } from '../oidc/provider.ts';
+import { loadDataCipher } from '../crypto/data-keys.ts';
+import { DataCipherError } from '../crypto/data-cipher.ts';
+import { rewrapAuthenticatorSecrets } from '../customers/second-factors.ts';
 import { purgeOnce } from '../oidc/storage/purge.ts';
 import { clearKey, throttlePurgeTask, usernameKey } from '../sign-in/throttle.ts';
 import type { Knex } from '../db/knex.ts';
@@ -33,7 +47,15 @@ const USAGE = `usage: npm run cli -- <command> [options]
   clients:create --name N --resource-server   a bank API that introspects apps' tokens
   clients:list
   clients:delete CLIENT_ID
-  tokens:purge                              delete expired tokens, sessions and grants now`;
+  tokens:purge                              delete expired tokens, sessions and grants now
+  keys:list                                 every signing key: kid, alg, state and dates
+  keys:rotate [--alg RS256|ES256] [--activate-after SECONDS | --manual]
+                                            a new key, published now, signing after the delay
+                                            (KEY_ACTIVATION_DELAY) or at keys:activate
+  keys:activate KID                         sign with KID now; the active key starts retiring
+  keys:retire KID [--force]                 unpublish a retiring key once what it signed expired
+  keys:rewrap                               re-encrypt stored secrets under the newest
+                                            DATA_ENCRYPTION_KEY`;
 
 type Command = (context: { knex: Knex; config: Config; args: string[] }) => Promise<unknown>;
 
@@ -80,6 +102,19 @@ const unlockCustomerCommand: Command = async ({ knex, args }) => {
   return { username, unlocked: await clearKey(knex, usernameKey(username)) };
 };
 
+function signingAlgorithm(value: string | undefined): SigningAlgorithm {
+  const alg = value ?? SIGNING_ALGORITHMS[0];
+  const known = SIGNING_ALGORITHMS.find((candidate) => candidate === alg);
+  if (!known) throw new UsageError(`--alg must be one of ${SIGNING_ALGORITHMS.join(', ')}`);
+  return known;
+}
+
+function seconds(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new UsageError(`${flag} must be a whole number of seconds`);
+  return Number(value);
+}
+
 const commands: Record<string, Command> = {
   async migrate({ knex }) {
     return { applied: await migrate(knex) };
@@ -107,10 +142,11 @@ const commands: Record<string, Command> = {
       throw new UsageError('--resource-server takes no --redirect-uri, --public or --scope');
     }
     if (!isResourceServer && redirectUris.length === 0) throw new UsageError('--redirect-uri is required');
-    const [signingKeys, cookieKeys] = await Promise.all([
-      loadSigningKeys(knex),
+    const [cookieKeys, cipher] = await Promise.all([
       loadCookieKeys(knex, config.cookieKeys),
+      loadDataCipher(knex, config.dataEncryptionKeys),
     ]);
+    const signingKeys = await loadSigningKeys(knex, cipher);
     // Used only to validate client metadata: it never signs anyone in.
     const provider = createProvider({
       config,
@@ -160,9 +196,63 @@ const commands: Record<string, Command> = {
     const purged = await purgeOnce(knex, [throttlePurgeTask(config.throttle)]);
     return purged === undefined ? { purged: 0, skipped: 'another process is purging' } : { purged };
   },
+
+  async 'keys:list'({ knex, config }) {
+    return { keys: await listSigningKeys(knex, await loadDataCipher(knex, config.dataEncryptionKeys)) };
+  },
+
+  async 'keys:rotate'({ knex, config, args }) {
+    const { values } = options(args, {
+      alg: { type: 'string' },
+      'activate-after': { type: 'string' },
+      manual: { type: 'boolean' },
+    });
+    const delay = seconds(values['activate-after'], '--activate-after');
+    if (delay !== undefined && values.manual)
+      throw new UsageError('--activate-after and --manual exclude each other');
+    const cipher = await loadDataCipher(knex, config.dataEncryptionKeys);
+    const key = await rotateSigningKey(
+      knex,
+      cipher,
+      signingAlgorithm(values.alg),
+      values.manual ? null : (delay ?? config.keyActivationDelaySeconds),
+    );
+    return { key, refresh_interval_seconds: config.keyRefreshIntervalSeconds };
+  },
+
+  async 'keys:activate'({ knex, config, args }) {
+    const { positionals } = options(args, {});
+    const cipher = await loadDataCipher(knex, config.dataEncryptionKeys);
+    return { key: await activateSigningKey(knex, cipher, required(positionals[0], 'KID')) };
+  },
+
+  async 'keys:retire'({ knex, args }) {
+    const { values, positionals } = options(args, { force: { type: 'boolean' } });
+    const key = await retireSigningKey(knex, required(positionals[0], 'KID'), {
+      minAgeSeconds: LONGEST_SIGNED_LIFETIME,
+      force: values.force ?? false,
+    });
+    return { key };
+  },
+
+  async 'keys:rewrap'({ knex, config }) {
+    const cipher = await loadDataCipher(knex, config.dataEncryptionKeys);
+    return {
+      data_key_id: cipher.currentKeyId,
+      signing_keys: await rewrapSigningKeys(knex, cipher),
+      authenticator_apps: await rewrapAuthenticatorSecrets(knex, cipher),
+    };
+  },
 };
 
-const EXPECTED_ERRORS = [UsageError, ConfigError, InvalidCustomerError, InvalidClientError];
+const EXPECTED_ERRORS = [
+  UsageError,
+  ConfigError,
+  InvalidCustomerError,
+  InvalidClientError,
+  SigningKeyError,
+  DataCipherError,
+];
 
 async function run(argv: string[]): Promise<number> {
   const [name, ...args] = argv;

@@ -42,6 +42,11 @@ export interface ProviderDependencies {
 }
 
 const ID_TOKEN_TTL = 60 * 60;
+/** oidc-provider's own, fixed lifetime of logout tokens (and of the other JWTs it signs on the fly). */
+const LOGOUT_TOKEN_TTL = 120;
+
+/** Seconds the longest-lived thing Passbook signs stays valid: a key may be retired only after it. */
+export const LONGEST_SIGNED_LIFETIME = Math.max(ID_TOKEN_TTL, LOGOUT_TOKEN_TTL);
 
 /** oidc-provider's routes that a customer's browser opens: their errors are pages, not JSON. */
 const BROWSER_ROUTES = new Set([

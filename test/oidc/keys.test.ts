@@ -1,4 +1,5 @@
 import { createKnex } from '../../src/db/knex.ts';
+import { dataCipher, generateDataKey } from '../../src/crypto/data-cipher.ts';
 import { loadCookieKeys, loadSigningKeys } from '../../src/oidc/keys.ts';
 import { createRunDatabase, dropRunDatabase } from '../support/database.ts';
 import { startTestPassbook, testDatabaseUrl } from '../support/passbook.ts';
@@ -23,7 +24,8 @@ describe('signing and cookie keys', () => {
   test('processes starting together on an empty database create one key per algorithm between them', async () => {
     const connections = [createKnex(databaseUrl), createKnex(databaseUrl), createKnex(databaseUrl)];
     try {
-      const loaded = await Promise.all(connections.map((knex) => loadSigningKeys(knex)));
+      const cipher = dataCipher([generateDataKey()]);
+      const loaded = await Promise.all(connections.map((knex) => loadSigningKeys(knex, cipher)));
       const kids = loaded.map((keys) => keys.map((key) => key.kid).sort());
       expect(kids[1]).toEqual(kids[0]);
       expect(kids[2]).toEqual(kids[0]);
