@@ -9,7 +9,7 @@ import {
 
 /**
  * Encryption of data at rest: AES-256-GCM under DATA_ENCRYPTION_KEY, for secrets Passbook must
- * read back (authenticator secrets now, signing keys next), and keyed digests (HMAC-SHA-256) for
+ * read back (authenticator secrets and private signing keys), and keyed digests (HMAC-SHA-256) for
  * secrets it only ever compares (recovery codes). Pure functions over keys; no storage.
  *
  * An envelope is `v1.<kid>.<iv>.<ciphertext+tag>`, base64url. The key id names the key that
