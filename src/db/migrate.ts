@@ -10,10 +10,10 @@ const MIGRATIONS_DIR = path.resolve(import.meta.dirname, '../../migrations');
  * transaction by knex's migrator (so a failed one leaves nothing behind). Reading them as text
  * keeps them independent of how the TypeScript around them is loaded.
  */
-const sqlMigrationSource: Knex.MigrationSource<string> = {
+const sqlMigrationSource = (before: string | undefined): Knex.MigrationSource<string> => ({
   async getMigrations() {
     const files = await readdir(MIGRATIONS_DIR);
-    return files.filter((file) => file.endsWith('.sql')).sort();
+    return files.filter((file) => file.endsWith('.sql') && (before === undefined || file < before)).sort();
   },
   getMigrationName(file) {
     return file;
@@ -28,12 +28,8 @@ const sqlMigrationSource: Knex.MigrationSource<string> = {
       },
     };
   },
-};
+});
 
-/**
- * Applies every pending migration; returns the names applied. Processes starting together (two
- * replicas, the server and the CLI) queue on a lock instead of failing on knex's own.
- */
 /** knex's migrator answers `[batch, names]`, typed as `any`: the names of what it just applied. */
 export function appliedMigrationNames(result: unknown): string[] {
   if (Array.isArray(result)) {
@@ -43,9 +39,14 @@ export function appliedMigrationNames(result: unknown): string[] {
   throw new Error("knex's migrator no longer answers [batch, names]");
 }
 
-export async function migrate(knex: Knex): Promise<string[]> {
+/**
+ * Applies every pending migration; returns the names applied. Processes starting together (two
+ * replicas, the server and the CLI) queue on a lock instead of failing on knex's own.
+ * @param before only the migrations named before this one: a database as an older release left it.
+ */
+export async function migrate(knex: Knex, { before }: { before?: string } = {}): Promise<string[]> {
   const applied = await withSessionLock(knex, LOCKS.migrations, { wait: true }, async () => {
-    return appliedMigrationNames(await knex.migrate.latest({ migrationSource: sqlMigrationSource }));
+    return appliedMigrationNames(await knex.migrate.latest({ migrationSource: sqlMigrationSource(before) }));
   });
   return applied ?? [];
 }
