@@ -47,6 +47,16 @@ describe('defaults', () => {
     });
   });
 
+  test('signing keys: re-read every 60 s, a rotated key signs after an hour', () => {
+    const config = loadConfig({});
+    expect(config.keyRefreshIntervalSeconds).toBe(60);
+    expect(config.keyActivationDelaySeconds).toBe(3600);
+    expect(loadConfig({ KEY_REFRESH_INTERVAL: '5', KEY_ACTIVATION_DELAY: '0' })).toMatchObject({
+      keyRefreshIntervalSeconds: 5,
+      keyActivationDelaySeconds: 0,
+    });
+  });
+
   test('nothing reads process.env when an env is passed', () => {
     const previous = process.env.PORT;
     process.env.PORT = '4567';
@@ -160,6 +170,14 @@ describe('bad values throw a one-line ConfigError naming the variable', () => {
     const error = configError({ DATA_ENCRYPTION_KEY: value });
     expectOneLineNaming(error, 'DATA_ENCRYPTION_KEY');
     expect(error.message).not.toContain(value);
+  });
+
+  test.each(['0', '3601', 'soon'])('KEY_REFRESH_INTERVAL=%j', (value) => {
+    expectOneLineNaming(configError({ KEY_REFRESH_INTERVAL: value }), 'KEY_REFRESH_INTERVAL');
+  });
+
+  test.each(['-1', `${31 * DAY}`])('KEY_ACTIVATION_DELAY=%j', (value) => {
+    expectOneLineNaming(configError({ KEY_ACTIVATION_DELAY: value }), 'KEY_ACTIVATION_DELAY');
   });
 
   test('a short COOKIE_KEYS is not echoed back', () => {
