@@ -52,7 +52,8 @@ const USAGE = `usage: npm run cli -- <command> [options]
   keys:rotate [--alg RS256|ES256] [--activate-after SECONDS | --manual]
                                             a new key, published now, signing after the delay
                                             (KEY_ACTIVATION_DELAY) or at keys:activate
-  keys:activate KID                         sign with KID now; the active key starts retiring
+  keys:activate KID [--force]               sign with KID now; the active key starts retiring
+                                            (refused until every node has published it)
   keys:retire KID [--force]                 unpublish a retiring key once what it signed expired
   keys:rewrap                               re-encrypt stored secrets under the newest
                                             DATA_ENCRYPTION_KEY`;
@@ -221,9 +222,13 @@ const commands: Record<string, Command> = {
   },
 
   async 'keys:activate'({ knex, config, args }) {
-    const { positionals } = options(args, {});
+    const { values, positionals } = options(args, { force: { type: 'boolean' } });
     const cipher = await loadDataCipher(knex, config.dataEncryptionKeys);
-    return { key: await activateSigningKey(knex, cipher, required(positionals[0], 'KID')) };
+    const key = await activateSigningKey(knex, cipher, required(positionals[0], 'KID'), {
+      minPublishedSeconds: config.keyRefreshIntervalSeconds,
+      force: values.force ?? false,
+    });
+    return { key };
   },
 
   async 'keys:retire'({ knex, args }) {

@@ -190,6 +190,15 @@ export async function listSigningKeys(knex: Knex, cipher: DataCipher): Promise<S
   return rows.map(info);
 }
 
+// The database's clock, which stamped the row.
+async function atLeastAgo(trx: Knex.Transaction, time: Date | null, seconds: number): Promise<boolean> {
+  const result = await trx.raw<{ rows: { old_enough: boolean }[] }>(
+    'SELECT ?::timestamptz <= now() - make_interval(secs => ?) AS old_enough',
+    [time, seconds],
+  );
+  return result.rows[0]?.old_enough === true;
+}
+
 async function keyRow(trx: Knex.Transaction, kid: string): Promise<KeyRow> {
   const row = await trx(TABLE).where({ kid }).first<KeyRow | undefined>('*');
   if (!row) throw new SigningKeyError(`no signing key "${kid}"`);
@@ -221,17 +230,27 @@ export async function rotateSigningKey(
   });
 }
 
-/** Makes a `next` key (or, to roll back, a `retiring` one) sign now; the active one becomes retiring. */
+/**
+ * Makes a `next` key (or, to roll back, a `retiring` one) sign now; the active one becomes
+ * retiring. A `next` key must have been published for `minPublishedSeconds` (every process has
+ * re-read the keys since), unless `force`.
+ */
 export async function activateSigningKey(
   knex: Knex,
   cipher: DataCipher,
   kid: string,
+  { minPublishedSeconds, force }: { minPublishedSeconds: number; force: boolean },
 ): Promise<SigningKeyInfo> {
   return withCreationLock(knex, async (trx) => {
     await settle(trx, cipher);
     const row = await keyRow(trx, kid);
     if (row.state === 'active') throw new SigningKeyError(`signing key ${kid} is already active`);
     if (row.state === 'retired') throw new SigningKeyError(`signing key ${kid} is retired for good`);
+    if (row.state === 'next' && !force && !(await atLeastAgo(trx, row.created_at, minPublishedSeconds))) {
+      throw new SigningKeyError(
+        `signing key ${kid} was published at ${row.created_at.toISOString()}; other processes may not publish it until ${minPublishedSeconds} s later (KEY_REFRESH_INTERVAL), so it may sign only then (--force to activate it anyway)`,
+      );
+    }
     await makeActive(trx, kid, row.alg);
     return info(await keyRow(trx, kid));
   });
@@ -254,11 +273,7 @@ export async function retireSigningKey(
     }
     if (row.state === 'retired') throw new SigningKeyError(`signing key ${kid} is already retired`);
     if (row.state === 'retiring' && !force) {
-      const result = await trx.raw<{ rows: { old_enough: boolean }[] }>(
-        'SELECT ?::timestamptz <= now() - make_interval(secs => ?) AS old_enough',
-        [row.deactivated_at, minAgeSeconds],
-      );
-      if (!result.rows[0]?.old_enough) {
+      if (!(await atLeastAgo(trx, row.deactivated_at, minAgeSeconds))) {
         throw new SigningKeyError(
           `signing key ${kid} stopped signing at ${iso(row.deactivated_at)}; what it signed lives up to ${minAgeSeconds} s, so it may be retired only after that (--force to retire it anyway)`,
         );

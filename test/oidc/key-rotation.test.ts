@@ -48,14 +48,16 @@ function node(dataKeys: string): Promise<TestPassbook> {
   });
 }
 
-async function cli(args: string[], dataKeys = dataKeyList(OLD_DATA_KEY)) {
+async function cli(args: string[], dataKeys = dataKeyList(OLD_DATA_KEY), env: Record<string, string> = {}) {
   const child = spawn(process.execPath, ['src/cli/main.ts', ...args], {
     cwd: PROJECT_ROOT,
     env: {
       PATH: process.env.PATH ?? '',
       DATABASE_URL: databaseUrl,
       DATA_ENCRYPTION_KEY: dataKeys,
+      KEY_REFRESH_INTERVAL: String(REFRESH_SECONDS),
       LOG_LEVEL: 'silent',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -143,6 +145,10 @@ describe('rotating a signing key', () => {
     const { key } = await cliJson<{ key: KeyInfo }>(['keys:rotate', '--alg', 'RS256', '--manual']);
     expect(key).toMatchObject({ alg: 'RS256', state: 'next' });
     newKid = key.kid;
+    // Until every node has re-read the keys, some would sign with a key others do not publish.
+    const tooSoon = await cli(['keys:activate', newKid], undefined, { KEY_REFRESH_INTERVAL: '60' });
+    expect(tooSoon.code).toBe(1);
+    expect(tooSoon.stderr).toMatch(/may sign only then/);
     await first.refreshSigningKeys();
     const published = await jwks(first);
     expect(published.map((jwk) => jwk.kid)).toContain(newKid);
