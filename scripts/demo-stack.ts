@@ -137,6 +137,7 @@ export async function startDemo(env: Env = process.env): Promise<RunningDemo> {
       CLIENT_SECRET: resourceServer.credentials.client_secret,
       BANK_API_DATABASE_URL: bankApiDatabaseUrl(databaseUrl, bankApiRole),
       LOG_LEVEL: logLevel,
+      METRICS_PORT: env.BANK_API_METRICS_PORT,
     });
     const bankApi = await startBankApi(bankApiConfig, { log: createBankApiLogger(logLevel) });
     running.push(bankApi);

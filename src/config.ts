@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isIPv6 } from 'node:net';
+import { readMetricsListener, type MetricsListener } from './metrics/listener.ts';
 
 /**
  * The only reader of process.env. Everything else receives a validated, typed Config.
@@ -75,6 +76,8 @@ export interface Config {
    * names or IP addresses, lower-case, IPv6 without brackets.
    */
   backchannelLogoutAllowedHosts: string[];
+  /** METRICS_HOST:METRICS_PORT, where GET /metrics is served (docs/metrics.md); undefined when off. */
+  metrics: MetricsListener | undefined;
 }
 
 export class ConfigError extends Error {
@@ -274,6 +277,7 @@ export function loadConfig(env: Env = process.env, defaults: ConfigDefaults = {}
       'BACKCHANNEL_LOGOUT_ALLOWED_HOSTS',
       nodeEnv === 'production' ? [] : LOOPBACK_HOSTS,
     ),
+    metrics: readMetricsListener(env, nodeEnv === 'test' ? 0 : 9464, (message) => new ConfigError(message)),
   };
   if (config.env === 'production') {
     if (!config.databaseUrl) throw new ConfigError('DATABASE_URL is required when NODE_ENV=production');

@@ -27,6 +27,7 @@ import { refusedFeaturesRouter } from './oidc/refused-features.ts';
 import { auditRecorder, type AuditRecorder } from './audit/events.ts';
 import { signInService } from './sign-in/sign-in.ts';
 import { withPrefetchScope } from './oidc/storage/adapter.ts';
+import type { PassbookMetrics } from './metrics/passbook.ts';
 
 export interface PassbookApp {
   app: Koa;
@@ -43,7 +44,12 @@ export interface PassbookApp {
  * The Koa app: headers and error pages first, then our own routes, then oidc-provider, which
  * answers everything else (its routes end the response, so it must come last).
  */
-export async function createApp(config: Config, knex: Knex, log: Logger): Promise<PassbookApp> {
+export async function createApp(
+  config: Config,
+  knex: Knex,
+  log: Logger,
+  metrics: PassbookMetrics,
+): Promise<PassbookApp> {
   const [cookieKeys, cipher] = await Promise.all([
     loadCookieKeys(knex, config.cookieKeys),
     loadDataCipher(knex, config.dataEncryptionKeys),
@@ -62,8 +68,11 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
   const audit = auditRecorder(knex, log);
   recordProviderEvents(provider, knex, audit, log);
   reportLogoutDeliveryFailures(provider, log);
+  metrics.observeProvider(provider);
   const sessions = bankSessions(provider, knex, config.lifetimes, log);
-  const signIn = signInService({ knex, audit, throttle: config.throttle, secondFactors: factors });
+  const signIn = metrics.countSignIns(
+    signInService({ knex, audit, throttle: config.throttle, secondFactors: factors }),
+  );
   const twoStep = twoStepSettings(knex, cipher);
 
   // Our cookies and the provider's are signed with the same keys.
@@ -72,6 +81,7 @@ export async function createApp(config: Config, knex: Knex, log: Logger): Promis
   // A grant read with a token serves the same request's grant lookup (see src/oidc/storage/adapter.ts).
   app.use((_ctx, next) => withPrefetchScope(next));
   app.use(requestLog(log));
+  app.use(metrics.http);
   app.use(securityHeaders());
   app.use(errorPages(log));
   app.use(refuseNulBytes());

@@ -12,6 +12,8 @@ import { throttlePurgeTask } from './sign-in/throttle.ts';
 import { DEMO_CLIENT_ID, DEMO_CUSTOMER, DEMO_REDIRECT_URI, seedDemo, type DemoSeed } from './seed/demo.ts';
 import { createApp } from './server.ts';
 import { requestListener } from './service/kit.ts';
+import { passbookMetrics } from './metrics/passbook.ts';
+import { serveMetrics, type MetricsServer } from './metrics/server.ts';
 
 export interface RunningPassbook {
   url: string;
@@ -21,6 +23,8 @@ export interface RunningPassbook {
   cipher: DataCipher;
   /** Re-reads the signing keys now (each process also does every KEY_REFRESH_INTERVAL). */
   refreshSigningKeys(): Promise<void>;
+  /** Where GET /metrics is served (docs/metrics.md), unless METRICS_PORT is off. */
+  metricsUrl: string | undefined;
   /** Stops taking requests, lets those in flight finish, then closes the database. */
   close(): Promise<void>;
 }
@@ -53,10 +57,12 @@ function announceDemo(config: Config, log: Logger, seed: DemoSeed): void {
 /** Database, migrations, optional demo seed, HTTP server, purge timer: a running Passbook. */
 export async function startPassbook(config: Config, log: Logger): Promise<RunningPassbook> {
   const database = await openDatabase(config, log);
+  let metricsServer: MetricsServer | undefined;
   try {
     const applied = await migrate(database.knex);
     if (applied.length) log.info({ applied }, 'migrations applied');
-    const { app, provider, audit, cipher, keys } = await createApp(config, database.knex, log);
+    const metrics = passbookMetrics(database.knex);
+    const { app, provider, audit, cipher, keys } = await createApp(config, database.knex, log, metrics);
     if (config.seedDemo) {
       const seed = await seedDemo(
         database.knex,
@@ -66,6 +72,7 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
       );
       announceDemo(config, log, seed);
     }
+    if (config.metrics) metricsServer = await serveMetrics(metrics.registry, config.metrics);
     const server = http.createServer(requestListener(app));
     server.listen(config.port);
     await once(server, 'listening');
@@ -74,23 +81,26 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
       throttlePurgeTask(config.throttle),
     ]);
     const stopKeyRefresh = keys.startTimer(config.keyRefreshIntervalSeconds);
-    log.info({ issuer: config.issuer, port }, 'Passbook is listening');
+    log.info({ issuer: config.issuer, port, metrics: metricsServer?.url }, 'Passbook is listening');
     return {
       url: `http://127.0.0.1:${port}`,
       provider,
       database,
       cipher,
       refreshSigningKeys: () => keys.refresh(),
+      metricsUrl: metricsServer?.url,
       async close() {
         stopPurge();
         await stopKeyRefresh();
         server.closeIdleConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await audit.drain();
+        await metricsServer?.close();
         await database.close();
       },
     };
   } catch (error) {
+    await metricsServer?.close();
     await database.close();
     throw error;
   }

@@ -28,6 +28,8 @@ export interface BankApiDependencies {
   knex: Knex;
   introspect: Introspect;
   log: Logger;
+  /** Counts every request (src/metrics/http.ts). */
+  countRequests?: Koa.Middleware;
 }
 
 const DEFAULT_LIMIT = 50;
@@ -170,6 +172,7 @@ export function createBankApi(dependencies: BankApiDependencies): Koa {
   const app = new Koa();
   app.silent = true;
   app.use(requestLog(dependencies.log));
+  if (dependencies.countRequests) app.use(dependencies.countRequests);
   app.use(apiHeaders());
   app.use(jsonErrors(dependencies.log));
   const bank = bankRoutes(dependencies);

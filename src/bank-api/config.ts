@@ -1,3 +1,5 @@
+import { readMetricsListener, type MetricsListener } from '../metrics/listener.ts';
+
 /**
  * The bank API's settings, read from the environment here and nowhere else. A bad or missing
  * variable stops start-up with one line naming it (BankApiConfigError).
@@ -19,6 +21,8 @@ export interface BankApiConfig {
    */
   databaseUrl: string | undefined;
   logLevel: string;
+  /** METRICS_HOST:METRICS_PORT, where GET /metrics is served (docs/metrics.md); undefined when off. */
+  metrics: MetricsListener | undefined;
 }
 
 export class BankApiConfigError extends Error {
@@ -94,6 +98,7 @@ export function loadBankApiConfig(env: Env = process.env): BankApiConfig {
     introspectionTimeoutMs: readTimeout(env),
     databaseUrl: readDatabaseUrl(env),
     logLevel: env.LOG_LEVEL || 'info',
+    metrics: readMetricsListener(env, 9465, (message) => new BankApiConfigError(message)),
   };
 }
 

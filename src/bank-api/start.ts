@@ -8,6 +8,8 @@ import { requireDatabaseUrl, type BankApiConfig } from './config.ts';
 import { assertConfined } from './database-role.ts';
 import { createIntrospector } from './introspection.ts';
 import { migrateBankApi } from './migrate.ts';
+import { bankApiMetrics } from '../metrics/bank-api.ts';
+import { serveMetrics, type MetricsServer } from '../metrics/server.ts';
 
 /**
  * Wires a running bank API: its own connection pool on BANK_API_DATABASE_URL, the check that this
@@ -19,6 +21,8 @@ export interface RunningBankApi {
   url: string;
   /** The bank API's own pool (its role, its schema): the demo seeds through it, tests read through it. */
   knex: Knex;
+  /** Where GET /metrics is served (docs/metrics.md), unless METRICS_PORT is off. */
+  metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -49,24 +53,31 @@ export async function startBankApi(
   const log = options.log ?? createBankApiLogger(config.logLevel);
   const knex = createKnex(requireDatabaseUrl(config));
   const server = http.createServer();
+  const metrics = bankApiMetrics(knex);
+  let metricsServer: MetricsServer | undefined;
   try {
     await prepareDatabase(knex, log);
-    const app = createBankApi({ knex, introspect: createIntrospector(config), log });
+    const introspect = metrics.countIntrospections(createIntrospector(config));
+    const app = createBankApi({ knex, introspect, log, countRequests: metrics.http });
+    if (config.metrics) metricsServer = await serveMetrics(metrics.registry, config.metrics);
     server.on('request', requestListener(app));
     server.listen(config.port);
     await once(server, 'listening');
   } catch (error) {
+    await metricsServer?.close();
     await knex.destroy();
     throw error;
   }
   const { port } = server.address() as AddressInfo;
-  log.info({ port, issuer: config.issuer }, 'bank API is listening');
+  log.info({ port, issuer: config.issuer, metrics: metricsServer?.url }, 'bank API is listening');
   return {
     url: `http://localhost:${port}`,
     knex,
+    metricsUrl: metricsServer?.url,
     async close() {
       server.closeIdleConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await metricsServer?.close();
       await knex.destroy();
     },
   };

@@ -2,7 +2,7 @@ import { BankApiConfigError, loadBankApiConfig, requireDatabaseUrl } from '../..
 
 const REQUIRED = { CLIENT_ID: 'bank-api', CLIENT_SECRET: 'secret' };
 
-test('defaults: port 3001, a local Passbook, its introspection endpoint, a 3 s timeout', () => {
+test('defaults: port 3001, a local Passbook, its introspection endpoint, a 3 s timeout, metrics on 9465', () => {
   expect(loadBankApiConfig(REQUIRED)).toEqual({
     port: 3001,
     issuer: 'http://localhost:3000',
@@ -12,6 +12,7 @@ test('defaults: port 3001, a local Passbook, its introspection endpoint, a 3 s t
     introspectionTimeoutMs: 3000,
     databaseUrl: undefined,
     logLevel: 'info',
+    metrics: { host: '127.0.0.1', port: 9465 },
   });
 });
 

@@ -34,6 +34,8 @@ beforeAll(async () => {
     PORT: String(await freePort()),
     BANK_API_PORT: String(await freePort()),
     BUDGET_BUDDY_PORT: String(await freePort()),
+    METRICS_PORT: '0',
+    BANK_API_METRICS_PORT: '0',
     PURGE_INTERVAL: '0',
     LOG_LEVEL: 'silent',
   };

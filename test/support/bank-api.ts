@@ -39,6 +39,7 @@ export async function startTestBankApi(
     CLIENT_ID: client.client_id,
     CLIENT_SECRET: client.client_secret,
     BANK_API_DATABASE_URL: testBankApiDatabaseUrl(),
+    METRICS_PORT: '0',
     ...env,
   });
   const bankApi = await startBankApi(config, { log });
