@@ -35,7 +35,7 @@ import { isSpecialUseIP, sendBackchannelLogout, type LogoutTokenRecipient } from
  *   decides at delivery), and a name that does not resolve yet is accepted.
  *
  * A failed delivery never stops the sign-out. It is logged (warn, with the client_id and the
- * reason, never the token) and counted in `deliveryFailures`, for the metrics to come. It is not
+ * reason, never the token) and counted in `deliveryFailures` (served by src/metrics/provider-events.ts). It is not
  * an audit event: the customer can do nothing about an app's unreachable endpoint; the bank's
  * operators and the app's owner can, and they read the logs.
  */
@@ -189,7 +189,7 @@ export type DeliveryFailureKind =
 
 const FAILURE_KINDS: readonly DeliveryFailureKind[] = ['refused', 'unreachable', 'timeout', 'rejected'];
 
-/** Failed deliveries since the process started, by kind: a counter for the metrics to come. */
+/** Failed deliveries since the process started, by kind, read by the metrics at each scrape. */
 class DeliveryFailureCounter {
   readonly #counts = new Map<DeliveryFailureKind, number>();
 
