@@ -83,6 +83,9 @@ beforeAll(async () => {
   secrets.push(stray);
   expect((await fetch(`${passbook.issuer}/no/such/${stray}`)).status).toBe(404);
 
+  // A statement that fails, to be timed as an error and never shown as SQL.
+  await expect(passbook.knex.raw(`SELECT no_such_column_${stray.replace(/\W/g, '')}`)).rejects.toThrow();
+
   ({ text, samples } = await scrape(passbook.metricsUrl));
 });
 
@@ -156,6 +159,8 @@ test('the database pool and query times, the event loop, back-channel logout fai
     expect(has(samples, name)).toBe(true);
   }
   expect(total(samples, 'db_query_duration_seconds_count', { outcome: 'ok' })).toBeGreaterThan(10);
+  expect(total(samples, 'db_query_duration_seconds_count', { outcome: 'error' })).toBeGreaterThanOrEqual(1);
+  expect(text).not.toMatch(/SELECT|no_such_column/i);
   expect(has(samples, 'nodejs_eventloop_lag_seconds')).toBe(true);
   expect(has(samples, 'nodejs_eventloop_lag_p99_seconds')).toBe(true);
   expect(total(samples, 'passbook_backchannel_logout_failures_total', { kind: 'unreachable' })).toBe(0);
