@@ -258,6 +258,15 @@ describe('activity', () => {
     const rotated = await oidc.refreshTokenGrant(config, tokens.refresh_token as string);
     expect(rotated.refresh_token).toBeDefined();
     expect(await refreshStatus(config, tokens.refresh_token as string)).toBe('invalid_grant');
+    // The provider's events reach the activity off the request path: wait for the entry to land.
+    for (let attempt = 0; attempt < 50; attempt += 1) {
+      const reuse = await passbook
+        .knex('audit_events')
+        .where({ customer_id: customer.id, type: 'refresh_token_reuse_detected' })
+        .first<{ id: string } | undefined>('id');
+      if (reuse) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
 
     const account = await agent.open(accountUrl());
     const activity = account.document.querySelectorAll('.activity strong').map((item) => item.text);
