@@ -65,6 +65,7 @@ CREATE TABLE public.audit_events (
   created_at  timestamp with time zone NOT NULL DEFAULT now(),
   CONSTRAINT audit_events_pkey PRIMARY KEY (id)
 );
+CREATE INDEX audit_events_created_at ON public.audit_events USING btree (created_at);
 CREATE INDEX audit_events_customer ON public.audit_events USING btree (customer_id, created_at DESC) WHERE (customer_id IS NOT NULL);
 
 -- Customers' authenticator apps: TOTP secrets encrypted with the data key, pending until confirmed, and the last time-step used. Owner: src/customers/second-factors.ts.

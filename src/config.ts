@@ -64,6 +64,8 @@ export interface Config {
   embeddedPostgresPort: number;
   /** How often expired rows are purged, in seconds; 0 turns the timer off. */
   purgeIntervalSeconds: number;
+  /** Days an activity-log event is kept; the purge removes older ones. */
+  auditRetentionDays: number;
   throttle: ThrottlePolicy;
   lifetimes: Lifetimes;
   /** How often each process re-reads the signing keys, in seconds (KEY_REFRESH_INTERVAL). */
@@ -268,6 +270,7 @@ export function loadConfig(env: Env = process.env, defaults: ConfigDefaults = {}
     dataDir: env.DATA_DIR || '.data',
     embeddedPostgresPort: readInteger(env, 'EMBEDDED_POSTGRES_PORT', 54329, 1024, 65535),
     purgeIntervalSeconds: readInteger(env, 'PURGE_INTERVAL', 300, 0, DAY),
+    auditRetentionDays: readInteger(env, 'AUDIT_RETENTION_DAYS', 400, 1, 100 * 365),
     throttle: readThrottle(env),
     lifetimes: readLifetimes(env),
     keyRefreshIntervalSeconds: readInteger(env, 'KEY_REFRESH_INTERVAL', 60, 1, 3600),

@@ -9,6 +9,7 @@ import { openDatabase, type Database } from './db/open.ts';
 import type { Logger } from './log.ts';
 import { startPurgeTimer } from './oidc/storage/purge.ts';
 import { throttlePurgeTask } from './sign-in/throttle.ts';
+import { auditRetentionPurgeTask } from './audit/events.ts';
 import { DEMO_CLIENT_ID, DEMO_CUSTOMER, DEMO_REDIRECT_URI, seedDemo, type DemoSeed } from './seed/demo.ts';
 import { createApp } from './server.ts';
 import { requestListener } from './service/kit.ts';
@@ -79,6 +80,7 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
     const { port } = server.address() as AddressInfo;
     const stopPurge = startPurgeTimer(database.knex, config.purgeIntervalSeconds, log, [
       throttlePurgeTask(config.throttle),
+      auditRetentionPurgeTask(config.auditRetentionDays),
     ]);
     const stopKeyRefresh = keys.startTimer(config.keyRefreshIntervalSeconds);
     log.info({ issuer: config.issuer, port, metrics: metricsServer?.url }, 'Passbook is listening');

@@ -104,3 +104,25 @@ export async function recentEvents(knex: Knex, customerId: string, limit = 50): 
     .limit(limit)
     .select('type', 'client_id', 'ip', 'user_agent', 'detail', 'created_at');
 }
+
+const PURGE_BATCH = 1000;
+
+/**
+ * The purge's task for this table (src/oidc/storage/purge.ts runs it under its lock): events
+ * older than the retention go, a batch at a time on the created_at index, so that no statement
+ * holds a long lock on the activity log while customers are writing to it.
+ */
+export function auditRetentionPurgeTask(retentionDays: number): (knex: Knex) => Promise<number> {
+  return (knex) => purgeOldEvents(knex, retentionDays);
+}
+
+async function purgeOldEvents(knex: Knex, retentionDays: number, now = new Date()): Promise<number> {
+  const cutOff = new Date(now.getTime() - retentionDays * 24 * 60 * 60 * 1000);
+  let total = 0;
+  for (;;) {
+    const batch = knex(TABLE).select('id').where('created_at', '<', cutOff).limit(PURGE_BATCH);
+    const deleted = await knex(TABLE).whereIn('id', batch).delete();
+    total += deleted;
+    if (deleted < PURGE_BATCH) return total;
+  }
+}
