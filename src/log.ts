@@ -5,9 +5,10 @@ import { createServiceLogger, type Logger } from './service/kit.ts';
 
 export type { Logger };
 
+/** `env` given and `development`, lines on a terminal are printed for a person rather than as JSON. */
 export function createLogger(
-  config: Pick<Config, 'logLevel'>,
+  config: Pick<Config, 'logLevel'> & Partial<Pick<Config, 'env'>>,
   destination: NodeJS.WritableStream = process.stdout,
 ): Logger {
-  return createServiceLogger('passbook', config.logLevel, destination);
+  return createServiceLogger('passbook', config.logLevel, destination, config.env);
 }

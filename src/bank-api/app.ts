@@ -30,6 +30,8 @@ export interface BankApiDependencies {
   log: Logger;
   /** Counts every request (src/metrics/http.ts). */
   countRequests?: Koa.Middleware;
+  /** TRUST_PROXY: the proxy in front is trusted with X-Forwarded-* and X-Request-Id. */
+  trustProxy?: boolean;
 }
 
 const DEFAULT_LIMIT = 50;
@@ -169,7 +171,7 @@ function apiHeaders(): Koa.Middleware {
 }
 
 export function createBankApi(dependencies: BankApiDependencies): Koa {
-  const app = new Koa();
+  const app = new Koa({ proxy: dependencies.trustProxy ?? false });
   app.silent = true;
   app.use(requestLog(dependencies.log));
   if (dependencies.countRequests) app.use(dependencies.countRequests);

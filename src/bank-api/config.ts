@@ -23,6 +23,10 @@ export interface BankApiConfig {
   logLevel: string;
   /** METRICS_HOST:METRICS_PORT, where GET /metrics is served (docs/metrics.md); undefined when off. */
   metrics: MetricsListener | undefined;
+  /** NODE_ENV, as Passbook reads it: in development, logs on a terminal are printed for a person. */
+  env: string;
+  /** TRUST_PROXY: X-Forwarded-* and X-Request-Id come from a proxy the bank runs. */
+  trustProxy: boolean;
 }
 
 export class BankApiConfigError extends Error {
@@ -72,6 +76,13 @@ function readTimeout(env: Env): number {
   return value;
 }
 
+function readTrustProxy(env: Env): boolean {
+  const raw = env.TRUST_PROXY || 'false';
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new BankApiConfigError(`TRUST_PROXY must be true or false (got ${JSON.stringify(raw)})`);
+}
+
 /**
  * DATABASE_URL is deliberately not read: it is Passbook's own, and falling back to it would
  * quietly give the bank API Passbook's role again, with its reach into customers' password hashes
@@ -99,6 +110,8 @@ export function loadBankApiConfig(env: Env = process.env): BankApiConfig {
     databaseUrl: readDatabaseUrl(env),
     logLevel: env.LOG_LEVEL || 'info',
     metrics: readMetricsListener(env, 9465, (message) => new BankApiConfigError(message)),
+    env: env.NODE_ENV || 'development',
+    trustProxy: readTrustProxy(env),
   };
 }
 

@@ -13,7 +13,7 @@ const EXPECTED = [BankApiConfigError, BankApiRoleError, BankSchemaError];
 
 async function main(): Promise<void> {
   const config = loadBankApiConfig();
-  const log = createBankApiLogger(config.logLevel);
+  const log = createBankApiLogger(config.logLevel, process.stdout, config.env);
   const bankApi = await startBankApi(config, { log });
   stopOnSignals(
     () => bankApi.close(),

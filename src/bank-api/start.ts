@@ -30,8 +30,9 @@ export interface RunningBankApi {
 export function createBankApiLogger(
   logLevel: string,
   destination: NodeJS.WritableStream = process.stdout,
+  environment?: string,
 ): Logger {
-  return createServiceLogger('bank-api', logLevel, destination);
+  return createServiceLogger('bank-api', logLevel, destination, environment);
 }
 
 /**
@@ -51,14 +52,20 @@ export async function startBankApi(
   options: { log?: Logger } = {},
 ): Promise<RunningBankApi> {
   const log = options.log ?? createBankApiLogger(config.logLevel);
-  const knex = createKnex(requireDatabaseUrl(config));
+  const knex = createKnex(requireDatabaseUrl(config), undefined, log);
   const server = http.createServer();
   const metrics = bankApiMetrics(knex);
   let metricsServer: MetricsServer | undefined;
   try {
     await prepareDatabase(knex, log);
     const introspect = metrics.countIntrospections(createIntrospector(config));
-    const app = createBankApi({ knex, introspect, log, countRequests: metrics.http });
+    const app = createBankApi({
+      knex,
+      introspect,
+      log,
+      countRequests: metrics.http,
+      trustProxy: config.trustProxy,
+    });
     if (config.metrics) metricsServer = await serveMetrics(metrics.registry, config.metrics);
     server.on('request', requestListener(app));
     server.listen(config.port);

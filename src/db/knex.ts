@@ -1,15 +1,30 @@
 import knexFactory, { type Knex } from 'knex';
+import type { Logger } from '../service/kit.ts';
 
 export type { Knex };
 
 /** A statement that runs longer than this is a bug or an outage; fail it rather than hang. */
 const STATEMENT_TIMEOUT_MS = 15_000;
 
-export function createKnex(databaseUrl: string, poolMax = 10): Knex {
+/**
+ * knex reports a lost or refused connection itself, on the console by default: through the
+ * service's logger instead, so that an outage does not put plain-text lines into the JSON log.
+ */
+function knexLog(log: Logger): Knex.Logger {
+  return {
+    warn: (message: unknown) => log.warn({ detail: String(message) }, 'database warning'),
+    error: (message: unknown) => log.error({ detail: String(message) }, 'database error'),
+    debug: (message: unknown) => log.debug({ detail: String(message) }, 'database'),
+    deprecate: (method, alternative) => log.warn({ method, alternative }, 'knex deprecation'),
+  };
+}
+
+export function createKnex(databaseUrl: string, poolMax = 10, log?: Logger): Knex {
   return knexFactory({
     client: 'pg',
     connection: { connectionString: databaseUrl, statement_timeout: STATEMENT_TIMEOUT_MS },
     pool: { min: 0, max: poolMax },
+    ...(log ? { log: knexLog(log) } : {}),
   });
 }
 

@@ -1,4 +1,7 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Writable } from 'node:stream';
 import Router from '@koa/router';
 import type Koa from 'koa';
 import type { Knex } from 'knex';
@@ -6,8 +9,8 @@ import { pino, type Logger } from 'pino';
 
 /**
  * What every one of the bank's services (Passbook, the bank API) does the same way: its logger,
- * its request log and its health route. One copy, so that a fix to what gets logged or redacted
- * reaches every service at once.
+ * its request log and request ids, its health route. One copy, so that a fix to what gets logged
+ * or redacted reaches every service at once.
  */
 
 export type { Logger };
@@ -38,36 +41,118 @@ const REDACTED_PATHS = [
   'res.headers["set-cookie"]',
 ];
 
-/** Structured JSON logs; every line names its service, so that one log store can hold them all. */
+/** The request being handled, for every log line written on its behalf, however deep. */
+const currentRequestId = new AsyncLocalStorage<string>();
+
+/**
+ * Structured JSON logs; every line names its service, so that one log store can hold them all,
+ * and every line written while a request is handled (provider events, audit failures) names the
+ * request. In development, on a terminal, lines are printed for a person instead; never elsewhere,
+ * so production logs are always JSON.
+ */
 export function createServiceLogger(
   service: string,
   logLevel: string,
   destination: NodeJS.WritableStream = process.stdout,
+  environment?: string,
 ): Logger {
+  const terminal = 'isTTY' in destination && destination.isTTY === true;
   return pino(
     {
       level: logLevel,
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
       base: { service },
+      mixin: () => {
+        const requestId = currentRequestId.getStore();
+        return requestId === undefined ? {} : { requestId };
+      },
     },
-    destination,
+    environment === 'development' && terminal ? readableLines(destination) : destination,
   );
 }
+
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function shown(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+/** `12:04:05.123 INFO  passbook [request id] message key=value …`, then an error's stack. */
+function readableLine(line: string): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    return line;
+  }
+  if (!isRecord(parsed)) return line;
+  const { time, level, service, requestId, msg, err, ...rest } = parsed;
+  const parts = [
+    typeof time === 'number' ? new Date(time).toISOString().slice(11, 23) : '',
+    (typeof level === 'number' ? (LEVEL_NAMES[level] ?? String(level)) : shown(level)).padEnd(5),
+    shown(service),
+    requestId === undefined ? '' : `[${shown(requestId)}]`,
+    msg === undefined ? '' : shown(msg),
+    ...Object.entries(rest).map(([key, value]) => `${key}=${shown(value)}`),
+  ];
+  const text = parts.filter((part) => part !== '').join(' ');
+  const stack = isRecord(err) && typeof err.stack === 'string' ? err.stack : undefined;
+  return stack ? `${text}\n    ${stack.replaceAll('\n', '\n    ')}` : text;
+}
+
+/** pino writes one JSON line per call; this prints each for a person, on the same terminal. */
+function readableLines(out: NodeJS.WritableStream): Writable {
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      for (const line of String(chunk).split('\n')) {
+        if (line !== '') out.write(`${readableLine(line)}\n`);
+      }
+      done();
+    },
+  });
+}
+
+/**
+ * What a caller may name its request with: a proxy's or load balancer's id, short and plain, so
+ * that it can go into a log line and a response header as it is.
+ */
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._~:+/=-]{1,128}$/;
 
 /**
  * One line per request: method, path, status, time. Never the query (it can carry authorization
  * codes or a misplaced token) and never the headers. The status is read from the raw response,
  * because a handler that writes it directly (oidc-provider does) bypasses Koa's own.
+ *
+ * Every request gets an id, echoed in `X-Request-Id` and carried by every log line written while
+ * it runs. An incoming `X-Request-Id` is kept only when the app trusts its proxy (Koa's `proxy`,
+ * TRUST_PROXY), as for `X-Forwarded-*`: from anyone else it could be forged to tie a request to
+ * another's log lines.
  */
 export function requestLog(log: Logger): Koa.Middleware {
   return async (ctx, next) => {
-    const started = performance.now();
-    try {
-      await next();
-    } finally {
-      const ms = Math.round(performance.now() - started);
-      log.info({ method: ctx.method, path: ctx.path, status: ctx.res.statusCode, ms }, 'request');
-    }
+    const offered = ctx.app.proxy ? ctx.get('x-request-id') : '';
+    const requestId = SAFE_REQUEST_ID.test(offered) ? offered : randomUUID();
+    ctx.set('X-Request-Id', requestId);
+    await currentRequestId.run(requestId, async () => {
+      const started = performance.now();
+      try {
+        await next();
+      } finally {
+        const ms = Math.round(performance.now() - started);
+        log.info({ method: ctx.method, path: ctx.path, status: ctx.res.statusCode, ms }, 'request');
+      }
+    });
   };
 }
 

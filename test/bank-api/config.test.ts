@@ -13,6 +13,8 @@ test('defaults: port 3001, a local Passbook, its introspection endpoint, a 3 s t
     databaseUrl: undefined,
     logLevel: 'info',
     metrics: { host: '127.0.0.1', port: 9465 },
+    env: 'development',
+    trustProxy: false,
   });
 });
 
@@ -24,6 +26,7 @@ test.each([
   [{ ...REQUIRED, ISSUER: 'not a url' }, 'ISSUER must be an http(s) URL'],
   [{ ...REQUIRED, INTROSPECTION_TIMEOUT_MS: '0' }, 'INTROSPECTION_TIMEOUT_MS must be between'],
   [{ ...REQUIRED, BANK_API_DATABASE_URL: 'mysql://db' }, 'BANK_API_DATABASE_URL must be a postgres:// URL'],
+  [{ ...REQUIRED, TRUST_PROXY: 'yes' }, 'TRUST_PROXY must be true or false'],
 ])('a bad environment stops start-up with one line naming the variable (%o)', (env, message) => {
   expect(() => loadBankApiConfig(env)).toThrow(BankApiConfigError);
   expect(() => loadBankApiConfig(env)).toThrow(message);
