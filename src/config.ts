@@ -66,6 +66,8 @@ export interface Config {
   purgeIntervalSeconds: number;
   /** Days an activity-log event is kept; the purge removes older ones. */
   auditRetentionDays: number;
+  /** Seconds a shutdown waits for requests in flight before closing their connections. */
+  shutdownTimeoutSeconds: number;
   throttle: ThrottlePolicy;
   lifetimes: Lifetimes;
   /** How often each process re-reads the signing keys, in seconds (KEY_REFRESH_INTERVAL). */
@@ -271,6 +273,7 @@ export function loadConfig(env: Env = process.env, defaults: ConfigDefaults = {}
     embeddedPostgresPort: readInteger(env, 'EMBEDDED_POSTGRES_PORT', 54329, 1024, 65535),
     purgeIntervalSeconds: readInteger(env, 'PURGE_INTERVAL', 300, 0, DAY),
     auditRetentionDays: readInteger(env, 'AUDIT_RETENTION_DAYS', 400, 1, 100 * 365),
+    shutdownTimeoutSeconds: readInteger(env, 'SHUTDOWN_TIMEOUT', 10, 0, 600),
     throttle: readThrottle(env),
     lifetimes: readLifetimes(env),
     keyRefreshIntervalSeconds: readInteger(env, 'KEY_REFRESH_INTERVAL', 60, 1, 3600),

@@ -12,6 +12,7 @@ async function main(): Promise<void> {
     async (signal) => {
       log.info({ signal }, 'shutting down');
       await passbook.close();
+      log.info('stopped');
     },
     (error) => log.error({ err: error }, 'shutdown failed'),
   );

@@ -3,7 +3,8 @@ import type Provider from 'oidc-provider';
 import type { Config } from './config.ts';
 import type { Knex } from './db/knex.ts';
 import type { Logger } from './log.ts';
-import { healthRouter, requestLog } from './service/kit.ts';
+import { databaseCheck, requestLog, serviceHealth, type ServiceHealth } from './service/kit.ts';
+import { requireMigrationsApplied } from './db/migrate.ts';
 import { assetsRouter } from './http/assets.ts';
 import { errorPages } from './http/errors.ts';
 import { methodNotAllowedRouter } from './http/method-not-allowed.ts';
@@ -38,6 +39,8 @@ export interface PassbookApp {
   cipher: DataCipher;
   /** Brings the provider's signing keys in line with the database (a timer in src/start.ts). */
   keys: SigningKeyRefresher;
+  /** /livez and /readyz; shutdown turns /readyz to 503 first. */
+  health: ServiceHealth;
 }
 
 /**
@@ -74,6 +77,15 @@ export async function createApp(
     signInService({ knex, audit, throttle: config.throttle, secondFactors: factors }),
   );
   const twoStep = twoStepSettings(knex, cipher);
+  const health = serviceHealth(
+    {
+      database: databaseCheck(knex),
+      migrations: () => requireMigrationsApplied(knex),
+      keys: () =>
+        signingKeys.length > 0 ? Promise.resolve() : Promise.reject(new Error('no signing keys loaded')),
+    },
+    log,
+  );
 
   // Our cookies and the provider's are signed with the same keys.
   const app = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
@@ -86,7 +98,7 @@ export async function createApp(
   app.use(errorPages(log));
   app.use(refuseNulBytes());
   const routers = [
-    healthRouter(knex),
+    health.router,
     assetsRouter(),
     methodNotAllowedRouter(),
     refusedFeaturesRouter(),
@@ -104,5 +116,5 @@ export async function createApp(
     ctx.respond = false;
     await handleWithProvider(ctx.req, ctx.res);
   });
-  return { app, provider, audit, cipher, keys };
+  return { app, provider, audit, cipher, keys, health };
 }

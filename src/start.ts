@@ -12,7 +12,7 @@ import { throttlePurgeTask } from './sign-in/throttle.ts';
 import { auditRetentionPurgeTask } from './audit/events.ts';
 import { DEMO_CLIENT_ID, DEMO_CUSTOMER, DEMO_REDIRECT_URI, seedDemo, type DemoSeed } from './seed/demo.ts';
 import { createApp } from './server.ts';
-import { requestListener } from './service/kit.ts';
+import { closeServer, finishesBy, requestListener } from './service/kit.ts';
 import { passbookMetrics } from './metrics/passbook.ts';
 import { serveMetrics, type MetricsServer } from './metrics/server.ts';
 
@@ -26,7 +26,10 @@ export interface RunningPassbook {
   refreshSigningKeys(): Promise<void>;
   /** Where GET /metrics is served (docs/metrics.md), unless METRICS_PORT is off. */
   metricsUrl: string | undefined;
-  /** Stops taking requests, lets those in flight finish, then closes the database. */
+  /**
+   * Answers /readyz with 503, stops taking connections, lets the requests in flight finish (up to
+   * SHUTDOWN_TIMEOUT), stops the purge, waits for activity-log writes, then closes the database.
+   */
   close(): Promise<void>;
 }
 
@@ -63,7 +66,12 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
     const applied = await migrate(database.knex);
     if (applied.length) log.info({ applied }, 'migrations applied');
     const metrics = passbookMetrics(database.knex);
-    const { app, provider, audit, cipher, keys } = await createApp(config, database.knex, log, metrics);
+    const { app, provider, audit, cipher, keys, health } = await createApp(
+      config,
+      database.knex,
+      log,
+      metrics,
+    );
     if (config.seedDemo) {
       const seed = await seedDemo(
         database.knex,
@@ -92,13 +100,20 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
       refreshSigningKeys: () => keys.refresh(),
       metricsUrl: metricsServer?.url,
       async close() {
-        stopPurge();
-        await stopKeyRefresh();
-        server.closeIdleConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-        await audit.drain();
-        await metricsServer?.close();
-        await database.close();
+        const deadline = Date.now() + config.shutdownTimeoutSeconds * 1000;
+        health.startDraining();
+        const { forced } = await closeServer(server, deadline - Date.now());
+        if (forced) log.warn('shutdown timeout: requests still in flight were cut off');
+        const closing = (async () => {
+          await stopPurge();
+          await stopKeyRefresh();
+          await audit.drain();
+          await metricsServer?.close();
+          await database.close();
+        })();
+        if (!(await finishesBy(closing, deadline))) {
+          log.warn('shutdown timeout: database work still under way was abandoned');
+        }
       },
     };
   } catch (error) {

@@ -57,6 +57,12 @@ describe('defaults', () => {
     });
   });
 
+  test('a shutdown waits 10 s for requests in flight; SHUTDOWN_TIMEOUT changes it', () => {
+    expect(loadConfig({}).shutdownTimeoutSeconds).toBe(10);
+    expect(loadConfig({ SHUTDOWN_TIMEOUT: '30' }).shutdownTimeoutSeconds).toBe(30);
+    expect(() => loadConfig({ SHUTDOWN_TIMEOUT: '601' })).toThrow(/SHUTDOWN_TIMEOUT/);
+  });
+
   test('nothing reads process.env when an env is passed', () => {
     const previous = process.env.PORT;
     process.env.PORT = '4567';

@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import Koa, { type Context } from 'koa';
 import type { Knex } from '../db/knex.ts';
-import { healthRouter, requestLog, type Logger } from '../service/kit.ts';
+import { requestLog, type Logger, type ServiceHealth } from '../service/kit.ts';
 import { createGuard, type BankApiState } from './auth.ts';
 import { ApiError, jsonErrors } from './errors.ts';
 import type { Introspect } from './introspection.ts';
@@ -30,6 +30,8 @@ export interface BankApiDependencies {
   log: Logger;
   /** Counts every request (src/metrics/http.ts). */
   countRequests?: Koa.Middleware;
+  /** /livez and /readyz (src/bank-api/start.ts names what readiness checks). */
+  health: ServiceHealth;
   /** TRUST_PROXY: the proxy in front is trusted with X-Forwarded-* and X-Request-Id. */
   trustProxy?: boolean;
 }
@@ -178,8 +180,7 @@ export function createBankApi(dependencies: BankApiDependencies): Koa {
   app.use(apiHeaders());
   app.use(jsonErrors(dependencies.log));
   const bank = bankRoutes(dependencies);
-  const health = healthRouter(dependencies.knex);
-  app.use(health.routes());
+  app.use(dependencies.health.router.routes());
   app.use(bank.routes());
   app.use(bank.allowedMethods());
   return app;

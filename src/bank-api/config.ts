@@ -27,6 +27,8 @@ export interface BankApiConfig {
   env: string;
   /** TRUST_PROXY: X-Forwarded-* and X-Request-Id come from a proxy the bank runs. */
   trustProxy: boolean;
+  /** SHUTDOWN_TIMEOUT: seconds a shutdown waits for requests in flight. */
+  shutdownTimeoutSeconds: number;
 }
 
 export class BankApiConfigError extends Error {
@@ -83,6 +85,15 @@ function readTrustProxy(env: Env): boolean {
   throw new BankApiConfigError(`TRUST_PROXY must be true or false (got ${JSON.stringify(raw)})`);
 }
 
+function readShutdownTimeout(env: Env): number {
+  const raw = env.SHUTDOWN_TIMEOUT || '10';
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value > 600) {
+    throw new BankApiConfigError(`SHUTDOWN_TIMEOUT must be between 0 and 600 (got ${JSON.stringify(raw)})`);
+  }
+  return value;
+}
+
 /**
  * DATABASE_URL is deliberately not read: it is Passbook's own, and falling back to it would
  * quietly give the bank API Passbook's role again, with its reach into customers' password hashes
@@ -112,6 +123,7 @@ export function loadBankApiConfig(env: Env = process.env): BankApiConfig {
     metrics: readMetricsListener(env, 9465, (message) => new BankApiConfigError(message)),
     env: env.NODE_ENV || 'development',
     trustProxy: readTrustProxy(env),
+    shutdownTimeoutSeconds: readShutdownTimeout(env),
   };
 }
 

@@ -16,7 +16,11 @@ async function main(): Promise<void> {
   const log = createBankApiLogger(config.logLevel, process.stdout, config.env);
   const bankApi = await startBankApi(config, { log });
   stopOnSignals(
-    () => bankApi.close(),
+    async (signal) => {
+      log.info({ signal }, 'shutting down');
+      await bankApi.close();
+      log.info('stopped');
+    },
     (error) => log.error({ err: error }, 'shutdown failed'),
   );
 }

@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { withPooledConnection, type Knex } from '../db/knex.ts';
-import { appliedMigrationNames } from '../db/migrate.ts';
+import { appliedMigrationNames, requireMigrationsApplied } from '../db/migrate.ts';
 
 /**
  * The bank API's own migrations: plain SQL files in src/bank-api/migrations/, applied in name
@@ -87,5 +87,13 @@ export async function migrateBankApi(knex: Knex): Promise<string[]> {
     } finally {
       await connection.query('SELECT pg_advisory_unlock($1, $2)', [service, purpose]);
     }
+  });
+}
+
+/** A readiness check: throws while one of the bank API's migrations has not been applied. */
+export function requireBankMigrationsApplied(knex: Knex): Promise<void> {
+  return requireMigrationsApplied(knex, {
+    migrationSource: sqlMigrationSource,
+    schemaName: BANK_SCHEMA,
   });
 }

@@ -2,12 +2,20 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createKnex, type Knex } from '../db/knex.ts';
-import { createServiceLogger, requestListener, type Logger } from '../service/kit.ts';
+import {
+  closeServer,
+  createServiceLogger,
+  finishesBy,
+  databaseCheck,
+  requestListener,
+  serviceHealth,
+  type Logger,
+} from '../service/kit.ts';
 import { createBankApi } from './app.ts';
 import { requireDatabaseUrl, type BankApiConfig } from './config.ts';
 import { assertConfined } from './database-role.ts';
 import { createIntrospector } from './introspection.ts';
-import { migrateBankApi } from './migrate.ts';
+import { migrateBankApi, requireBankMigrationsApplied } from './migrate.ts';
 import { bankApiMetrics } from '../metrics/bank-api.ts';
 import { serveMetrics, type MetricsServer } from '../metrics/server.ts';
 
@@ -56,6 +64,10 @@ export async function startBankApi(
   const server = http.createServer();
   const metrics = bankApiMetrics(knex);
   let metricsServer: MetricsServer | undefined;
+  const health = serviceHealth(
+    { database: databaseCheck(knex), migrations: () => requireBankMigrationsApplied(knex) },
+    log,
+  );
   try {
     await prepareDatabase(knex, log);
     const introspect = metrics.countIntrospections(createIntrospector(config));
@@ -64,6 +76,7 @@ export async function startBankApi(
       introspect,
       log,
       countRequests: metrics.http,
+      health,
       trustProxy: config.trustProxy,
     });
     if (config.metrics) metricsServer = await serveMetrics(metrics.registry, config.metrics);
@@ -82,10 +95,14 @@ export async function startBankApi(
     knex,
     metricsUrl: metricsServer?.url,
     async close() {
-      server.closeIdleConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const deadline = Date.now() + config.shutdownTimeoutSeconds * 1000;
+      health.startDraining();
+      const { forced } = await closeServer(server, deadline - Date.now());
+      if (forced) log.warn('shutdown timeout: requests still in flight were cut off');
       await metricsServer?.close();
-      await knex.destroy();
+      if (!(await finishesBy(knex.destroy(), deadline))) {
+        log.warn('shutdown timeout: database work still under way was abandoned');
+      }
     },
   };
 }

@@ -50,3 +50,24 @@ export async function migrate(knex: Knex, { before }: { before?: string } = {}):
   });
   return applied ?? [];
 }
+
+/** knex's migrator lists `[completed, pending]`, typed as `any`: how many are still to apply. */
+function pendingCount(listed: unknown): number {
+  if (Array.isArray(listed) && Array.isArray(listed[1])) return listed[1].length;
+  throw new Error("knex's migrator no longer lists [completed, pending]");
+}
+
+/**
+ * A readiness check: throws while a migration in migrations/ has not been applied (another
+ * replica is still migrating, or a deployment skipped it). Applied ones this code does not know,
+ * from a newer release rolling out, are no reason to stop serving.
+ */
+export async function requireMigrationsApplied(
+  knex: Knex,
+  options: { migrationSource?: Knex.MigrationSource<string>; schemaName?: string } = {},
+): Promise<void> {
+  const pending = pendingCount(
+    await knex.migrate.list({ migrationSource: sqlMigrationSource(undefined), ...options }),
+  );
+  if (pending > 0) throw new Error(`${pending} migration(s) not applied`);
+}

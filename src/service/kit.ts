@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { Writable } from 'node:stream';
 import Router from '@koa/router';
 import type Koa from 'koa';
@@ -9,8 +9,8 @@ import { pino, type Logger } from 'pino';
 
 /**
  * What every one of the bank's services (Passbook, the bank API) does the same way: its logger,
- * its request log and request ids, its health route. One copy, so that a fix to what gets logged
- * or redacted reaches every service at once.
+ * its request log and request ids, its health routes and its shutdown. One copy, so that a fix to
+ * what gets logged or redacted, or to how a service drains, reaches every service at once.
  */
 
 export type { Logger };
@@ -156,15 +156,81 @@ export function requestLog(log: Logger): Koa.Middleware {
   };
 }
 
-/** GET /healthz: 200 when the service can reach its database; a failed query is the app's error. */
-export function healthRouter(knex: Knex): Router {
-  const router = new Router();
-  router.get('/healthz', async (ctx) => {
+/** One thing a service needs before it can serve: resolves when ready, throws (or hangs) when not. */
+export type ReadinessCheck = () => Promise<void>;
+
+/** A check that hangs (a pool waiting for a database that does not answer) counts as failed. */
+const READINESS_CHECK_TIMEOUT_MS = 2000;
+
+async function passes(check: ReadinessCheck, name: string, log: Logger): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no answer within ${READINESS_CHECK_TIMEOUT_MS} ms`)),
+      READINESS_CHECK_TIMEOUT_MS,
+    );
+  });
+  try {
+    await Promise.race([check(), timeout]);
+    return true;
+  } catch (error) {
+    log.warn({ err: error, check: name }, 'readiness check failed');
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export interface ServiceHealth {
+  /** GET /livez, /readyz, and /healthz (the same answer as /readyz). */
+  router: Router;
+  /** From now on /readyz answers 503, so that load balancers send new requests elsewhere. */
+  startDraining(): void;
+}
+
+/** The check every service has: its pool can run a query. */
+export function databaseCheck(knex: Knex): ReadinessCheck {
+  return async () => {
     await knex.raw('SELECT 1');
+  };
+}
+
+/**
+ * `/livez`: the process is up and its event loop turns; it checks nothing else, so that an
+ * orchestrator never restarts a healthy process because its database is down. `/readyz`: 200 only
+ * when every check passes and the service is not shutting down; else 503, naming the checks that
+ * failed (never why: that goes to the log). `/healthz` stays, answering what `/readyz` does.
+ */
+export function serviceHealth(checks: Record<string, ReadinessCheck>, log: Logger): ServiceHealth {
+  let draining = false;
+  const router = new Router();
+  router.get('/livez', (ctx) => {
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { status: 'ok' };
   });
-  return router;
+  router.get(['/readyz', '/healthz'], async (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    if (draining) {
+      ctx.status = 503;
+      ctx.body = { status: 'draining' };
+      return;
+    }
+    const results = await Promise.all(
+      Object.entries(checks).map(async ([name, check]) => [name, await passes(check, name, log)] as const),
+    );
+    const ready = results.every(([, ok]) => ok);
+    ctx.status = ready ? 200 : 503;
+    ctx.body = {
+      status: ready ? 'ok' : 'unavailable',
+      checks: Object.fromEntries(results.map(([name, ok]) => [name, ok ? 'ok' : 'failed'])),
+    };
+  });
+  return {
+    router,
+    startDraining() {
+      draining = true;
+    },
+  };
 }
 
 /**
@@ -179,14 +245,69 @@ export function requestListener(app: {
 }
 
 /**
- * SIGTERM and SIGINT drain the service and end the process; a drain that fails is reported and
- * the process still ends, with a failing exit code.
+ * Stops accepting connections and lets the requests in flight finish, for up to `timeoutMs`;
+ * then closes whatever connections remain. Resolves once the server is closed; `forced` says
+ * whether requests were cut off.
+ */
+export async function closeServer(server: Server, timeoutMs: number): Promise<{ forced: boolean }> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  // A keep-alive connection whose request ends during the drain turns idle and would otherwise
+  // hold close() open until its client lets go.
+  const sweep = setInterval(() => server.closeIdleConnections(), 50);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'deadline'>((resolve) => {
+    timer = setTimeout(() => resolve('deadline'), timeoutMs);
+  });
+  try {
+    const forced = (await Promise.race([closed, deadline])) === 'deadline';
+    if (forced) {
+      server.closeAllConnections();
+      await closed;
+    }
+    return { forced };
+  } finally {
+    clearInterval(sweep);
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Waits for `work` until `deadline` (a Date.now() value), and at least `floorMs`; says whether it
+ * finished. What is left of a shutdown after its deadline (a query cut off mid-request still
+ * holding a pooled connection until its statement timeout) is abandoned to the process's exit.
+ */
+export async function finishesBy(work: Promise<unknown>, deadline: number, floorMs = 1000): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(deadline - Date.now(), floorMs));
+  });
+  const finished = work.then(() => true);
+  // A failure after the deadline has nobody left to report to.
+  finished.catch(() => {});
+  try {
+    return await Promise.race([finished, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * SIGTERM and SIGINT drain the service and end the process with 0; a drain that fails is reported
+ * and the process still ends, with 1. A second signal during the drain ends it at once, with 1:
+ * the operator has decided not to wait.
  */
 export function stopOnSignals(
   close: (signal: NodeJS.Signals) => Promise<void>,
   report: (error: unknown) => void,
 ): void {
+  let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      report(new Error(`${signal} during shutdown: exiting without finishing the drain`));
+      process.exit(1);
+    }
+    stopping = true;
     close(signal).then(
       () => process.exit(0),
       (error: unknown) => {
@@ -195,6 +316,6 @@ export function stopOnSignals(
       },
     );
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }

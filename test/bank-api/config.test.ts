@@ -2,7 +2,7 @@ import { BankApiConfigError, loadBankApiConfig, requireDatabaseUrl } from '../..
 
 const REQUIRED = { CLIENT_ID: 'bank-api', CLIENT_SECRET: 'secret' };
 
-test('defaults: port 3001, a local Passbook, its introspection endpoint, a 3 s timeout, metrics on 9465', () => {
+test('defaults: port 3001, a local Passbook, its introspection endpoint, a 3 s timeout, metrics on 9465, a 10 s drain', () => {
   expect(loadBankApiConfig(REQUIRED)).toEqual({
     port: 3001,
     issuer: 'http://localhost:3000',
@@ -15,6 +15,7 @@ test('defaults: port 3001, a local Passbook, its introspection endpoint, a 3 s t
     metrics: { host: '127.0.0.1', port: 9465 },
     env: 'development',
     trustProxy: false,
+    shutdownTimeoutSeconds: 10,
   });
 });
 
@@ -26,6 +27,8 @@ test.each([
   [{ ...REQUIRED, ISSUER: 'not a url' }, 'ISSUER must be an http(s) URL'],
   [{ ...REQUIRED, INTROSPECTION_TIMEOUT_MS: '0' }, 'INTROSPECTION_TIMEOUT_MS must be between'],
   [{ ...REQUIRED, BANK_API_DATABASE_URL: 'mysql://db' }, 'BANK_API_DATABASE_URL must be a postgres:// URL'],
+  [{ ...REQUIRED, SHUTDOWN_TIMEOUT: '601' }, 'SHUTDOWN_TIMEOUT must be between 0 and 600'],
+  [{ ...REQUIRED, SHUTDOWN_TIMEOUT: 'soon' }, 'SHUTDOWN_TIMEOUT must be between 0 and 600'],
   [{ ...REQUIRED, TRUST_PROXY: 'yes' }, 'TRUST_PROXY must be true or false'],
 ])('a bad environment stops start-up with one line naming the variable (%o)', (env, message) => {
   expect(() => loadBankApiConfig(env)).toThrow(BankApiConfigError);

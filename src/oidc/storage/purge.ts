@@ -25,29 +25,36 @@ export function purgeOnce(knex: Knex, tasks: readonly PurgeTask[] = []): Promise
   });
 }
 
-/** Purges on a timer that never keeps the process alive; a failed round is logged and retried next time. */
+/**
+ * Purges on a timer that never keeps the process alive; a failed round is logged and retried next
+ * time. The function returned stops the timer and waits for a round under way, so that shutdown
+ * can close the pool after it.
+ */
 export function startPurgeTimer(
   knex: Knex,
   intervalSeconds: number,
   log: Logger,
   tasks: readonly PurgeTask[] = [],
-): () => void {
-  if (intervalSeconds === 0) return () => {};
-  let running = false;
+): () => Promise<void> {
+  if (intervalSeconds === 0) return async () => {};
+  let running: Promise<void> | undefined;
   // A round reports its own failure, so the timer has nothing to wait for.
   const round = async () => {
-    if (running) return;
-    running = true;
     try {
       const purged = await purgeOnce(knex, tasks);
       if (purged) log.info({ purged }, 'purged expired rows');
     } catch (error) {
       log.warn({ err: error }, 'purge failed; will retry');
     } finally {
-      running = false;
+      running = undefined;
     }
   };
-  const timer = setInterval(() => void round(), intervalSeconds * 1000);
+  const timer = setInterval(() => {
+    running ??= round();
+  }, intervalSeconds * 1000);
   timer.unref();
-  return () => clearInterval(timer);
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
 }
