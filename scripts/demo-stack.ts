@@ -139,7 +139,9 @@ export async function startDemo(env: Env = process.env): Promise<RunningDemo> {
       LOG_LEVEL: logLevel,
       METRICS_PORT: env.BANK_API_METRICS_PORT,
     });
-    const bankApi = await startBankApi(bankApiConfig, { log: createBankApiLogger(logLevel) });
+    const bankApi = await startBankApi(bankApiConfig, {
+      log: createBankApiLogger(logLevel, process.stdout, config.env),
+    });
     running.push(bankApi);
     // Keyed by the demo customer's id, which is the `sub` the bank API will see in introspection.
     await seedDemoAccounts(bankApi.knex, customer.id);
