@@ -5,6 +5,18 @@ export type { Knex };
 
 /** A statement that runs longer than this is a bug or an outage; fail it rather than hang. */
 const STATEMENT_TIMEOUT_MS = 15_000;
+/**
+ * The same limit kept by the client, a second later: a server that vanished without closing the
+ * socket (a cut network) never sends the statement timeout's error.
+ */
+const QUERY_TIMEOUT_MS = STATEMENT_TIMEOUT_MS + 1_000;
+/** A database that is up answers a connection attempt at once; a dead one must fail fast. */
+const CONNECT_TIMEOUT_MS = 2_000;
+/**
+ * How long a query waits for a pool connection. While the database is away every attempt fails,
+ * and the request must answer 503 (src/db/unavailable.ts) within seconds rather than queue.
+ */
+const ACQUIRE_TIMEOUT_MS = 3_000;
 
 /**
  * knex reports a lost or refused connection itself, on the console by default: through the
@@ -22,7 +34,13 @@ function knexLog(log: Logger): Knex.Logger {
 export function createKnex(databaseUrl: string, poolMax = 10, log?: Logger): Knex {
   return knexFactory({
     client: 'pg',
-    connection: { connectionString: databaseUrl, statement_timeout: STATEMENT_TIMEOUT_MS },
+    connection: {
+      connectionString: databaseUrl,
+      statement_timeout: STATEMENT_TIMEOUT_MS,
+      query_timeout: QUERY_TIMEOUT_MS,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    },
+    acquireConnectionTimeout: ACQUIRE_TIMEOUT_MS,
     pool: { min: 0, max: poolMax },
     ...(log ? { log: knexLog(log) } : {}),
   });
