@@ -1,9 +1,11 @@
 import type { Middleware } from 'koa';
 import type { Logger } from '../service/kit.ts';
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db/unavailable.ts';
 
 /**
  * Every answer of the bank API is JSON, errors included: `{ error, error_description }` with the
- * OAuth-style code a developer can act on. Anything unexpected is a 500 whose detail only the
+ * OAuth-style code a developer can act on. An unreachable database is a 503 temporarily_unavailable
+ * with Retry-After, which a caller may simply repeat. Anything unexpected is a 500 whose detail only the
  * log sees; a stack trace never reaches the caller.
  */
 
@@ -57,6 +59,20 @@ export function jsonErrors(log: Logger): Middleware {
       if (status && status >= 400 && status < 500) {
         const description = DESCRIPTIONS[status] ?? 'The request is malformed.';
         return respond(ctx, new ApiError(status, 'invalid_request', description));
+      }
+      if (isDatabaseUnavailable(caught)) {
+        log.warn({ err: caught, path: ctx.path }, 'database unavailable');
+        return respond(
+          ctx,
+          new ApiError(
+            503,
+            'temporarily_unavailable',
+            'The bank is briefly unavailable. Try again shortly.',
+            {
+              headers: { 'Retry-After': String(DATABASE_RETRY_AFTER_SECONDS) },
+            },
+          ),
+        );
       }
       log.error({ err: caught, path: ctx.path }, 'request failed');
       respond(ctx, new ApiError(500, 'server_error', 'Something went wrong at the bank. Try again later.'));

@@ -1,6 +1,7 @@
 import type { Middleware } from 'koa';
 import type { Logger } from '../log.ts';
 import { renderErrorPage } from './views.ts';
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db/unavailable.ts';
 
 /** An error meant for the customer: its status and OAuth-style code reach the error page. */
 export class PageError extends Error {
@@ -23,7 +24,8 @@ function codeForStatus(status: number): string {
 
 /**
  * Turns anything thrown by our own routes into the bank's error page: a 4xx keeps its status
- * and says what went wrong in plain words, anything else is a 500 whose detail only the log sees.
+ * and says what went wrong in plain words, an unreachable database is a 503 that asks the
+ * customer to try again shortly, anything else is a 500 whose detail only the log sees.
  */
 export function errorPages(log: Logger): Middleware {
   return async (ctx, next) => {
@@ -36,6 +38,12 @@ export function errorPages(log: Logger): Middleware {
       const error = caught as Error & { status?: number; expose?: boolean };
       if (error instanceof PageError) {
         renderErrorPage(ctx, error.status, error.code);
+        return;
+      }
+      if (isDatabaseUnavailable(caught)) {
+        log.warn({ err: error, path: ctx.path }, 'database unavailable');
+        ctx.set('Retry-After', String(DATABASE_RETRY_AFTER_SECONDS));
+        renderErrorPage(ctx, 503, 'temporarily_unavailable');
         return;
       }
       const status = error.status && error.status >= 400 && error.status < 500 ? error.status : 500;

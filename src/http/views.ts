@@ -43,6 +43,7 @@ const FRIENDLY_ERRORS: Record<string, string> = {
   csrf_failed: "This form has expired or did not come from the bank's page. Go back and try again.",
   method_not_allowed: 'This address does not accept that kind of request.',
   request_too_large: 'The request was too large.',
+  temporarily_unavailable: 'The bank cannot serve this page right now. Please try again in a few moments.',
   server_error: 'Something went wrong on our side. Please try again in a moment.',
 };
 

@@ -15,6 +15,7 @@ import { noStore } from '../http/security-headers.ts';
 import { renderPage } from '../http/views.ts';
 import { SCOPE_CATALOGUE, consentLinesFor } from '../oidc/scopes.ts';
 import { consentPromptDetails, textParam } from '../oidc/engine-internals.ts';
+import { isDatabaseUnavailable } from '../db/unavailable.ts';
 
 /**
  * The bank's sign-in and consent screens. oidc-provider sends the customer here with an
@@ -41,7 +42,9 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
       const interaction = await provider.interactionDetails(ctx.req, ctx.res);
       if (interaction.uid !== ctx.params.uid) throw new Error('interaction uid mismatch');
       return interaction;
-    } catch {
+    } catch (error) {
+      // A database that is away is not a lost sign-in: the error page says to try again (503).
+      if (isDatabaseUnavailable(error)) throw error;
       throw new PageError(400, 'session_not_found');
     }
   }

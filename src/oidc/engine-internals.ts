@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import Provider, { errors, type Interaction, type UnknownObject } from 'oidc-provider';
 import type { JWK } from 'jose';
 import { secretDigest } from '../clients/clients.ts';
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db/unavailable.ts';
 
 /**
  * Every place where Passbook relies on something oidc-provider does not document: a method it
@@ -27,9 +28,9 @@ export function compareSecretsAsDigests(provider: Provider, guard?: ClientSecret
     // Only failures meet the limit: the right secret never waits for the database, and whoever
     // knows an app's client_id cannot lock the app out. Its secret is 256 random bits, so the
     // limit is there to stop and show a flood of guesses, not because one could succeed.
-    const wait = await guard?.refusal(this.clientId);
+    const wait = await answerUnavailableDatabase(async () => guard?.refusal(this.clientId));
     if (wait) throw new TooManyClientAuthentications(wait);
-    await guard?.failed(this.clientId);
+    await answerUnavailableDatabase(async () => guard?.failed(this.clientId));
     return false;
   };
 }
@@ -48,6 +49,32 @@ class TooManyClientAuthentications extends errors.OIDCProviderError {
     this.error_description = `too many failed client authentications; try again in ${retryAfterSeconds} seconds`;
     // The engine's own error handler writes the answer; the header goes on the request it serves.
     Provider.ctx?.set('Retry-After', String(retryAfterSeconds));
+  }
+}
+
+/**
+ * 503 temporarily_unavailable with Retry-After, for a database that cannot be reached. The engine
+ * hides the words of every error of status 500 or more (`expose` false makes it server_error), so
+ * this one is exposed; and it is never sent back to the app's redirect_uri, where neither the 503
+ * nor Retry-After would reach anyone: the customer gets the bank's error page instead.
+ */
+class DatabaseUnavailable extends errors.OIDCProviderError {
+  constructor(cause: unknown) {
+    super(503, 'temporarily_unavailable', { cause });
+    this.expose = true;
+    this.allow_redirect = false;
+    this.error_description = 'the service is temporarily unavailable; try again shortly';
+    Provider.ctx?.set('Retry-After', String(DATABASE_RETRY_AFTER_SECONDS));
+  }
+}
+
+/** Runs work for the engine, answering an unreachable database as a 503 in the engine's own form. */
+export async function answerUnavailableDatabase<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (isDatabaseUnavailable(error)) throw new DatabaseUnavailable(error);
+    throw error;
   }
 }
 

@@ -13,7 +13,7 @@ import { RESOURCE_SERVER_METADATA } from '../clients/clients.ts';
 import { postgresAdapterFactory } from './storage/adapter.ts';
 import { askForAlwaysAskedScopes, rememberedConsent } from './consent.ts';
 import { ACR_VALUES, requireTwoFactorsWhereNeeded, type HasSecondFactor } from './authentication.ts';
-import { compareSecretsAsDigests } from './engine-internals.ts';
+import { answerUnavailableDatabase, compareSecretsAsDigests } from './engine-internals.ts';
 import { clientSecretGuard } from '../sign-in/throttle.ts';
 import {
   backchannelLogoutPolicy,
@@ -93,7 +93,7 @@ function lifetimesPolicy(lifetimes: Lifetimes): Configuration['ttl'] {
 
 function accountFinder(knex: Knex): Configuration['findAccount'] {
   return async (_ctx, sub) => {
-    const customer = await findCustomerById(knex, sub);
+    const customer = await answerUnavailableDatabase(() => findCustomerById(knex, sub));
     if (!customer) return undefined;
     return { accountId: customer.id, claims: () => standardClaims(customer) };
   };
@@ -133,6 +133,7 @@ export function createProvider({
   storage = 'postgres',
   hasSecondFactor,
 }: ProviderDependencies): Provider {
+  const existingGrant = rememberedConsent(knex);
   const configuration: Configuration = {
     ...(storage === 'postgres' ? { adapter: postgresAdapterFactory(knex) } : {}),
     findAccount: accountFinder(knex),
@@ -173,7 +174,7 @@ export function createProvider({
 
     // Consent is remembered per customer and app, each sign-in gets a grant of its own, and
     // always-asked scopes (payments) are asked for every time: see consent.ts.
-    loadExistingGrant: rememberedConsent(knex),
+    loadExistingGrant: (ctx) => answerUnavailableDatabase(async () => existingGrant(ctx)),
     // Which revocations also forget the consent (the Grant). Every one of them ends all codes and
     // tokens under the grant. Signing out, and an app revoking an access token, keep the consent;
     // an app revoking its refresh token ("disconnect"), or a code or refresh token replayed, end it.

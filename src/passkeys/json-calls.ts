@@ -1,6 +1,7 @@
 import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
 import { isValidCsrfToken } from '../http/csrf.ts';
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db/unavailable.ts';
 
 /**
  * The JSON endpoints public/passkeys.js calls. Another site cannot call them: a cross-site page
@@ -58,6 +59,15 @@ export function jsonCall(
       if (error.status && error.status >= 400 && error.status < 500) {
         ctx.status = error.status;
         ctx.body = { error: 'invalid_request', message: 'The request could not be read.' };
+        return;
+      }
+      if (isDatabaseUnavailable(caught)) {
+        ctx.status = 503;
+        ctx.set('Retry-After', String(DATABASE_RETRY_AFTER_SECONDS));
+        ctx.body = {
+          error: 'temporarily_unavailable',
+          message: 'The bank is briefly unavailable. Try again shortly.',
+        };
         return;
       }
       throw error;

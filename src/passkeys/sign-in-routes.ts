@@ -11,6 +11,7 @@ import type { Logger } from '../log.ts';
 import { passkeyCeremonies, type AuthenticationOutcome } from './ceremonies.ts';
 import { acrFor } from '../oidc/authentication.ts';
 import { CallError, FORBIDDEN, jsonCall, jsonField, requireCsrfHeader } from './json-calls.ts';
+import { isDatabaseUnavailable } from '../db/unavailable.ts';
 
 /**
  * "Sign in with a passkey" at both doors: an app's sign-in screen (/interaction/:uid/passkey…),
@@ -73,7 +74,9 @@ export function passkeySignInRouter({
     let interaction: Interaction;
     try {
       interaction = await provider.interactionDetails(ctx.req, ctx.res);
-    } catch {
+    } catch (error) {
+      // A database that is away is not a lost sign-in: the caller is told to try again (503).
+      if (isDatabaseUnavailable(error)) throw error;
       throw new CallError(
         400,
         'session_not_found',

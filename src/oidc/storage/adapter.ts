@@ -5,6 +5,7 @@ import type { Knex } from '../../db/knex.ts';
 import { findClientMetadata } from '../../clients/clients.ts';
 import { MAX_IDENTIFIER_LENGTH, isStorableJson, isStorableText } from '../../db/storable.ts';
 import { TABLE, deleteInBatches, liveRows } from './table.ts';
+import { answerUnavailableDatabase } from '../engine-internals.ts';
 
 /**
  * The adapter oidc-provider stores its models through: one row of `oidc_models` per session,
@@ -248,8 +249,22 @@ class ClientAdapter implements Adapter {
   async revokeByGrantId(): Promise<void> {}
 }
 
+/** Every call, with an unreachable database answered as 503 temporarily_unavailable. */
+function answeringUnavailable(adapter: Adapter): Adapter {
+  return {
+    upsert: (id, payload, expiresIn) =>
+      answerUnavailableDatabase(() => adapter.upsert(id, payload, expiresIn)),
+    find: (id) => answerUnavailableDatabase(() => adapter.find(id)),
+    findByUid: (uid) => answerUnavailableDatabase(() => adapter.findByUid(uid)),
+    findByUserCode: (userCode) => answerUnavailableDatabase(() => adapter.findByUserCode(userCode)),
+    destroy: (id) => answerUnavailableDatabase(() => adapter.destroy(id)),
+    consume: (id) => answerUnavailableDatabase(() => adapter.consume(id)),
+    revokeByGrantId: (grantId) => answerUnavailableDatabase(() => adapter.revokeByGrantId(grantId)),
+  };
+}
+
 /** oidc-provider's `adapter` option: one adapter per model name. */
 export function postgresAdapterFactory(knex: Knex): (kind: string) => Adapter {
-  const clients = new ClientAdapter(knex);
-  return (kind) => (kind === 'Client' ? clients : new PostgresAdapter(knex, kind));
+  const clients = answeringUnavailable(new ClientAdapter(knex));
+  return (kind) => (kind === 'Client' ? clients : answeringUnavailable(new PostgresAdapter(knex, kind)));
 }
