@@ -21,6 +21,7 @@ import {
 } from '../../src/oidc/engine-internals.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createProvider } from '../../src/oidc/provider.ts';
+import { createKnex } from '../../src/db/knex.ts';
 import { decodeProtectedHeader, exportJWK, generateKeyPair, type JWK } from 'jose';
 
 /**
@@ -197,6 +198,54 @@ describe('swapping the signing keys of a running provider', () => {
       expect(await signer()).toBe('key-two');
     } finally {
       server.close();
+    }
+  });
+});
+
+describe('an unreachable database, in the engine’s own error form', () => {
+  test('is 503 temporarily_unavailable with Retry-After, as JSON for apps and the error page at /auth', async () => {
+    const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+    // Nothing listens on port 1: every query is refused, as by a stopped PostgreSQL.
+    const unreachable = createKnex('postgres://passbook@127.0.0.1:1/passbook', 1);
+    const provider = createProvider({
+      config: loadConfig({ NODE_ENV: 'test', ISSUER: 'http://127.0.0.1:1' }),
+      knex: unreachable,
+      signingKeys: [{ ...(await exportJWK(privateKey)), kid: 'key', alg: 'RS256', use: 'sig' }],
+      cookieKeys: [TEST_COOKIE_KEYS],
+      hasSecondFactor: () => Promise.resolve(false),
+    });
+    const handle = provider.callback();
+    const server = http.createServer((request, response) => void handle(request, response));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const { port } = server.address() as AddressInfo;
+      const introspection = await fetch(`http://127.0.0.1:${port}/token/introspection`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from('some-app:secret').toString('base64')}` },
+        body: new URLSearchParams({ token: 'some-token' }),
+      });
+      expect(introspection.status).toBe(503);
+      expect(introspection.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(await introspection.json()).toMatchObject({ error: 'temporarily_unavailable' });
+
+      const query = new URLSearchParams({
+        client_id: 'some-app',
+        redirect_uri: TEST_REDIRECT_URI,
+        response_type: 'code',
+        scope: 'openid',
+      });
+      const authorization = await fetch(`http://127.0.0.1:${port}/auth?${query.toString()}`, {
+        redirect: 'manual',
+        headers: { accept: 'text/html' },
+      });
+      expect(authorization.status).toBe(503);
+      expect(authorization.headers.get('location')).toBeNull();
+      expect(authorization.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(await authorization.text()).toContain('try again in a few moments');
+    } finally {
+      server.close();
+      await unreachable.destroy();
     }
   });
 });
