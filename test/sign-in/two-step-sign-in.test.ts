@@ -85,7 +85,11 @@ describe('with two-step verification on, sign-in asks for a code after the passw
 
     const pending = codePage.document.querySelector('input[name="pending"]')?.getAttribute('value') ?? '';
     const forged = await agent.submit(codePage, '/account/sign-in/code', {
-      pending: pending.replace(/^[^.]+/, customer.id.replace(/.$/, '0')),
+      // Another customer's id under this customer's signature.
+      pending: pending.replace(
+        /^[^.]+/,
+        customer.id.replace(/.$/, (last) => (last === '0' ? '1' : '0')),
+      ),
       code: await nextAuthenticatorCode(customer.authenticatorSecret),
     });
     expect(forged.status).toBe(400);
