@@ -15,6 +15,7 @@ import {
 } from './support/passbook.ts';
 import { PROJECT_ROOT } from './support/project.ts';
 import { createScratchDatabase, type ScratchDatabase } from './support/scratch-database.ts';
+import { freePort } from './support/ports.ts';
 
 /**
  * SIGTERM to the real process (`node src/main.ts`, `node src/bank-api/main.ts`) with a request
@@ -23,15 +24,6 @@ import { createScratchDatabase, type ScratchDatabase } from './support/scratch-d
  */
 
 jest.setTimeout(60_000);
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 interface Service {
   child: ChildProcessWithoutNullStreams;

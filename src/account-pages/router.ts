@@ -5,7 +5,7 @@ import type Provider from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
 import { findCustomerById } from '../customers/customers.ts';
 import { recentEvents, recordEvent, requestOrigin } from '../audit/events.ts';
-import type { SignIn, SignInStep } from '../sign-in/sign-in.ts';
+import { answerRefusal, type SignIn, type SignInStep } from '../sign-in/sign-in.ts';
 import { pendingSignIn, verifiedPendingSignIn } from '../sign-in/pending.ts';
 import { ACCOUNT_SIGN_IN_NONCE_COOKIE, CSRF_PURPOSES, csrfToken, isValidCsrfToken } from '../http/csrf.ts';
 import { formBodies, formField } from '../http/forms.ts';
@@ -141,11 +141,6 @@ export function accountRouter({ provider, knex, cookieKeys, sessions, signIn }: 
     return nonce;
   }
 
-  function refusal(ctx: Context, step: SignInStep & { kind: 'refused' }): [string, number] {
-    if (step.retryAfterSeconds) ctx.set('Retry-After', String(step.retryAfterSeconds));
-    return [step.message, step.status];
-  }
-
   function showCode(ctx: Context, pending: string, error?: string, status?: number): void {
     renderPage(
       ctx,
@@ -185,7 +180,10 @@ export function accountRouter({ provider, knex, cookieKeys, sessions, signIn }: 
       password: formField(ctx, 'password'),
       origin: requestOrigin(ctx),
     });
-    if (step.kind === 'refused') return showSignIn(ctx, ...refusal(ctx, step));
+    if (step.kind === 'refused') {
+      const { error, status } = answerRefusal(ctx, step);
+      return showSignIn(ctx, error, status);
+    }
     if (step.kind === 'code_needed') return showCode(ctx, pendingSignIn(cookieKeys, nonce, step.customerId));
     await startSession(ctx, step);
   });
@@ -200,7 +198,10 @@ export function accountRouter({ provider, knex, cookieKeys, sessions, signIn }: 
       code: formField(ctx, 'code'),
       origin: requestOrigin(ctx),
     });
-    if (step.kind === 'refused') return showCode(ctx, pending, ...refusal(ctx, step));
+    if (step.kind === 'refused') {
+      const { error, status } = answerRefusal(ctx, step);
+      return showCode(ctx, pending, error, status);
+    }
     if (step.kind !== 'signed_in') throw new PageError(400, 'session_not_found');
     await startSession(ctx, step);
   });

@@ -5,7 +5,7 @@ import type { Interaction, InteractionResults } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
 import { findCustomerById } from '../customers/customers.ts';
 import { recordEvent, requestOrigin } from '../audit/events.ts';
-import type { SignIn, SignInStep } from '../sign-in/sign-in.ts';
+import { answerRefusal, type SignIn, type SignInStep } from '../sign-in/sign-in.ts';
 import { pendingSignIn, verifiedPendingSignIn } from '../sign-in/pending.ts';
 import { TWO_FACTORS_REASON, acrFor } from '../oidc/authentication.ts';
 import { CSRF_PURPOSES, csrfToken, isValidCsrfToken } from '../http/csrf.ts';
@@ -66,11 +66,6 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
     });
     ctx.status = 303;
     ctx.redirect(redirectTo);
-  }
-
-  function refusal(ctx: Context, step: SignInStep & { kind: 'refused' }): { error: string; status: number } {
-    if (step.retryAfterSeconds) ctx.set('Retry-After', String(step.retryAfterSeconds));
-    return { error: step.message, status: step.status };
   }
 
   async function showCode(
@@ -196,7 +191,7 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
       origin: requestOrigin(ctx),
     });
     if (step.kind === 'refused') {
-      const { error, status } = refusal(ctx, step);
+      const { error, status } = answerRefusal(ctx, step);
       return showLogin(ctx, interaction, error, status);
     }
     if (step.kind === 'code_needed') {
@@ -227,7 +222,7 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
       origin: requestOrigin(ctx),
     });
     if (step.kind === 'refused') {
-      return showCode(ctx, interaction, { ...(pending ? { pending } : {}), ...refusal(ctx, step) });
+      return showCode(ctx, interaction, { ...(pending ? { pending } : {}), ...answerRefusal(ctx, step) });
     }
     if (step.kind !== 'signed_in') throw new PageError(400, 'session_not_found');
     await signedIn(ctx, step);

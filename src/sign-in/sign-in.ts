@@ -71,6 +71,18 @@ function refused(wait: Refusal): SignInStep {
   };
 }
 
+/**
+ * What a door shows for a refused step: the message and status, with `Retry-After` set on the
+ * answer when the refusal is a pause.
+ */
+export function answerRefusal(
+  answer: { set(header: string, value: string): void },
+  step: SignInStep & { kind: 'refused' },
+): { error: string; status: number } {
+  if (step.retryAfterSeconds) answer.set('Retry-After', String(step.retryAfterSeconds));
+  return { error: step.message, status: step.status };
+}
+
 export interface SignIn {
   /** The first step: username and password. */
   withPassword(attempt: PasswordAttempt): Promise<SignInStep>;

@@ -11,6 +11,7 @@ import {
   type TestCustomer,
   type TestPassbook,
 } from '../support/passbook.ts';
+import { eventually } from '../support/eventually.ts';
 import { authorizationRequest, completeFlow, discoverAs } from '../support/third-party-app.ts';
 
 let passbook: TestPassbook;
@@ -259,14 +260,13 @@ describe('activity', () => {
     expect(rotated.refresh_token).toBeDefined();
     expect(await refreshStatus(config, tokens.refresh_token as string)).toBe('invalid_grant');
     // The provider's events reach the activity off the request path: wait for the entry to land.
-    for (let attempt = 0; attempt < 50; attempt += 1) {
-      const reuse = await passbook
-        .knex('audit_events')
-        .where({ customer_id: customer.id, type: 'refresh_token_reuse_detected' })
-        .first<{ id: string } | undefined>('id');
-      if (reuse) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await eventually(
+      async () =>
+        (await passbook
+          .knex('audit_events')
+          .where({ customer_id: customer.id, type: 'refresh_token_reuse_detected' })
+          .first<{ id: string } | undefined>('id')) !== undefined,
+    );
 
     const account = await agent.open(accountUrl());
     const activity = account.document.querySelectorAll('.activity strong').map((item) => item.text);

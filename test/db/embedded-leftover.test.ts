@@ -1,12 +1,11 @@
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { once } from 'node:events';
-import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, test } from '@jest/globals';
 import pg from 'pg';
 import { EmbeddedPostgresError, startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { createLogger } from '../../src/log.ts';
+import { freePort } from '../support/ports.ts';
 
 /** What an earlier, failed first start leaves in DATA_DIR must not block the next one. */
 
@@ -22,19 +21,9 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** A port nothing listens on now: a random one could meet another test's server. */
-async function port(): Promise<number> {
-  const probe = net.createServer();
-  probe.listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port: free } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return free;
-}
-
 test('an empty cluster folder left by a failed initdb is initialised on the next start', async () => {
   await mkdir(path.join(dir, 'data', 'postgres'), { recursive: true });
-  const database = await startEmbeddedPostgres(path.join(dir, 'data'), await port(), log);
+  const database = await startEmbeddedPostgres(path.join(dir, 'data'), await freePort(), log);
   try {
     const client = new pg.Client({ connectionString: database.url });
     await client.connect();
@@ -49,7 +38,7 @@ test('an empty cluster folder left by a failed initdb is initialised on the next
 test('a cluster folder holding something else is left alone, with one line saying so', async () => {
   await mkdir(path.join(dir, 'data', 'postgres'), { recursive: true });
   await writeFile(path.join(dir, 'data', 'postgres', 'notes.txt'), 'mine');
-  const started = startEmbeddedPostgres(path.join(dir, 'data'), await port(), log);
+  const started = startEmbeddedPostgres(path.join(dir, 'data'), await freePort(), log);
   await expect(started).rejects.toThrow(EmbeddedPostgresError);
   await expect(started).rejects.toThrow(/holds files but no PostgreSQL cluster/);
 });

@@ -1,13 +1,13 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import pg from 'pg';
 import { relocatedClusterDir } from '../../src/db/embedded-root.ts';
+import { freePort } from '../support/ports.ts';
 
 /**
  * The README's commands from a clone in a private (0700) folder, as root: PostgreSQL runs as the
@@ -22,14 +22,6 @@ const asRoot = process.getuid?.() === 0;
 const STACK_FRAME = /^\s+at .+(:\d+:\d+\)?|\(native\))$/m;
 
 jest.setTimeout(90_000);
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** The working tree as git sees it (tracked and new files, nothing ignored), plus node_modules. */
 async function cloneInto(dir: string): Promise<void> {

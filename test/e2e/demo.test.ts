@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startDemo, type RunningDemo } from '../../scripts/demo-stack.ts';
@@ -8,21 +8,13 @@ import { createKnex } from '../../src/db/knex.ts';
 import { CustomerAgent } from '../support/customer-agent.ts';
 import { runRoleName } from '../support/database.ts';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.ts';
+import { freePort } from '../support/ports.ts';
 
 /** `npm run demo`, minus the terminal: three services wired by URLs and stored credentials. */
 
 let database: ScratchDatabase;
 let dataDir: string;
 let env: Record<string, string>;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 beforeAll(async () => {
   database = await createScratchDatabase();

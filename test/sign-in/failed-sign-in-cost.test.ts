@@ -8,6 +8,7 @@ import {
   useTestPassbook,
 } from '../support/passbook.ts';
 import { authorizationRequest, discoverAs } from '../support/third-party-app.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * A failed sign-in for a real customer's name must cost what one for an unknown name costs: the
@@ -52,14 +53,6 @@ async function failedSignInsOf(customerId: string): Promise<number> {
     .where({ customer_id: customerId, type: 'sign_in_failed' })
     .count<{ count: string }[]>({ count: '*' });
   return Number(row?.count);
-}
-
-async function eventually(check: () => Promise<boolean>): Promise<boolean> {
-  for (let attempt = 0; attempt < 100; attempt += 1) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return false;
 }
 
 test('an app’s sign-in screen answers a wrong password for a real name without waiting for the activity log', async () => {

@@ -1,5 +1,3 @@
-import { once } from 'node:events';
-import net, { type AddressInfo } from 'node:net';
 import type { RegisteredClient } from '../../src/clients/clients.ts';
 import { SCOPE } from '../../examples/budget-buddy/bank-connection.ts';
 import { loadBudgetBuddyConfig } from '../../examples/budget-buddy/config.ts';
@@ -9,6 +7,7 @@ import {
   type RunningBudgetBuddy,
 } from '../../examples/budget-buddy/start.ts';
 import { registerTestApp, type TestPassbook } from './passbook.ts';
+import { freePort } from './ports.ts';
 
 /**
  * Budget Buddy as a developer runs it: on its own port (on "localhost", a different host from
@@ -17,15 +16,6 @@ import { registerTestApp, type TestPassbook } from './passbook.ts';
 
 export interface TestBudgetBuddy extends RunningBudgetBuddy {
   client: RegisteredClient;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 export async function startTestBudgetBuddy(

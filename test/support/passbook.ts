@@ -1,7 +1,4 @@
 import { afterAll, beforeAll } from '@jest/globals';
-import { once } from 'node:events';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import type { ClientMetadata } from 'oidc-provider';
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../src/config.ts';
@@ -11,20 +8,12 @@ import { createCustomer } from '../../src/customers/customers.ts';
 import { createClient, type NewClient, type RegisteredClient } from '../../src/clients/clients.ts';
 import type { Knex } from '../../src/db/knex.ts';
 import { RUN_DATA_ENCRYPTION_KEY } from './database.ts';
+import { freePort } from './ports.ts';
 
 /** A real Passbook on a free port, on this run's database. */
 export interface TestPassbook extends RunningPassbook {
   issuer: string;
   knex: Knex;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 export function testDatabaseUrl(): string {

@@ -1,7 +1,6 @@
-import { once } from 'node:events';
-import net, { type AddressInfo } from 'node:net';
 import type { BrowserContext, Page } from 'playwright-core';
 import { startTestPassbook, type TestPassbook } from './passbook.ts';
+import { freePort } from './ports.ts';
 
 /**
  * What passkey tests need around a real browser: a Passbook whose issuer is `localhost` (WebAuthn
@@ -9,15 +8,6 @@ import { startTestPassbook, type TestPassbook } from './passbook.ts';
  * Chromium's virtual authenticator, reached through the DevTools protocol, in place of a
  * fingerprint reader.
  */
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A Passbook at http://localhost:<port>, on this run's database. */
 export async function startLocalhostPassbook(): Promise<TestPassbook> {
