@@ -82,6 +82,11 @@ export interface Config {
   backchannelLogoutAllowedHosts: string[];
   /** METRICS_HOST:METRICS_PORT, where GET /metrics is served (docs/metrics.md); undefined when off. */
   metrics: MetricsListener | undefined;
+  /**
+   * BANK_API_URL: the bank API's base URL, as apps call it. It is the resource indicator (RFC 8707)
+   * of payment tokens, their `aud`, and where the consent screen looks up the customer's accounts.
+   */
+  bankApiUrl: string;
 }
 
 export class ConfigError extends Error {
@@ -249,6 +254,24 @@ function readLifetimes(env: Env): Lifetimes {
   };
 }
 
+/** An absolute http(s) URL without query, fragment or trailing slash; https outside loopback. */
+function readBankApiUrl(env: Env): string {
+  const raw = env.BANK_API_URL || 'http://localhost:3001';
+  const url = URL.parse(raw);
+  const loopback = url !== null && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  if (!url || !['http:', 'https:'].includes(url.protocol) || url.search || url.hash) {
+    throw new ConfigError(
+      `BANK_API_URL must be an http(s) URL without query or fragment (got ${JSON.stringify(raw)})`,
+    );
+  }
+  if (url.protocol === 'http:' && !loopback) {
+    throw new ConfigError(
+      `BANK_API_URL must use https unless it is on localhost (got ${JSON.stringify(raw)})`,
+    );
+  }
+  return url.href.replace(/\/$/, '');
+}
+
 /** Defaults that differ by program: the CLI logs only warnings unless LOG_LEVEL says otherwise. */
 export interface ConfigDefaults {
   logLevel?: string;
@@ -284,6 +307,7 @@ export function loadConfig(env: Env = process.env, defaults: ConfigDefaults = {}
       nodeEnv === 'production' ? [] : LOOPBACK_HOSTS,
     ),
     metrics: readMetricsListener(env, nodeEnv === 'test' ? 0 : 9464, (message) => new ConfigError(message)),
+    bankApiUrl: readBankApiUrl(env),
   };
   if (config.env === 'production') {
     if (!config.databaseUrl) throw new ConfigError('DATABASE_URL is required when NODE_ENV=production');

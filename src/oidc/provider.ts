@@ -21,6 +21,7 @@ import {
   refuseUndeliverableLogoutUris,
 } from './backchannel-logout.ts';
 import { SUPPORTED_SCOPES, claimsByScope } from './scopes.ts';
+import { authorizationDetailsPolicy, bankApiResource } from './authorization-details.ts';
 
 /**
  * The bank's authorization policy, in one place: what it supports, how long everything lives,
@@ -197,9 +198,10 @@ export function createProvider({
       claimsParameter: { enabled: true },
       // Off until the bank API verifies DPoP proofs; a DPoP header is refused (refused-features.ts).
       dPoP: { enabled: false },
-      // Off: the bank has one API, which checks every token by introspection. Off means the
-      // `resource` parameter is ignored, as RFC 6749 asks of parameters a server does not know.
-      resourceIndicators: { enabled: false },
+      // The bank API is the one resource (RFC 8707): payment tokens name it as their audience.
+      resourceIndicators: bankApiResource(config.bankApiUrl),
+      // Payments ask for exactly what they will pay (RFC 9396): see authorization-details.ts.
+      richAuthorizationRequests: authorizationDetailsPolicy(),
       userinfo: { enabled: true },
       revocation: {
         enabled: true,
