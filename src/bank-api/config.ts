@@ -7,6 +7,11 @@ import { readMetricsListener, type MetricsListener } from '../metrics/listener.t
 
 export interface BankApiConfig {
   port: number;
+  /**
+   * BANK_API_URL: the API's own base URL as apps call it (behind any proxy). Payment tokens name
+   * it as their audience, and DPoP proofs sign it as their `htu`. Passbook is given the same value.
+   */
+  publicUrl: string;
   /** Passbook's issuer identifier; introspection answers must name it. */
   issuer: string;
   introspectionEndpoint: string;
@@ -111,8 +116,10 @@ function readDatabaseUrl(env: Env): string | undefined {
 
 export function loadBankApiConfig(env: Env = process.env): BankApiConfig {
   const issuer = readUrl(env, 'ISSUER', 'http://localhost:3000');
+  const port = readPort(env);
   return {
-    port: readPort(env),
+    port,
+    publicUrl: readUrl(env, 'BANK_API_URL', `http://localhost:${port}`),
     issuer,
     introspectionEndpoint: readUrl(env, 'INTROSPECTION_ENDPOINT', `${issuer}/token/introspection`),
     clientId: readRequired(env, 'CLIENT_ID', "the bank API's client_id at Passbook (a resource server)"),

@@ -2,9 +2,10 @@ import { BankApiConfigError, loadBankApiConfig, requireDatabaseUrl } from '../..
 
 const REQUIRED = { CLIENT_ID: 'bank-api', CLIENT_SECRET: 'secret' };
 
-test('defaults: port 3001, a local Passbook, its introspection endpoint, a 3 s timeout, metrics on 9465, a 10 s drain', () => {
+test('defaults: port 3001 at localhost, a local Passbook, its introspection endpoint, a 3 s timeout, metrics on 9465, a 10 s drain', () => {
   expect(loadBankApiConfig(REQUIRED)).toEqual({
     port: 3001,
+    publicUrl: 'http://localhost:3001',
     issuer: 'http://localhost:3000',
     introspectionEndpoint: 'http://localhost:3000/token/introspection',
     clientId: 'bank-api',

@@ -2,6 +2,7 @@ import type { RegisteredClient } from '../../src/clients/clients.ts';
 import { loadBankApiConfig } from '../../src/bank-api/config.ts';
 import { createBankApiLogger, startBankApi, type RunningBankApi } from '../../src/bank-api/start.ts';
 import { registerTestApp, type TestPassbook } from './passbook.ts';
+import { freePort, isFree } from './ports.ts';
 
 /**
  * The bank API as it runs for real: its own process-like instance on a free port, its own
@@ -33,8 +34,13 @@ export async function startTestBankApi(
   log = createBankApiLogger(process.env.LOG_LEVEL || 'silent'),
 ): Promise<TestBankApi> {
   const client = resourceServer ?? (await registerBankApiClient(passbook));
+  // The first bank API of a Passbook listens where that Passbook expects it; any other beside it
+  // (a test's second, differently configured one) takes a free port of its own.
+  const reserved = Number(new URL(passbook.bankApiUrl).port);
+  const port = (await isFree(reserved)) ? reserved : await freePort();
   const config = loadBankApiConfig({
-    PORT: '0',
+    PORT: String(port),
+    BANK_API_URL: `http://127.0.0.1:${port}`,
     ISSUER: passbook.issuer,
     CLIENT_ID: client.client_id,
     CLIENT_SECRET: client.client_secret,

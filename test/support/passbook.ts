@@ -14,6 +14,8 @@ import { freePort } from './ports.ts';
 export interface TestPassbook extends RunningPassbook {
   issuer: string;
   knex: Knex;
+  /** BANK_API_URL as this Passbook knows it: test/support/bank-api.ts starts the bank API there. */
+  bankApiUrl: string;
 }
 
 export function testDatabaseUrl(): string {
@@ -35,6 +37,8 @@ export async function startTestPassbook(
 ): Promise<TestPassbook> {
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
+  // Reserved for this Passbook's bank API, which it must know before the API starts.
+  const bankApiUrl = env.BANK_API_URL ?? `http://127.0.0.1:${await freePort()}`;
   const config = loadConfig({
     NODE_ENV: 'test',
     DATABASE_URL: testDatabaseUrl(),
@@ -45,10 +49,11 @@ export async function startTestPassbook(
     // Every test server signs in from 127.0.0.1 into one database: the per-address limit would
     // add up across test files. The throttling tests set it themselves.
     SIGN_IN_MAX_FAILURES_PER_ADDRESS: '100000',
+    BANK_API_URL: bankApiUrl,
     ...env,
   });
   const passbook = await startPassbook(config, log);
-  return { ...passbook, issuer, knex: passbook.database.knex };
+  return { ...passbook, issuer, knex: passbook.database.knex, bankApiUrl };
 }
 
 /**

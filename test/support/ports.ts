@@ -10,3 +10,17 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => probe.close(resolve));
   return port;
 }
+
+/** Whether nothing listens on this port of 127.0.0.1 now. */
+export async function isFree(port: number): Promise<boolean> {
+  const probe = net.createServer();
+  try {
+    probe.listen(port, '127.0.0.1');
+    await once(probe, 'listening');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await new Promise((resolve) => probe.close(resolve));
+  }
+}
