@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import { readMetricsListener, type MetricsListener } from './metrics/listener.ts';
+import { readDatabaseTimeouts, type DatabaseTimeouts } from './db/timeouts.ts';
 
 /**
  * The only reader of process.env. Everything else receives a validated, typed Config.
@@ -49,6 +50,8 @@ export interface Config {
   issuer: string;
   /** Unset means: start the embedded PostgreSQL under dataDir. */
   databaseUrl: string | undefined;
+  /** How long to wait for the database before answering 503 (DATABASE_*_TIMEOUT_MS). */
+  databaseTimeouts: DatabaseTimeouts;
   /** Secrets that sign cookies, newest first. Unset (development only) means generated once and stored. */
   cookieKeys: string[] | undefined;
   /**
@@ -286,6 +289,7 @@ export function loadConfig(env: Env = process.env, defaults: ConfigDefaults = {}
     port,
     issuer: readIssuer(env, port),
     databaseUrl,
+    databaseTimeouts: readDatabaseTimeouts(env, (message) => new ConfigError(message)),
     cookieKeys: readCookieKeys(env),
     dataEncryptionKeys: readDataEncryptionKeys(env),
     trustProxy: readBoolean(env, 'TRUST_PROXY', false),

@@ -63,6 +63,17 @@ describe('defaults', () => {
     expect(() => loadConfig({ SHUTDOWN_TIMEOUT: '601' })).toThrow(/SHUTDOWN_TIMEOUT/);
   });
 
+  test('the database: 3 s per statement, 2 s to connect, 3 s for a pooled connection; each can be changed', () => {
+    expect(loadConfig({}).databaseTimeouts).toEqual({ statementMs: 3000, connectMs: 2000, acquireMs: 3000 });
+    expect(
+      loadConfig({
+        DATABASE_STATEMENT_TIMEOUT_MS: '10000',
+        DATABASE_CONNECT_TIMEOUT_MS: '500',
+        DATABASE_ACQUIRE_TIMEOUT_MS: '1500',
+      }).databaseTimeouts,
+    ).toEqual({ statementMs: 10000, connectMs: 500, acquireMs: 1500 });
+  });
+
   test('nothing reads process.env when an env is passed', () => {
     const previous = process.env.PORT;
     process.env.PORT = '4567';
@@ -176,6 +187,13 @@ describe('bad values throw a one-line ConfigError naming the variable', () => {
     const error = configError({ DATA_ENCRYPTION_KEY: value });
     expectOneLineNaming(error, 'DATA_ENCRYPTION_KEY');
     expect(error.message).not.toContain(value);
+  });
+
+  test.each(['0', '99', '600001', '3s'])('DATABASE_STATEMENT_TIMEOUT_MS=%j', (value) => {
+    expectOneLineNaming(
+      configError({ DATABASE_STATEMENT_TIMEOUT_MS: value }),
+      'DATABASE_STATEMENT_TIMEOUT_MS',
+    );
   });
 
   test.each(['0', '3601', 'soon'])('KEY_REFRESH_INTERVAL=%j', (value) => {

@@ -1,4 +1,5 @@
 import { readMetricsListener, type MetricsListener } from '../metrics/listener.ts';
+import { readDatabaseTimeouts, type DatabaseTimeouts } from '../db/timeouts.ts';
 
 /**
  * The bank API's settings, read from the environment here and nowhere else. A bad or missing
@@ -25,6 +26,8 @@ export interface BankApiConfig {
    * allowed here so that a test of the other settings needs none; starting the bank API needs it.
    */
   databaseUrl: string | undefined;
+  /** How long to wait for the database before answering 503 (DATABASE_*_TIMEOUT_MS, as Passbook's). */
+  databaseTimeouts: DatabaseTimeouts;
   logLevel: string;
   /** METRICS_HOST:METRICS_PORT, where GET /metrics is served (docs/metrics.md); undefined when off. */
   metrics: MetricsListener | undefined;
@@ -126,6 +129,7 @@ export function loadBankApiConfig(env: Env = process.env): BankApiConfig {
     clientSecret: readRequired(env, 'CLIENT_SECRET', "the bank API's client_secret at Passbook"),
     introspectionTimeoutMs: readTimeout(env),
     databaseUrl: readDatabaseUrl(env),
+    databaseTimeouts: readDatabaseTimeouts(env, (message) => new BankApiConfigError(message)),
     logLevel: env.LOG_LEVEL || 'info',
     metrics: readMetricsListener(env, 9465, (message) => new BankApiConfigError(message)),
     env: env.NODE_ENV || 'development',

@@ -60,7 +60,7 @@ export async function startBankApi(
   options: { log?: Logger } = {},
 ): Promise<RunningBankApi> {
   const log = options.log ?? createBankApiLogger(config.logLevel);
-  const knex = createKnex(requireDatabaseUrl(config), undefined, log);
+  const knex = createKnex(requireDatabaseUrl(config), undefined, log, config.databaseTimeouts);
   const server = http.createServer();
   const metrics = bankApiMetrics(knex);
   let metricsServer: MetricsServer | undefined;

@@ -13,11 +13,11 @@ export interface Database {
 /** The database named by DATABASE_URL, or else the embedded one under DATA_DIR. */
 export async function openDatabase(config: Config, log: Logger): Promise<Database> {
   if (config.databaseUrl) {
-    const knex = createKnex(config.databaseUrl, undefined, log);
+    const knex = createKnex(config.databaseUrl, undefined, log, config.databaseTimeouts);
     return { knex, embedded: false, close: () => knex.destroy() };
   }
   const embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPostgresPort, log);
-  const knex = createKnex(embedded.url, undefined, log);
+  const knex = createKnex(embedded.url, undefined, log, config.databaseTimeouts);
   return {
     knex,
     embedded: true,
