@@ -28,6 +28,8 @@ import { refusedFeaturesRouter } from './oidc/refused-features.ts';
 import { auditRecorder, type AuditRecorder } from './audit/events.ts';
 import { signInService } from './sign-in/sign-in.ts';
 import { withPrefetchScope } from './oidc/storage/adapter.ts';
+import { requestTransaction } from './db/request-transaction.ts';
+import { commitBeforeEngineAnswers } from './oidc/commit-before-answer.ts';
 import type { PassbookMetrics } from './metrics/passbook.ts';
 
 export interface PassbookApp {
@@ -69,7 +71,7 @@ export async function createApp(
   const keys = signingKeyRefresher(provider, knex, cipher, signingKeys, log);
   provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'provider error'));
   const audit = auditRecorder(knex, log);
-  recordProviderEvents(provider, knex, audit, log);
+  recordProviderEvents(provider, audit);
   reportLogoutDeliveryFailures(provider, log);
   metrics.observeProvider(provider);
   const sessions = bankSessions(provider, knex, config.lifetimes, log);
@@ -96,6 +98,9 @@ export async function createApp(
   app.use(metrics.http);
   app.use(securityHeaders());
   app.use(errorPages(log));
+  // One request, one transaction, committed before the answer (src/db/request-transaction.ts).
+  app.use(requestTransaction(knex));
+  commitBeforeEngineAnswers(provider, log);
   app.use(refuseNulBytes());
   const routers = [
     health.router,

@@ -2,6 +2,7 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Lifetimes } from '../config.ts';
 import type { Knex } from '../db/knex.ts';
+import { afterCommit } from '../db/request-transaction.ts';
 import type { Logger } from '../log.ts';
 import { revokeTokensOfGrant } from '../oidc/storage/grants-and-sessions.ts';
 import { sessionTtl } from '../oidc/provider.ts';
@@ -55,7 +56,10 @@ export interface BankSessions {
   current(ctx: Context): Promise<BankSession | undefined>;
   /** Starts a session for a customer who has just proved who they are; replaces any other. */
   signIn(ctx: Context, customerId: string, amr: string[]): Promise<BankSession>;
-  /** Ends a session: tells its apps (back-channel logout), ends their session-bound tokens, deletes it. */
+  /**
+   * Ends a session: ends its apps' session-bound tokens, deletes it, and once that is committed
+   * tells its apps (back-channel logout), so that no transaction waits on an app's answer.
+   */
   end(session: BankSession): Promise<void>;
   /** Tells the browser to forget the session cookie. */
   forgetCookie(ctx: Context): void;
@@ -117,9 +121,9 @@ export function bankSessions(
     },
 
     async end(session) {
-      await notifyApps(session);
       await endSessionBoundTokens(session);
       await session.destroy();
+      await afterCommit(knex, () => notifyApps(session));
     },
 
     forgetCookie(ctx) {

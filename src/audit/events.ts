@@ -1,4 +1,5 @@
 import type { Knex } from '../db/knex.ts';
+import { afterCommit, forReading, forWriting } from '../db/request-transaction.ts';
 import type { Logger } from '../log.ts';
 
 /**
@@ -57,8 +58,13 @@ export function requestOrigin(ctx: { ip: string; get(header: string): string }):
   return { ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined };
 }
 
+/** Records an event with the request's other writes: it is stored exactly when they are. */
 export async function recordEvent(knex: Knex, event: AuditEvent): Promise<void> {
-  await knex(TABLE).insert({
+  await insertEvent(await forWriting(knex), event);
+}
+
+async function insertEvent(db: Knex, event: AuditEvent): Promise<void> {
+  await db(TABLE).insert({
     customer_id: event.customerId ?? null,
     type: event.type,
     client_id: event.clientId ?? null,
@@ -71,8 +77,10 @@ export async function recordEvent(knex: Knex, event: AuditEvent): Promise<void> 
 /**
  * Records events off the request path: the answer never waits for the activity log, so a request
  * costs the same whether or not it has something to record (a failed sign-in for a real customer
- * must not take longer than one for an unknown name). A failed write is logged, never the
- * customer's problem; `drain` lets shutdown wait for the writes still under way.
+ * must not take longer than one for an unknown name). Each write starts once the request's own
+ * writes are committed, and not at all if they are rolled back, so the log never shows what did
+ * not happen; it is a statement of its own, outside the request's transaction. A failed write is
+ * logged, never the customer's problem; `drain` lets shutdown wait for the writes still under way.
  */
 export interface AuditRecorder {
   record(event: AuditEvent): void;
@@ -83,10 +91,12 @@ export function auditRecorder(knex: Knex, log: Logger): AuditRecorder {
   const pending = new Set<Promise<void>>();
   return {
     record(event) {
-      const write = recordEvent(knex, event)
-        .catch((error: unknown) => log.warn({ err: error, type: event.type }, 'audit write failed'))
-        .finally(() => pending.delete(write));
-      pending.add(write);
+      void afterCommit(knex, () => {
+        const write = insertEvent(knex, event)
+          .catch((error: unknown) => log.warn({ err: error, type: event.type }, 'audit write failed'))
+          .finally(() => pending.delete(write));
+        pending.add(write);
+      });
     },
     async drain() {
       await Promise.all(pending);
@@ -95,7 +105,8 @@ export function auditRecorder(knex: Knex, log: Logger): AuditRecorder {
 }
 
 export async function recentEvents(knex: Knex, customerId: string, limit = 50): Promise<StoredAuditEvent[]> {
-  return knex(TABLE)
+  const db = await forReading(knex);
+  return db(TABLE)
     .where({ customer_id: customerId })
     .orderBy([
       { column: 'created_at', order: 'desc' },

@@ -1,4 +1,5 @@
 import type { Knex } from '../db/knex.ts';
+import { forReading, forWriting, outsideRequestTransaction } from '../db/request-transaction.ts';
 import { isStorableText } from '../db/storable.ts';
 import {
   MAX_PASSWORD_LENGTH,
@@ -9,9 +10,16 @@ import {
   verifyPassword,
 } from './passwords.ts';
 
-/** Owner of `customers`: the bank's customers, their password hashes and their profile claims. */
+/**
+ * Owner of `customers`: the bank's customers, their password hashes and their profile claims.
+ * argon2id runs holding no transaction (`argon2`): a request's writes before it commit first.
+ */
 
 const TABLE = 'customers';
+
+function argon2<T>(knex: Knex, work: () => Promise<T>): Promise<T> {
+  return outsideRequestTransaction(knex, work);
+}
 
 export interface NewCustomer {
   username: string;
@@ -53,15 +61,16 @@ function assertValidCustomer(customer: NewCustomer): void {
 
 export async function createCustomer(knex: Knex, customer: NewCustomer): Promise<Customer> {
   assertValidCustomer(customer);
-  const passwordHash = await hashPassword(customer.password);
-  const [created] = await knex(TABLE)
+  const passwordHash = await argon2(knex, () => hashPassword(customer.password));
+  const db = await forWriting(knex);
+  const [created] = await db(TABLE)
     .insert({
       username: customer.username,
       password_hash: passwordHash,
       name: customer.name ?? null,
       email: customer.email ?? null,
     })
-    .onConflict(knex.raw('(lower(username))'))
+    .onConflict(db.raw('(lower(username))'))
     .ignore()
     .returning<Customer[]>(['id', 'username', 'name', 'email', 'email_verified', 'updated_at']);
   if (!created) throw new InvalidCustomerError(`username "${customer.username}" is taken`);
@@ -71,14 +80,16 @@ export async function createCustomer(knex: Knex, customer: NewCustomer): Promise
 export async function findCustomerByUsername(knex: Knex, username: string): Promise<Customer | undefined> {
   // Usernames come from sign-in forms; one that could never be registered (a NUL, too long) is no one.
   if (!isStorableText(username, MAX_USERNAME_LENGTH)) return undefined;
-  return knex(TABLE)
+  const db = await forReading(knex);
+  return db(TABLE)
     .whereRaw('lower(username) = lower(?)', [username])
     .first('id', 'username', 'name', 'email', 'email_verified', 'updated_at');
 }
 
 export async function findCustomerById(knex: Knex, id: string): Promise<Customer | undefined> {
   if (!/^[0-9a-f-]{36}$/i.test(id)) return undefined;
-  return knex(TABLE).where({ id }).first('id', 'username', 'name', 'email', 'email_verified', 'updated_at');
+  const db = await forReading(knex);
+  return db(TABLE).where({ id }).first('id', 'username', 'name', 'email', 'email_verified', 'updated_at');
 }
 
 /**
@@ -99,14 +110,20 @@ export async function verifyCredentials(
   password: string,
 ): Promise<CredentialCheck> {
   const row: { id: string; password_hash: string } | undefined = USERNAME_PATTERN.test(username)
-    ? await knex(TABLE).whereRaw('lower(username) = lower(?)', [username]).first('id', 'password_hash')
+    ? await (
+        await forReading(knex)
+      )(TABLE)
+        .whereRaw('lower(username) = lower(?)', [username])
+        .first('id', 'password_hash')
     : undefined;
-  const matches = await verifyPassword(row?.password_hash ?? (await dummyPasswordHash()), password);
+  const matches = await argon2(knex, async () =>
+    verifyPassword(row?.password_hash ?? (await dummyPasswordHash()), password),
+  );
   if (!row || !matches) return { verified: false, knownCustomerId: row?.id };
   if (needsRehash(row.password_hash)) {
-    await knex(TABLE)
-      .where({ id: row.id })
-      .update({ password_hash: await hashPassword(password), updated_at: knex.fn.now() });
+    const rehashed = await argon2(knex, () => hashPassword(password));
+    const db = await forWriting(knex);
+    await db(TABLE).where({ id: row.id }).update({ password_hash: rehashed, updated_at: db.fn.now() });
   }
   return { verified: true, customerId: row.id };
 }
@@ -130,13 +147,19 @@ export async function changePassword(
     );
   }
   if (!/^[0-9a-f-]{36}$/i.test(customerId)) return 'wrong_password';
-  const row: { password_hash: string } | undefined = await knex(TABLE)
+  const row: { password_hash: string } | undefined = await (
+    await forReading(knex)
+  )(TABLE)
     .where({ id: customerId })
     .first('password_hash');
-  if (!row || !(await verifyPassword(row.password_hash, currentPassword))) return 'wrong_password';
-  const updated = await knex(TABLE)
+  if (!row || !(await argon2(knex, () => verifyPassword(row.password_hash, currentPassword)))) {
+    return 'wrong_password';
+  }
+  const newHash = await argon2(knex, () => hashPassword(newPassword));
+  const db = await forWriting(knex);
+  const updated = await db(TABLE)
     .where({ id: customerId, password_hash: row.password_hash })
-    .update({ password_hash: await hashPassword(newPassword), updated_at: knex.fn.now() });
+    .update({ password_hash: newHash, updated_at: db.fn.now() });
   return updated === 1 ? 'changed' : 'wrong_password';
 }
 

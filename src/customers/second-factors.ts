@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Knex } from '../db/knex.ts';
+import { forReading, forWriting } from '../db/request-transaction.ts';
 import type { DataCipher } from '../crypto/data-cipher.ts';
 import { CODE_PATTERN, matchingStep, newTotpSecret } from './totp.ts';
 import { newRecoveryCodes, normaliseRecoveryCode } from './recovery-codes.ts';
@@ -12,7 +13,8 @@ import { newRecoveryCodes, normaliseRecoveryCode } from './recovery-codes.ts';
  * so a code (or an earlier one) is never accepted twice, even when two requests race. Recovery
  * codes are kept as keyed digests and used up by a conditional DELETE, for the same reason.
  *
- * Sign-in uses `secondFactors` (SecondFactors); the Security page uses `twoStepSettings`.
+ * Sign-in uses `secondFactors` (SecondFactors); the Security page uses `twoStepSettings`. Within a
+ * request they read and write through the request's transaction (src/db/request-transaction.ts).
  */
 
 const APPS = 'authenticator_apps';
@@ -157,8 +159,9 @@ async function hasActiveApp(db: Db, customerId: string): Promise<boolean> {
 
 export function secondFactors(knex: Knex, cipher: DataCipher): SecondFactors {
   return {
-    hasAuthenticatorApp: (customerId) => hasActiveApp(knex, customerId),
-    verifyCode: (customerId, code, now = new Date()) => checkCode(knex, cipher, customerId, code, now),
+    hasAuthenticatorApp: async (customerId) => hasActiveApp(await forReading(knex), customerId),
+    verifyCode: async (customerId, code, now = new Date()) =>
+      checkCode(await forWriting(knex), cipher, customerId, code, now),
   };
 }
 
@@ -167,8 +170,9 @@ export function twoStepSettings(knex: Knex, cipher: DataCipher): TwoStepSettings
     ...secondFactors(knex, cipher),
 
     async status(customerId) {
-      const row = await appRow(knex, customerId);
-      const [left] = await knex(CODES).where({ customer_id: customerId }).count<{ count: string }[]>();
+      const db = await forReading(knex);
+      const row = await appRow(db, customerId);
+      const [left] = await db(CODES).where({ customer_id: customerId }).count<{ count: string }[]>();
       const state: TwoStepState = !row ? 'off' : row.confirmed_at ? 'on' : 'pending';
       return { state, since: row?.confirmed_at ?? undefined, recoveryCodesLeft: Number(left?.count ?? 0) };
     },
@@ -176,7 +180,9 @@ export function twoStepSettings(knex: Knex, cipher: DataCipher): TwoStepSettings
     async startEnrolment(customerId) {
       const envelope = cipher.encrypt(newTotpSecret(), secretContext(customerId));
       // A pending secret is kept: the customer may already have scanned it.
-      await knex(APPS)
+      await (
+        await forWriting(knex)
+      )(APPS)
         .insert({ customer_id: customerId, secret_envelope: envelope })
         .onConflict('customer_id')
         .ignore();
@@ -184,21 +190,21 @@ export function twoStepSettings(knex: Knex, cipher: DataCipher): TwoStepSettings
     },
 
     async pendingSecret(customerId) {
-      const row = await appRow(knex, customerId);
+      const row = await appRow(await forReading(knex), customerId);
       if (!row || row.confirmed_at) return undefined;
       return cipher.decrypt(row.secret_envelope, secretContext(customerId));
     },
 
-    confirmEnrolment(customerId, code, now = new Date()) {
-      return knex.transaction(async (trx) => {
+    async confirmEnrolment(customerId, code, now = new Date()) {
+      return (await forWriting(knex)).transaction(async (trx) => {
         const digits = code.replace(/\s+/g, '');
         if (!(await useAuthenticatorCode(trx, cipher, customerId, digits, now, 'pending'))) return undefined;
         return storeRecoveryCodes(trx, cipher, customerId);
       });
     },
 
-    turnOff(customerId, code, now = new Date()) {
-      return knex.transaction(async (trx) => {
+    async turnOff(customerId, code, now = new Date()) {
+      return (await forWriting(knex)).transaction(async (trx) => {
         if (!(await checkCode(trx, cipher, customerId, code, now)).ok) return false;
         await trx(CODES).where({ customer_id: customerId }).del();
         await trx(APPS).where({ customer_id: customerId }).del();
@@ -206,8 +212,8 @@ export function twoStepSettings(knex: Knex, cipher: DataCipher): TwoStepSettings
       });
     },
 
-    replaceRecoveryCodes(customerId, code, now = new Date()) {
-      return knex.transaction(async (trx) => {
+    async replaceRecoveryCodes(customerId, code, now = new Date()) {
+      return (await forWriting(knex)).transaction(async (trx) => {
         if (!(await checkCode(trx, cipher, customerId, code, now)).ok) return undefined;
         return storeRecoveryCodes(trx, cipher, customerId);
       });

@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import Provider, { errors, type Interaction, type UnknownObject } from 'oidc-provider';
 import type { JWK } from 'jose';
 import { secretDigest } from '../clients/clients.ts';
@@ -76,6 +76,37 @@ export async function answerUnavailableDatabase<T>(work: () => Promise<T>): Prom
     if (isDatabaseUnavailable(error)) throw new DatabaseUnavailable(error);
     throw error;
   }
+}
+
+/**
+ * Runs `beforeAnswer` after the engine has handled a request and before it writes the answer, and
+ * lets it replace that answer. The engine runs what `provider.use` gives it around its routes, and
+ * each route handles its own errors and saves its session inside: once they resolve, ctx.status
+ * and ctx.body are the answer (an error's included) and every write is made; the engine's Koa
+ * writes the body only after this middleware resolves. An error that escapes a route anyway
+ * reaches `beforeAnswer` with `escaped` set, and is thrown on.
+ */
+export function beforeEngineAnswers(
+  provider: Provider,
+  beforeAnswer: (ctx: Context, escaped: boolean) => Promise<void>,
+): void {
+  const hook: Middleware = async (ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      await beforeAnswer(ctx, true);
+      throw error;
+    }
+    await beforeAnswer(ctx, false);
+  };
+  provider.use(hook);
+}
+
+/** The engine's name for the route a request took (`token`, `authorization`...), if it took one. */
+export function engineRoute(ctx: Context): string | undefined {
+  const oidc: unknown = Reflect.get(ctx, 'oidc');
+  const route: unknown = typeof oidc === 'object' && oidc !== null ? Reflect.get(oidc, 'route') : undefined;
+  return typeof route === 'string' ? route : undefined;
 }
 
 /**

@@ -1,23 +1,16 @@
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import type { Knex } from '../db/knex.ts';
-import type { Logger } from '../log.ts';
 import { requestOrigin, type AuditRecorder } from '../audit/events.ts';
 import { textParam } from './engine-internals.ts';
-import { markGrantUsed } from './storage/grants-and-sessions.ts';
 
 /**
- * What the provider does that the customer's activity log and connected-apps page must know:
- * sign-ins, consents, refresh-token reuse, and when an app last got a token. A failure here is
- * logged and never fails the customer's or the app's request.
+ * What the provider does that the customer's activity log must know: sign-ins, consents and
+ * refresh-token reuse. The activity log writes them once the request has committed (a failure
+ * there is logged and never fails the customer's or the app's request). When an app last got a
+ * token is stored with the token itself (src/oidc/storage/adapter.ts).
  */
 
-export function recordProviderEvents(
-  provider: Provider,
-  knex: Knex,
-  audit: AuditRecorder,
-  log: Logger,
-): void {
+export function recordProviderEvents(provider: Provider, audit: AuditRecorder): void {
   const record = (event: Parameters<AuditRecorder['record']>[0]) => audit.record(event);
 
   // Emitted when the browser comes back from our sign-in or consent screen with the result.
@@ -64,12 +57,5 @@ export function recordProviderEvents(
       clientId: ctx.oidc.client?.clientId,
       ...requestOrigin(ctx),
     });
-  });
-
-  provider.on('access_token.saved', (token: { grantId?: string }) => {
-    if (!token.grantId) return;
-    markGrantUsed(knex, token.grantId).catch((error: unknown) =>
-      log.warn({ err: error }, 'grant last-used write failed'),
-    );
   });
 }

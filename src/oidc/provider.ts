@@ -50,7 +50,7 @@ const LOGOUT_TOKEN_TTL = 120;
 export const LONGEST_SIGNED_LIFETIME = Math.max(ID_TOKEN_TTL, LOGOUT_TOKEN_TTL);
 
 /** oidc-provider's routes that a customer's browser opens: their errors are pages, not JSON. */
-const BROWSER_ROUTES = new Set([
+export const BROWSER_ROUTES = new Set([
   'authorization',
   'resume',
   'end_session',

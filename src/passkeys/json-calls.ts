@@ -2,6 +2,7 @@ import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
 import { isValidCsrfToken } from '../http/csrf.ts';
 import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db/unavailable.ts';
+import { settleRequestTransaction } from '../db/request-transaction.ts';
 
 /**
  * The JSON endpoints public/passkeys.js calls. Another site cannot call them: a cross-site page
@@ -35,7 +36,9 @@ const parseJson = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encodin
 
 /**
  * Wraps a JSON endpoint: refuses other content types (415) and a request sent from another
- * origin (403), parses the body, and turns a CallError or a bad body into a JSON answer.
+ * origin (403), parses the body, and turns a CallError or a bad body into a JSON answer. A
+ * handler that succeeded commits the request's writes here, so that a commit that fails is
+ * answered in JSON too (503 when the database could not take it).
  */
 export function jsonCall(
   issuerOrigin: string,
@@ -49,6 +52,7 @@ export function jsonCall(
       if (origin && origin !== issuerOrigin) throw FORBIDDEN;
       await parseJson(ctx, () => Promise.resolve());
       await handler(ctx);
+      await settleRequestTransaction('commit');
     } catch (caught) {
       const error = caught as Error & { status?: number };
       if (error instanceof CallError) {

@@ -1,4 +1,5 @@
 import type { Knex } from '../db/knex.ts';
+import { forReading, forWriting } from '../db/request-transaction.ts';
 import { isStorableText } from '../db/storable.ts';
 
 /**
@@ -96,7 +97,9 @@ export async function addPasskey(knex: Knex, passkey: NewPasskey): Promise<Passk
   if (!isStorableText(passkey.name, MAX_PASSKEY_NAME_LENGTH) || passkey.name.trim() === '') {
     throw new InvalidPasskeyError(`a passkey's name must be 1 to ${MAX_PASSKEY_NAME_LENGTH} characters`);
   }
-  const [row] = await knex(PASSKEYS)
+  const [row] = await (
+    await forWriting(knex)
+  )(PASSKEYS)
     .insert({
       customer_id: passkey.customerId,
       credential_id: passkey.credentialId,
@@ -115,7 +118,9 @@ export async function addPasskey(knex: Knex, passkey: NewPasskey): Promise<Passk
 
 export async function passkeysOfCustomer(knex: Knex, customerId: string): Promise<Passkey[]> {
   if (!UUID.test(customerId)) return [];
-  const rows = await knex(PASSKEYS)
+  const rows = await (
+    await forReading(knex)
+  )(PASSKEYS)
     .where({ customer_id: customerId })
     .orderBy([{ column: 'created_at' }, { column: 'id' }])
     .select<PasskeyRow[]>(COLUMNS);
@@ -127,7 +132,9 @@ export async function findPasskeyByCredentialId(
   credentialId: string,
 ): Promise<Passkey | undefined> {
   if (!isStorableText(credentialId, MAX_CREDENTIAL_ID_LENGTH)) return undefined;
-  const row = await knex(PASSKEYS)
+  const row = await (
+    await forReading(knex)
+  )(PASSKEYS)
     .where({ credential_id: credentialId })
     .first<PasskeyRow | undefined>(COLUMNS);
   return row ? fromRow(row) : undefined;
@@ -140,7 +147,9 @@ export async function removePasskey(
   id: string,
 ): Promise<Passkey | undefined> {
   if (!UUID.test(customerId) || !UUID.test(id)) return undefined;
-  const [row] = await knex(PASSKEYS)
+  const [row] = await (
+    await forWriting(knex)
+  )(PASSKEYS)
     .where({ id, customer_id: customerId })
     .delete()
     .returning<PasskeyRow[]>(COLUMNS);
@@ -157,14 +166,15 @@ export async function recordPasskeyUse(
   passkey: Passkey,
   use: { newCounter: number; backedUp: boolean },
 ): Promise<boolean> {
-  const updated = await knex(PASSKEYS)
+  const db = await forWriting(knex);
+  const updated = await db(PASSKEYS)
     .where({ id: passkey.id, counter: passkey.counter })
     .andWhere((query) => {
       void query.where('counter', '<', use.newCounter).orWhere((zero) => {
         void zero.where('counter', 0).andWhereRaw('?::bigint = 0', [use.newCounter]);
       });
     })
-    .update({ counter: use.newCounter, backed_up: use.backedUp, last_used_at: knex.fn.now() });
+    .update({ counter: use.newCounter, backed_up: use.backedUp, last_used_at: db.fn.now() });
   return updated === 1;
 }
 
@@ -181,8 +191,9 @@ export interface IssuedChallenge {
 
 export async function storeChallenge(knex: Knex, issued: IssuedChallenge): Promise<void> {
   // Unanswered challenges are cleared here rather than by a timer of their own.
-  await knex(CHALLENGES).where('expires_at', '<', knex.fn.now()).delete();
-  await knex(CHALLENGES).insert({
+  const db = await forWriting(knex);
+  await db(CHALLENGES).where('expires_at', '<', db.fn.now()).delete();
+  await db(CHALLENGES).insert({
     challenge: issued.challenge,
     purpose: issued.purpose,
     binding: issued.binding,
@@ -201,7 +212,9 @@ export async function consumeChallenge(
   expected: { purpose: ChallengePurpose; binding: string; customerId?: string | undefined },
 ): Promise<boolean> {
   if (!isStorableText(challenge, 256) || !isStorableText(expected.binding, 1024)) return false;
-  const [row] = await knex(CHALLENGES)
+  const [row] = await (
+    await forWriting(knex)
+  )(CHALLENGES)
     .where({ challenge })
     .delete()
     .returning<{ purpose: string; binding: string; customer_id: string | null; expires_at: Date }[]>('*');

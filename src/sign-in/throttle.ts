@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from '../db/knex.ts';
+import { forReading, forWriting } from '../db/request-transaction.ts';
 import type { ThrottlePolicy, ThrottleRule } from '../config.ts';
 
 /**
@@ -49,7 +50,8 @@ export async function refusal(
   keys: ThrottleKey[],
   now = new Date(),
 ): Promise<Refusal | undefined> {
-  const rows = await knex(TABLE)
+  const db = await forReading(knex);
+  const rows = await db(TABLE)
     .whereIn('key', keys)
     .andWhere('locked_until', '>', now)
     .select<LockedRow[]>('locked_until');
@@ -76,7 +78,8 @@ export function lockSeconds(rule: ThrottleRule, previousLockouts: number): numbe
 
 /**
  * Counts one failure for the key, and locks it when this failure reaches the rule's limit. Two
- * failures counted at once are both counted, and only one of them locks.
+ * failures counted at once are both counted, and only one of them locks. Within a request the
+ * count commits with the request's other writes (its own statements in a savepoint).
  */
 export async function recordFailure(
   knex: Knex,
@@ -87,7 +90,8 @@ export async function recordFailure(
   const windowStart = new Date(now.getTime() - rule.window * 1000);
   // A key whose last lock ended long ago starts its doubling afresh.
   const lockoutsForgottenBefore = new Date(now.getTime() - (rule.maxLock ?? rule.lock) * 4 * 1000);
-  return knex.transaction(async (trx) => {
+  const db = await forWriting(knex);
+  return db.transaction(async (trx) => {
     const counted = await trx.raw<{ rows: CountRow[] }>(
       `INSERT INTO ${TABLE} AS t (key, failures, window_started_at, updated_at)
        VALUES (?, 1, ?, ?)
@@ -119,7 +123,8 @@ export async function recordFailure(
 
 /** Forgets a key's failures and locks: after a success, or when an operator unlocks it. */
 export async function clearKey(knex: Knex, key: ThrottleKey): Promise<boolean> {
-  return (await knex(TABLE).where({ key }).delete()) > 0;
+  const db = await forWriting(knex);
+  return (await db(TABLE).where({ key }).delete()) > 0;
 }
 
 /** The purge's task for this table (src/oidc/storage/purge.ts runs it under its lock). */

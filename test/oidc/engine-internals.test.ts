@@ -5,6 +5,7 @@ import {
   TEST_REDIRECT_URI,
   createTestCustomer,
   registerTestApp,
+  testDatabaseUrl,
   useTestPassbook,
 } from '../support/passbook.ts';
 import { authorizationRequest, completeFlow, discoverAs } from '../support/third-party-app.ts';
@@ -12,7 +13,9 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  beforeEngineAnswers,
   consentPromptDetails,
+  engineRoute,
   isSpecialUseIP,
   logoutTokenRecipient,
   sendBackchannelLogout,
@@ -246,6 +249,76 @@ describe('an unreachable database, in the engine’s own error form', () => {
     } finally {
       server.close();
       await unreachable.destroy();
+    }
+  });
+});
+
+describe('a hook that runs after the engine has answered and before the answer is written', () => {
+  test('sees the final status and body, errors included, after the session was saved, and may replace the answer', async () => {
+    const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+    const knex = createKnex(testDatabaseUrl(), 2);
+    const provider = createProvider({
+      config: loadConfig({ NODE_ENV: 'test', ISSUER: 'http://127.0.0.1:1' }),
+      knex,
+      signingKeys: [{ ...(await exportJWK(privateKey)), kid: 'key', alg: 'RS256', use: 'sig' }],
+      cookieKeys: [TEST_COOKIE_KEYS],
+      hasSecondFactor: () => Promise.resolve(false),
+    });
+    const seen: Record<string, unknown>[] = [];
+    beforeEngineAnswers(provider, async (ctx, escaped) => {
+      const cookies = ctx.response.get('set-cookie');
+      const sessionId = /passbook_session=([^;]+)/.exec(String(cookies))?.[1];
+      const sessionRow: unknown = sessionId
+        ? await knex('oidc_models').where({ kind: 'Session', id: sessionId }).first('id')
+        : undefined;
+      seen.push({
+        route: engineRoute(ctx),
+        status: ctx.status,
+        body: ctx.body,
+        escaped,
+        written: ctx.res.headersSent,
+        sessionStored: sessionRow !== undefined,
+      });
+      if (engineRoute(ctx) === 'token') {
+        ctx.status = 503;
+        ctx.body = { error: 'replaced' };
+      }
+    });
+    const handle = provider.callback();
+    const server = http.createServer((request, response) => void handle(request, response));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const { port } = server.address() as AddressInfo;
+      const token = await fetch(`http://127.0.0.1:${port}/token`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from('no-such-app:secret').toString('base64')}` },
+        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'some-token' }),
+      });
+      expect(token.status).toBe(503);
+      expect(await token.json()).toEqual({ error: 'replaced' });
+      expect(seen[0]).toMatchObject({
+        route: 'token',
+        status: 401,
+        body: { error: 'invalid_client' },
+        escaped: false,
+        written: false,
+      });
+
+      // The sign-out page stores its session (with the form's secret) before it answers.
+      const signOut = await fetch(`http://127.0.0.1:${port}/session/end`, {
+        headers: { accept: 'text/html' },
+      });
+      expect(signOut.status).toBe(200);
+      expect(seen[1]).toMatchObject({
+        route: 'end_session',
+        status: 200,
+        written: false,
+        sessionStored: true,
+      });
+    } finally {
+      server.close();
+      await knex.destroy();
     }
   });
 });

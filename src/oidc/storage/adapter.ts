@@ -4,21 +4,25 @@ import { errors } from 'oidc-provider';
 import type { Knex } from '../../db/knex.ts';
 import { findClientMetadata } from '../../clients/clients.ts';
 import { MAX_IDENTIFIER_LENGTH, isStorableJson, isStorableText } from '../../db/storable.ts';
+import { forReading, forWriting } from '../../db/request-transaction.ts';
 import { TABLE, deleteInBatches, liveRows } from './table.ts';
+import { markGrantUsed } from './grants-and-sessions.ts';
 import { answerUnavailableDatabase } from '../engine-internals.ts';
 
 /**
  * The adapter oidc-provider stores its models through: one row of `oidc_models` per session,
  * interaction, code, token, grant, PAR request and replay record (see table.ts), and clients read
- * from `clients`.
+ * from `clients`. Within a request every write goes into the request's transaction
+ * (src/db/request-transaction.ts): a refresh's consume, its new tokens and the grant's last use
+ * commit together, before the app sees any of them.
  */
 
 /** Consumed refresh tokens kept per grant, so that replaying a recent one is still recognised. */
 const CONSUMED_REFRESH_TOKENS_KEPT = 10;
 
 /**
- * Pruning is a statement and a commit of its own, so it runs on every tenth rotation rather than
- * on every refresh-token write: a grant keeps between 10 and 19 consumed tokens of a chain, never
+ * Pruning is a statement of its own, so it runs on every tenth rotation rather than on every
+ * refresh-token write: a grant keeps between 10 and 19 consumed tokens of a chain, never
  * fewer than the 10 most recent.
  */
 function prunesOnSave(payload: AdapterPayload): boolean {
@@ -124,12 +128,15 @@ export class PostgresAdapter implements Adapter {
       client_id: payload.clientId ?? null,
       expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
     };
-    await this.knex(TABLE)
+    const db = await forWriting(this.knex);
+    await db(TABLE)
       .insert(row)
       .onConflict(['kind', 'id'])
       .merge(['payload', 'grant_id', 'uid', 'user_code', 'customer_id', 'client_id', 'expires_at']);
+    // An access token issued is the grant used: the account pages show when an app last was.
+    if (this.kind === 'AccessToken' && payload.grantId) await markGrantUsed(db, payload.grantId);
     if (this.kind === 'RefreshToken' && payload.grantId && prunesOnSave(payload)) {
-      await this.pruneConsumedRefreshTokens(payload.grantId);
+      await pruneConsumedRefreshTokens(db, payload.grantId);
     }
   }
 
@@ -142,13 +149,15 @@ export class PostgresAdapter implements Adapter {
       return grant ?? undefined;
     }
     if (GRANT_BOUND_KINDS.has(this.kind)) return this.findWithGrant(id);
-    const { rows } = await this.knex.raw<{ rows: ModelRow[] }>(FIND, [this.kind, id, new Date()]);
+    const db = await forReading(this.knex);
+    const { rows } = await db.raw<{ rows: ModelRow[] }>(FIND, [this.kind, id, new Date()]);
     return withConsumed(rows[0]);
   }
 
   private async findWithGrant(id: string): Promise<AdapterPayload | undefined> {
     const now = new Date();
-    const { rows } = await this.knex.raw<{ rows: TokenRow[] }>(FIND_WITH_GRANT, [now, this.kind, id, now]);
+    const db = await forReading(this.knex);
+    const { rows } = await db.raw<{ rows: TokenRow[] }>(FIND_WITH_GRANT, [now, this.kind, id, now]);
     const row = rows[0];
     if (row?.grant_id) prefetchedGrants.getStore()?.set(row.grant_id, row.grant_payload);
     return withConsumed(row);
@@ -156,7 +165,7 @@ export class PostgresAdapter implements Adapter {
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
     if (!isStorableKey(uid)) return undefined;
-    const row: ModelRow | undefined = await liveRows(this.knex, this.kind)
+    const row: ModelRow | undefined = await liveRows(await forReading(this.knex), this.kind)
       .andWhere({ uid })
       .first('payload', 'consumed_at');
     return withConsumed(row);
@@ -164,7 +173,7 @@ export class PostgresAdapter implements Adapter {
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
     if (!isStorableKey(userCode)) return undefined;
-    const row: ModelRow | undefined = await liveRows(this.knex, this.kind)
+    const row: ModelRow | undefined = await liveRows(await forReading(this.knex), this.kind)
       .andWhere({ user_code: userCode })
       .first('payload', 'consumed_at');
     return withConsumed(row);
@@ -173,16 +182,20 @@ export class PostgresAdapter implements Adapter {
   async destroy(id: string): Promise<void> {
     if (!isStorableKey(id)) throw unstorable('an identifier');
     if (this.kind === 'Grant') forgetPrefetchedGrant(id);
-    await this.knex(TABLE).where({ kind: this.kind, id }).delete();
+    const db = await forWriting(this.knex);
+    await db(TABLE).where({ kind: this.kind, id }).delete();
   }
 
   /**
    * Atomic: of two simultaneous redemptions of one code or refresh token, exactly one marks it
-   * consumed; the other fails here, because the library checks `consumed` before calling us.
+   * consumed; the other fails here, because the library checks `consumed` before calling us. Under
+   * the request's transaction the second waits for the first to commit (or roll back), then finds
+   * the row consumed (or takes it).
    */
   async consume(id: string): Promise<void> {
     if (!isStorableKey(id)) throw unstorable('an identifier');
-    const updated = await this.knex(TABLE)
+    const db = await forWriting(this.knex);
+    const updated = await db(TABLE)
       .where({ kind: this.kind, id })
       .whereNull('consumed_at')
       .update({ consumed_at: new Date() });
@@ -193,22 +206,23 @@ export class PostgresAdapter implements Adapter {
   async revokeByGrantId(grantId: string): Promise<void> {
     if (!isStorableKey(grantId)) throw unstorable('a grant identifier');
     forgetPrefetchedGrant(grantId);
-    await deleteInBatches(this.knex, (query) => query.where({ kind: this.kind, grant_id: grantId }));
+    const db = await forWriting(this.knex);
+    await deleteInBatches(db, (query) => query.where({ kind: this.kind, grant_id: grantId }));
   }
+}
 
-  private async pruneConsumedRefreshTokens(grantId: string): Promise<void> {
-    const keep = this.knex(TABLE)
-      .select('id')
-      .where({ kind: 'RefreshToken', grant_id: grantId })
-      .whereNotNull('consumed_at')
-      .orderBy('consumed_at', 'desc')
-      .limit(CONSUMED_REFRESH_TOKENS_KEPT);
-    await this.knex(TABLE)
-      .where({ kind: 'RefreshToken', grant_id: grantId })
-      .whereNotNull('consumed_at')
-      .whereNotIn('id', keep)
-      .delete();
-  }
+async function pruneConsumedRefreshTokens(db: Knex, grantId: string): Promise<void> {
+  const keep = db(TABLE)
+    .select('id')
+    .where({ kind: 'RefreshToken', grant_id: grantId })
+    .whereNotNull('consumed_at')
+    .orderBy('consumed_at', 'desc')
+    .limit(CONSUMED_REFRESH_TOKENS_KEPT);
+  await db(TABLE)
+    .where({ kind: 'RefreshToken', grant_id: grantId })
+    .whereNotNull('consumed_at')
+    .whereNotIn('id', keep)
+    .delete();
 }
 
 /** How long a client read from `clients` is reused: a client deleted by the CLI stops working within this. */
@@ -229,7 +243,7 @@ class ClientAdapter implements Adapter {
   async find(id: string): Promise<AdapterPayload | undefined> {
     const cached = this.cache.get(id);
     if (cached && cached.until > Date.now()) return cached.metadata;
-    const metadata = await findClientMetadata(this.knex, id);
+    const metadata = await findClientMetadata(await forReading(this.knex), id);
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(id, { metadata, until: Date.now() + CLIENT_CACHE_MS });
     return metadata;

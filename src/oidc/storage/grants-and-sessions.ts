@@ -1,5 +1,6 @@
 import type { AdapterPayload } from 'oidc-provider';
 import type { Knex } from '../../db/knex.ts';
+import { forReading, forWriting } from '../../db/request-transaction.ts';
 import { TABLE, deleteInBatches, liveRows } from './table.ts';
 
 /**
@@ -31,7 +32,7 @@ export async function grantsOfCustomer(knex: Knex, customerId: string): Promise<
     payload: AdapterPayload;
     created_at: Date;
     last_used_at: Date | null;
-  }[] = await liveRows(knex, 'Grant')
+  }[] = await liveRows(await forReading(knex), 'Grant')
     .andWhere({ customer_id: customerId })
     .orderBy('created_at', 'desc')
     .select('id', 'client_id', 'payload', 'created_at', 'last_used_at');
@@ -50,7 +51,7 @@ export async function latestGrantId(
   customerId: string,
   clientId: string,
 ): Promise<string | undefined> {
-  const row: { id: string } | undefined = await liveRows(knex, 'Grant')
+  const row: { id: string } | undefined = await liveRows(await forReading(knex), 'Grant')
     .andWhere({ customer_id: customerId, client_id: clientId })
     .orderBy('created_at', 'desc')
     .first('id');
@@ -61,7 +62,8 @@ export async function latestGrantId(
 const LAST_USED_RESOLUTION_MS = 60_000;
 
 export async function markGrantUsed(knex: Knex, grantId: string, now = new Date()): Promise<void> {
-  await knex(TABLE)
+  const db = await forWriting(knex);
+  await db(TABLE)
     .where({ kind: 'Grant', id: grantId })
     .andWhere((where) => {
       // A knex builder is thenable; this one is a group of conditions, never run on its own.
@@ -77,14 +79,15 @@ export async function markGrantUsed(knex: Knex, grantId: string, now = new Date(
  * then the grants themselves. The app's next call anywhere fails.
  */
 export async function revokeGrants(knex: Knex, grantIds: string[]): Promise<void> {
-  for (const grantId of grantIds) await revokeTokensOfGrant(knex, grantId);
-  if (grantIds.length) await knex(TABLE).where({ kind: 'Grant' }).whereIn('id', grantIds).delete();
+  const db = await forWriting(knex);
+  for (const grantId of grantIds) await revokeTokensOfGrant(db, grantId);
+  if (grantIds.length) await db(TABLE).where({ kind: 'Grant' }).whereIn('id', grantIds).delete();
 }
 
 /** Ends every code and token issued under a grant but keeps the grant: the consent is remembered. */
 export async function revokeTokensOfGrant(knex: Knex, grantId: string): Promise<void> {
   // Only artefacts issued under a grant carry grant_id; the Grant row itself does not.
-  await deleteInBatches(knex, (query) => query.where({ grant_id: grantId }));
+  await deleteInBatches(await forWriting(knex), (query) => query.where({ grant_id: grantId }));
 }
 
 export interface CustomerSession {
@@ -94,7 +97,7 @@ export interface CustomerSession {
 }
 
 export async function sessionsOfCustomer(knex: Knex, customerId: string): Promise<CustomerSession[]> {
-  const rows: { payload: AdapterPayload }[] = await liveRows(knex, 'Session')
+  const rows: { payload: AdapterPayload }[] = await liveRows(await forReading(knex), 'Session')
     .andWhere({ customer_id: customerId })
     .orderBy('created_at', 'desc')
     .select('payload');

@@ -1,0 +1,202 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Middleware } from 'koa';
+import type { Knex } from './knex.ts';
+
+/**
+ * Owner of the request's transaction: every write one HTTP request makes commits together or not
+ * at all, so that a connection lost halfway through a refresh never leaves the old refresh token
+ * consumed without its successor (the app simply retries).
+ *
+ * - The transaction begins at the request's first write (`forWriting`). Until then reads use the
+ *   pool, so requests that only read (introspection, discovery, UserInfo) never hold a connection
+ *   for long; once it has begun, every read and write of the request (`forReading`, `forWriting`)
+ *   goes through it, sees the request's own writes, and never waits for a second connection.
+ * - It commits once the request's answer is known and before it is written: `requestTransaction`
+ *   for our routes, `settleRequestTransaction` where another layer writes the answer itself
+ *   (oidc-provider, see src/oidc/commit-before-answer.ts; the passkey JSON calls). A server error
+ *   (5xx) or an escaping exception rolls it back; 2xx, 3xx and 4xx commit (a 400 invalid_grant
+ *   after refresh-token reuse revokes the grant on purpose).
+ * - A commit counts only when PostgreSQL answered COMMIT: a connection lost underneath it, or a
+ *   transaction PostgreSQL had already failed, throws CommitFailed, and the caller answers 503.
+ * - Work that must not hold a transaction open waits for the commit (`afterCommit`: the activity
+ *   log, back-channel logout calls) or commits what was written before it (`outsideRequestTransaction`:
+ *   the argon2id hash).
+ *
+ * Outside a request (the CLI, the purge, the key refresh) every statement commits on its own, as
+ * each owner's functions are written to allow.
+ */
+
+type AfterCommit = () => void | Promise<void>;
+
+interface RequestScope {
+  readonly knex: Knex;
+  /** Begun at the first write; undefined before it, and again after an early commit. */
+  transaction: Promise<Knex.Transaction> | undefined;
+  afterCommit: AfterCommit[];
+  settled: boolean;
+}
+
+const scopes = new AsyncLocalStorage<RequestScope>();
+
+/** The request's scope for this database, while the request is still writing. */
+function openScope(knex: Knex): RequestScope | undefined {
+  const scope = scopes.getStore();
+  return scope && !scope.settled && scope.knex === knex ? scope : undefined;
+}
+
+/** What to read with: the request's transaction once it has begun, otherwise `knex` itself. */
+export async function forReading(knex: Knex): Promise<Knex> {
+  const transaction = openScope(knex)?.transaction;
+  return transaction ? await transaction : knex;
+}
+
+/**
+ * What to write with: the request's transaction, begun now if this is the request's first write;
+ * outside a request, `knex` itself. A handle already given out is handed back as it is.
+ */
+export async function forWriting(knex: Knex): Promise<Knex> {
+  const scope = openScope(knex);
+  if (!scope) return knex;
+  scope.transaction ??= begin(knex);
+  return scope.transaction;
+}
+
+/**
+ * A transaction whose BEGIN failed: knex still hands it out, completed, and reports the failure
+ * only on its execution promise; it is thrown here instead, as the write's own failure.
+ */
+async function begin(knex: Knex): Promise<Knex.Transaction> {
+  const transaction = await knex.transaction();
+  if (!transaction.isCompleted()) return transaction;
+  throw await transaction.executionPromise.then(
+    () => new Error('the request transaction ended as it began'),
+    (error: unknown) => error,
+  );
+}
+
+/**
+ * Runs `work` once the request's writes so far are committed, and drops it if they are rolled
+ * back; outside a request, at once. The request's answer waits for it.
+ */
+export async function afterCommit(knex: Knex, work: AfterCommit): Promise<void> {
+  const scope = openScope(knex);
+  if (scope) scope.afterCommit.push(work);
+  else await work();
+}
+
+/**
+ * Runs `work` holding no transaction: what the request wrote before is committed first (and its
+ * after-commit work run), and the request's next write begins a new transaction. For work that is
+ * slow and needs no database, such as hashing a password, which must not keep a connection and
+ * row locks from everyone else meanwhile.
+ */
+export async function outsideRequestTransaction<T>(knex: Knex, work: () => Promise<T>): Promise<T> {
+  const scope = openScope(knex);
+  if (scope?.transaction) {
+    const begun = scope.transaction;
+    scope.transaction = undefined;
+    await commit(begun);
+    await runAll(scope.afterCommit.splice(0));
+  }
+  return work();
+}
+
+/** A commit that did not happen: nothing the request wrote since its transaction began is stored. */
+class CommitFailed extends Error {
+  override name = 'CommitFailed';
+}
+
+interface CommitAnswer {
+  response: { command: string };
+}
+
+// knex resolves a commit with the driver's answer to COMMIT, and with nothing when COMMIT failed.
+function isCommitAnswer(answer: unknown): answer is CommitAnswer {
+  if (typeof answer !== 'object' || answer === null || !('response' in answer)) return false;
+  const { response } = answer;
+  return typeof response === 'object' && response !== null && 'command' in response;
+}
+
+/**
+ * Commits, and throws CommitFailed unless PostgreSQL answered COMMIT. It answers ROLLBACK when a
+ * statement of the transaction had failed; and a COMMIT on a connection that was lost fails, which
+ * knex reports on the transaction's execution promise while resolving the commit itself.
+ */
+async function commit(begun: Promise<Knex.Transaction>): Promise<void> {
+  const transaction = await begun;
+  const answer: unknown = await transaction.commit();
+  if (isCommitAnswer(answer) && answer.response.command === 'COMMIT') return;
+  const cause: unknown = await transaction.executionPromise.then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  const said = isCommitAnswer(answer) ? answer.response.command : 'nothing';
+  throw new CommitFailed(`the request's transaction was not committed (PostgreSQL answered ${said})`, {
+    cause,
+  });
+}
+
+/**
+ * Rolls back without making the answer wait: PostgreSQL drops the writes either way, and on a
+ * connection that is cut or hanging the ROLLBACK itself would only fail, or wait for its timeout.
+ */
+function rollBack(begun: Promise<Knex.Transaction>): void {
+  begun
+    .then(
+      (transaction) => transaction.rollback(),
+      () => undefined,
+    )
+    .catch(() => undefined);
+}
+
+async function runAll(work: AfterCommit[]): Promise<void> {
+  for (const each of work) await each();
+}
+
+/**
+ * Commits or rolls back the request's transaction, once; a later call does nothing. After it the
+ * request's statements, if any, commit on their own. Throws CommitFailed when the commit failed.
+ */
+export async function settleRequestTransaction(outcome: 'commit' | 'rollback'): Promise<void> {
+  const scope = scopes.getStore();
+  if (!scope || scope.settled) return;
+  scope.settled = true;
+  const begun = scope.transaction;
+  const afterwards = scope.afterCommit.splice(0);
+  if (outcome === 'rollback') {
+    if (begun) rollBack(begun);
+    return;
+  }
+  if (begun) await commit(begun);
+  await runAll(afterwards);
+}
+
+/** Whether the answer commits the request's writes: everything but a server error. */
+export function commitsWrites(status: number): boolean {
+  return status < 500;
+}
+
+/**
+ * The Koa middleware: one request, one scope. It commits once the routes below have answered, and
+ * before Koa writes the answer; a commit that failed throws, and the error pages above answer 503.
+ * The answer as it stood (a redirect, cookies for a session that was not stored) is dropped.
+ */
+export function requestTransaction(knex: Knex): Middleware {
+  const newScope = (): RequestScope => ({ knex, transaction: undefined, afterCommit: [], settled: false });
+  return (ctx, next) =>
+    scopes.run(newScope(), async () => {
+      try {
+        await next();
+      } catch (error) {
+        await settleRequestTransaction('rollback');
+        throw error;
+      }
+      try {
+        await settleRequestTransaction(commitsWrites(ctx.status) ? 'commit' : 'rollback');
+      } catch (error) {
+        ctx.remove('Location');
+        ctx.remove('Set-Cookie');
+        throw error;
+      }
+    });
+}
