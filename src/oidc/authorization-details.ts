@@ -30,8 +30,12 @@ export function bankApiResource(bankApiUrl: string): ResourceIndicators {
     enabled: true,
     defaultResource: (ctx, _client, oneOf) => oneOf ?? (asksForDetails(ctx) ? bankApiUrl : undefined),
     useGrantedResource: () => true,
-    getResourceServerInfo: (_ctx, resourceIndicator) => {
+    getResourceServerInfo: (ctx, resourceIndicator) => {
       if (resourceIndicator !== bankApiUrl) throw new errors.InvalidTarget();
+      // A token bound to the bank API carries no scope: only a payment's details give it power.
+      if (!asksForDetails(ctx)) {
+        throw new errors.InvalidTarget('the bank API is named as a resource only by payment requests');
+      }
       // The token's power is its authorization details, not a scope.
       return {
         scope: '',

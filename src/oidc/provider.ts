@@ -200,8 +200,9 @@ export function createProvider({
       dPoP: { enabled: false },
       // The bank API is the one resource (RFC 8707): payment tokens name it as their audience.
       resourceIndicators: bankApiResource(config.bankApiUrl),
-      // Payments ask for exactly what they will pay (RFC 9396): see authorization-details.ts.
-      richAuthorizationRequests: authorizationDetailsPolicy(),
+      // Payments will ask for exactly what they pay (RFC 9396): see authorization-details.ts. Off
+      // until the payment consent screen can approve such details, so discovery offers none.
+      richAuthorizationRequests: { ...authorizationDetailsPolicy(), enabled: false },
       userinfo: { enabled: true },
       revocation: {
         enabled: true,

@@ -94,7 +94,6 @@ describe('discovery advertises exactly what Passbook supports, engine defaults i
     expect(Object.keys(metadata).sort()).toEqual(
       [
         'acr_values_supported',
-        'authorization_details_types_supported',
         'authorization_endpoint',
         'authorization_response_iss_parameter_supported',
         'backchannel_logout_session_supported',
@@ -124,11 +123,11 @@ describe('discovery advertises exactly what Passbook supports, engine defaults i
     );
   });
 
-  test('offers no DPoP, and rich authorization requests of the payment type only', async () => {
+  test('offers no DPoP and no rich authorization requests yet', async () => {
     const { metadata } = await fetchDiscovery();
     expect(metadata).not.toHaveProperty('dpop_signing_alg_values_supported');
     expect(metadata).not.toHaveProperty('resource_indicators_supported');
-    expect(metadata.authorization_details_types_supported).toEqual(['payment_initiation']);
+    expect(metadata).not.toHaveProperty('authorization_details_types_supported');
   });
 
   test('says what each supported choice is', async () => {

@@ -76,6 +76,15 @@ test('a resource (RFC 8707) other than the bank API answers invalid_target on th
   expect(new URL(answer.url).searchParams.get('error')).toBe('invalid_target');
 });
 
+test('the bank API named as a resource without payment details answers invalid_target too', async () => {
+  const { config } = await signedInApp();
+  const request = await authorizationRequest(config, 'openid transactions:read', {
+    resource: passbook.bankApiUrl,
+  });
+  const answer = await new CustomerAgent([TEST_REDIRECT_URI]).open(request.url.href);
+  expect(new URL(answer.url).searchParams.get('error')).toBe('invalid_target');
+});
+
 test('response_mode=form_post delivers the code in a self-submitting form the CSP allows', async () => {
   const { customer, config } = await signedInApp();
   const request = await authorizationRequest(config, 'openid', { response_mode: 'form_post' });
