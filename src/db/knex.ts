@@ -51,6 +51,13 @@ type QueryCallback = (error: unknown, result?: unknown) => void;
 const noop = () => undefined;
 
 /**
+ * Connections ended after a client-side query timeout. pg's end() waits for the server to close
+ * the socket, which a hanging server never does, so knex never learns the connection is gone:
+ * the pool is told here instead.
+ */
+const endedConnections = new WeakSet<DriverConnection>();
+
+/**
  * Two guarantees for every pooled connection, added as it is created:
  *
  * - One query at a time. A request's transaction is one connection, and some of its statements
@@ -79,7 +86,10 @@ function guardConnection(connection: DriverConnection): void {
     );
     idle = answered.then(noop, noop);
     return answered.catch((error: unknown) => {
-      if (error instanceof Error && /Query read timeout/.test(error.message)) void connection.end();
+      if (error instanceof Error && /Query read timeout/.test(error.message)) {
+        endedConnections.add(connection);
+        void connection.end();
+      }
       throw error;
     });
   };
@@ -98,9 +108,12 @@ function guardConnection(connection: DriverConnection): void {
   };
 }
 
-/** A connection is lent out only outside any transaction: never one a failed request left open. */
-function isOutsideTransaction(connection: unknown): boolean {
-  if (!isDriverConnection(connection)) return false;
+/**
+ * A connection is lent out only outside any transaction, never one a failed request left open,
+ * and never one ended after a timeout.
+ */
+function isLendable(connection: unknown): boolean {
+  if (!isDriverConnection(connection) || endedConnections.has(connection)) return false;
   const status = connection.getTransactionStatus();
   return status !== 'T' && status !== 'E';
 }
@@ -136,7 +149,7 @@ export function createKnex(
         guardConnection(connection);
         done(null, connection);
       },
-      validate: isOutsideTransaction,
+      validate: isLendable,
     },
     ...(log ? { log: knexLog(log) } : {}),
   });

@@ -25,11 +25,13 @@ const NETWORK_CODES = new Set([
 const SERVER_CODES = new Set(['57P01', '57P02', '57P03']);
 
 /**
- * What pg says when the socket closes under a query or a connection attempt, or when a server
- * that went silent lets a query outlive its client-side timeout (src/db/knex.ts).
+ * What pg says when the socket closes under a query or a connection attempt, when a server that
+ * went silent lets a query outlive its client-side timeout (src/db/knex.ts) or a connection
+ * attempt its connect timeout ("timeout expired"), or when a query reaches a connection that
+ * was ended meanwhile.
  */
 const LOST_CONNECTION =
-  /Connection terminated|connection timeout|Client has encountered a connection error|Query read timeout/i;
+  /Connection terminated|connection timeout|Client has encountered a connection error|Client was closed and is not queryable|Query read timeout|^timeout expired$/i;
 
 function codeOf(error: object): unknown {
   return 'code' in error ? error.code : undefined;

@@ -1,4 +1,4 @@
-import { mkdtemp, chmod, rm } from 'node:fs/promises';
+import { mkdtemp, chmod, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
@@ -24,7 +24,9 @@ import type { RegisteredClient } from '../../src/clients/clients.ts';
  * a free port in a temporary folder), so that stopping it disturbs no other test. Every answer
  * comes within seconds and is never a 500; while the database is away the answers are 503 with
  * Retry-After in each endpoint's own form; once it is back, the same Passbook and bank API serve
- * again, and the refresh-token chain that was rotated throughout still works.
+ * again, and the refresh-token chain that was rotated throughout still works. The same holds
+ * for a database that hangs without closing a connection (every PostgreSQL process stopped with
+ * SIGSTOP): only Passbook's own timeouts can end those waits.
  */
 
 const silent = createLogger({ logLevel: 'silent' });
@@ -75,6 +77,7 @@ afterAll(async () => {
 
 type Probe = 'introspection' | 'refresh' | 'authorization' | 'sign-in' | 'account' | 'bank-api';
 type Phase = 'up' | 'stopping' | 'down' | 'starting' | 'back';
+/** The hanging database's phases map onto the stopped one's: `down` is "hung", `back` is resumed. */
 
 interface Answer {
   probe: Probe;
@@ -215,31 +218,14 @@ async function underLoad(until: Promise<void>): Promise<Answer[]> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-test('a database stopped and started again under load', async () => {
-  configuration = discoverAs(passbook, app);
-  signInPage = (await signingIn.open((await authorizationRequest(await configuration)).url.href)).url;
-  expect(signInPage).toContain('/interaction/');
-  for (const probe of Object.values(probes)) expect(succeeded(await probe())).toBe(true);
+function summary(answer: Answer): string {
+  return `${answer.probe} ${answer.sentIn}->${answer.answeredIn} ${answer.status} in ${Math.round(answer.ms)} ms: ${answer.body.slice(0, 300)}`;
+}
 
-  const outage = (async () => {
-    await sleep(1_000);
-    phase = 'stopping';
-    await database.stop();
-    phase = 'down';
-    await sleep(OUTAGE_MS);
-    phase = 'starting';
-    database = await startEmbeddedPostgres(dir, port, silent);
-    phase = 'back';
-    // Long enough for every probe to have run again on the database that came back.
-    await sleep(3_000);
-  })();
-  const answers = await underLoad(outage);
-  await outage;
-
-  const summary = (answer: Answer) =>
-    `${answer.probe} ${answer.sentIn}->${answer.answeredIn} ${answer.status} in ${Math.round(answer.ms)} ms: ${answer.body.slice(0, 300)}`;
+/** Every answer in time and never a 500; while the database was away, 503 in each endpoint's form. */
+function expectOutageAnswers(answers: Answer[], withinMs: number): void {
   for (const answer of answers) {
-    expect(answer.ms <= ANSWER_WITHIN_MS ? 'ok' : summary(answer)).toBe('ok');
+    expect(answer.ms <= withinMs ? 'ok' : summary(answer)).toBe('ok');
     // 0 is no answer at all; 503 is the only 5xx an outage may bring.
     const refused = answer.status === 0 || (answer.status >= 500 && answer.status !== 503);
     expect(refused ? summary(answer) : 'ok').toBe('ok');
@@ -259,18 +245,115 @@ test('a database stopped and started again under load', async () => {
       expect(answer.body).toContain('try again in a few moments');
     }
   }
+}
 
-  // The same processes serve again, without a restart: the last answer of every probe succeeded.
+/** The same processes serve again, and nothing is half written. */
+async function expectRecovered(answers: Answer[]): Promise<void> {
+  // Without a restart: the last answer of every probe succeeded.
   for (const probe of Object.keys(probes)) {
     const last = answers.filter((answer) => answer.probe === probe).at(-1);
     expect(last && (succeeded(last) ? 'ok' : summary(last))).toBe('ok');
   }
 
-  // Nothing half written: the newest refresh token of the chain still works, and the grant lives.
+  // The newest refresh token of the chain still works, and the grant lives.
   const again = await probes.refresh();
   expect(again.status === 200 ? 'ok' : summary(again)).toBe('ok');
   expect(succeeded(await probes.introspection())).toBe(true);
   // One chain in this database, and exactly one of its refresh tokens unconsumed: the newest.
   const live = await passbook.knex('oidc_models').where({ kind: 'RefreshToken' }).whereNull('consumed_at');
   expect(live).toHaveLength(1);
+}
+
+async function expectEveryProbeSucceeds(): Promise<void> {
+  for (const probe of Object.values(probes)) {
+    const answer = await probe();
+    expect(succeeded(answer) ? 'ok' : summary(answer)).toBe('ok');
+  }
+}
+
+test('a database stopped and started again under load', async () => {
+  configuration = discoverAs(passbook, app);
+  signInPage = (await signingIn.open((await authorizationRequest(await configuration)).url.href)).url;
+  expect(signInPage).toContain('/interaction/');
+  await expectEveryProbeSucceeds();
+
+  phase = 'up';
+  const outage = (async () => {
+    await sleep(1_000);
+    phase = 'stopping';
+    await database.stop();
+    phase = 'down';
+    await sleep(OUTAGE_MS);
+    phase = 'starting';
+    database = await startEmbeddedPostgres(dir, port, silent);
+    phase = 'back';
+    // Long enough for every probe to have run again on the database that came back.
+    await sleep(3_000);
+  })();
+  const answers = await underLoad(outage);
+  await outage;
+
+  expectOutageAnswers(answers, ANSWER_WITHIN_MS);
+  await expectRecovered(answers);
 }, 60_000);
+
+/** The postmaster and every backend it forked: all of PostgreSQL's processes for this cluster. */
+async function clusterProcesses(): Promise<number[]> {
+  const postmaster = Number(
+    (await readFile(path.join(database.clusterDir, 'postmaster.pid'), 'utf8')).split('\n')[0],
+  );
+  const children: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // Field 4 of /proc/PID/stat, after the parenthesised command name, is the parent's pid.
+    const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (parent === postmaster) children.push(Number(entry));
+  }
+  return [postmaster, ...children];
+}
+
+function signalAll(pids: number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // A backend that ended meanwhile.
+    }
+  }
+}
+
+/**
+ * Every wait ends by Passbook's own timeouts: the statement's client-side limit, then the pool's
+ * acquire and connect limits (DATABASE_*_TIMEOUT_MS, 3 s, 3 s and 2 s by default), so an answer
+ * may take up to about two of them back to back.
+ */
+const HUNG_ANSWER_WITHIN_MS = 10_000;
+const HANG_MS = 8_000;
+
+test('a database that hangs without closing its connections', async () => {
+  await expectEveryProbeSucceeds();
+  // Connections may have been opened by the restarted database since: stop every process of it.
+  const stopped: number[] = [];
+  phase = 'up';
+  const hang = (async () => {
+    await sleep(1_000);
+    stopped.push(...(await clusterProcesses()));
+    signalAll(stopped, 'SIGSTOP');
+    phase = 'down';
+    await sleep(HANG_MS);
+    phase = 'starting';
+    signalAll(stopped, 'SIGCONT');
+    phase = 'back';
+    // The connections Passbook gave up on are replaced; every probe runs again on them.
+    await sleep(5_000);
+  })();
+  try {
+    const answers = await underLoad(hang);
+    await hang;
+    expectOutageAnswers(answers, HUNG_ANSWER_WITHIN_MS);
+    await expectRecovered(answers);
+  } finally {
+    signalAll(stopped, 'SIGCONT');
+  }
+}, 90_000);

@@ -27,6 +27,11 @@ describe('isDatabaseUnavailable', () => {
     ['a connection attempt timed out', new Error('Connection terminated due to connection timeout')],
     ["knex's pool giving up", knexTimeout()],
     ['a silent server outliving the client-side timeout', new Error('Query read timeout')],
+    ['a silent server outliving the connect timeout', new Error('timeout expired')],
+    [
+      'a query on a connection ended after a timeout',
+      new Error('select 1 - Client was closed and is not queryable'),
+    ],
     ['a refusal on every address', new AggregateError([withCode('ECONNREFUSED'), withCode('ECONNREFUSED')])],
     ['a wrapped refusal', new Error('could not load', { cause: withCode('ECONNREFUSED') })],
   ])('%s is', (_name, error) => {
