@@ -5,7 +5,7 @@ import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db/unava
 import { commitsWrites, settleRequestTransaction } from '../db/request-transaction.ts';
 import { renderErrorPage } from '../http/views.ts';
 import { beforeEngineAnswers, engineRoute } from './engine-internals.ts';
-import { BROWSER_ROUTES } from './provider.ts';
+import { answersErrorsWithPage } from './provider.ts';
 
 /**
  * The request's transaction (src/db/request-transaction.ts) on oidc-provider's routes. The
@@ -23,7 +23,7 @@ function answerFailedCommit(ctx: Context, error: unknown): void {
   ctx.remove('Location');
   ctx.remove('Set-Cookie');
   if (unavailable) ctx.set('Retry-After', String(DATABASE_RETRY_AFTER_SECONDS));
-  if (BROWSER_ROUTES.has(engineRoute(ctx) ?? '') && ctx.accepts('json', 'html') === 'html') {
+  if (answersErrorsWithPage(engineRoute(ctx))) {
     renderErrorPage(ctx, status, code);
     return;
   }

@@ -50,13 +50,22 @@ const LOGOUT_TOKEN_TTL = 120;
 export const LONGEST_SIGNED_LIFETIME = Math.max(ID_TOKEN_TTL, LOGOUT_TOKEN_TTL);
 
 /** oidc-provider's routes that a customer's browser opens: their errors are pages, not JSON. */
-export const BROWSER_ROUTES = new Set([
+const BROWSER_ROUTES: ReadonlySet<string> = new Set([
   'authorization',
   'resume',
   'end_session',
   'end_session_confirm',
   'end_session_success',
 ]);
+
+/**
+ * Whether an error on this engine route is answered with the bank's error page. oidc-provider
+ * renders HTML for any caller that prefers it; only the pages a customer's browser lands on get
+ * the page, every endpoint an app calls answers RFC JSON.
+ */
+export function answersErrorsWithPage(route: string | undefined): boolean {
+  return route !== undefined && BROWSER_ROUTES.has(route);
+}
 
 interface SessionTimes {
   loginTs?: number | undefined;
@@ -242,10 +251,9 @@ export function createProvider({
     // Cross-origin calls only from an app's own registered origins (browser-based public apps).
     clientBasedCORS: (_ctx, origin, client) =>
       client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) ?? false,
-    // oidc-provider renders HTML for any caller that prefers it; only the pages a customer's
-    // browser lands on get the bank's error page, every endpoint an app calls answers RFC JSON.
+    // The bank's error page or RFC JSON, by route (answersErrorsWithPage).
     renderError: (ctx: KoaContextWithOIDC, out) => {
-      if (!BROWSER_ROUTES.has(String(ctx.oidc?.route))) {
+      if (!answersErrorsWithPage(ctx.oidc?.route)) {
         ctx.type = 'json';
         ctx.body = out;
         return;
