@@ -25,6 +25,11 @@ export interface NewClient {
   scope?: string;
   /** A bank API that checks any app's token by introspection; it gets no tokens itself. */
   isResourceServer?: boolean;
+  /**
+   * The app's public keys: it then authenticates with a signed assertion (private_key_jwt)
+   * instead of a secret, and is given none.
+   */
+  jwks?: { keys: Record<string, unknown>[] } | undefined;
 }
 
 export interface RegisteredClient {
@@ -56,6 +61,11 @@ export function secretDigest(secret: string): string {
 /** The client metadata key that marks a resource server (see src/oidc/provider.ts). */
 export const RESOURCE_SERVER_METADATA = 'resource_server';
 
+function authMethodOf(client: NewClient): ClientMetadata['token_endpoint_auth_method'] {
+  if (client.isPublic) return 'none';
+  return client.jwks ? 'private_key_jwt' : 'client_secret_basic';
+}
+
 export function clientMetadataFor(client: NewClient, clientId: string): ClientMetadata {
   if (client.isResourceServer) {
     return {
@@ -75,7 +85,8 @@ export function clientMetadataFor(client: NewClient, clientId: string): ClientMe
     post_logout_redirect_uris: client.postLogoutRedirectUris ?? [],
     response_types: ['code'],
     grant_types: ['authorization_code', 'refresh_token'],
-    token_endpoint_auth_method: client.isPublic ? 'none' : 'client_secret_basic',
+    token_endpoint_auth_method: authMethodOf(client),
+    ...(client.jwks ? { jwks: client.jwks } : {}),
     ...(client.scope ? { scope: client.scope } : {}),
     ...(client.backchannelLogoutUri
       ? { backchannel_logout_uri: client.backchannelLogoutUri, backchannel_logout_session_required: true }
@@ -96,7 +107,7 @@ export async function createClient(
   validate: (metadata: ClientMetadata) => Promise<void>,
 ): Promise<RegisteredClient> {
   const clientId = client.clientId ?? randomBytes(12).toString('base64url');
-  const clientSecret = client.isPublic ? undefined : randomBytes(32).toString('base64url');
+  const clientSecret = client.isPublic || client.jwks ? undefined : randomBytes(32).toString('base64url');
   const metadata = clientMetadataFor(client, clientId);
   try {
     await validate(clientSecret ? { ...metadata, client_secret: secretDigest(clientSecret) } : metadata);

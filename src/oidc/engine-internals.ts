@@ -242,3 +242,37 @@ const initializeKeystore = keystoreModule.default as (this: Provider, jwks: { ke
 export function replaceSigningKeys(provider: Provider, keys: JWK[]): void {
   initializeKeystore.call(provider, { keys });
 }
+
+/**
+ * What the adapter throws when a replay record (a DPoP proof's or a client assertion's jti) is
+ * already stored and live. `unique` below turns it into the engine's own answer for a replay;
+ * should that ever not happen, it still answers as the client's error (400 invalid_request).
+ */
+export class ReplayDetected extends errors.InvalidRequest {
+  constructor() {
+    super('replay detected');
+  }
+}
+
+/**
+ * The engine checks a DPoP proof's or a client assertion's jti with `ReplayDetection.unique`: a
+ * find, then a save. The adapter's save is insert-only and throws ReplayDetected when the record
+ * is already there (a simultaneous copy got in first); `unique` answers that as the replay it is,
+ * so each endpoint answers exactly as it does for a replay it finds (invalid_client for a client
+ * assertion, invalid_grant or invalid_token or invalid_request for a DPoP proof).
+ */
+export function detectSimultaneousReplays(provider: Provider): void {
+  const model = provider.ReplayDetection;
+  if (typeof model.unique !== 'function') {
+    throw new Error("oidc-provider's ReplayDetection no longer has unique; see src/oidc/engine-internals.ts");
+  }
+  const engineUnique = model.unique.bind(model);
+  model.unique = async (iss, jti, exp) => {
+    try {
+      return await engineUnique(iss, jti, exp);
+    } catch (error) {
+      if (error instanceof ReplayDetected) return false;
+      throw error;
+    }
+  };
+}

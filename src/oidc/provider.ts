@@ -13,7 +13,11 @@ import { RESOURCE_SERVER_METADATA } from '../clients/clients.ts';
 import { postgresAdapterFactory } from './storage/adapter.ts';
 import { askForAlwaysAskedScopes, rememberedConsent } from './consent.ts';
 import { ACR_VALUES, requireTwoFactorsWhereNeeded, type HasSecondFactor } from './authentication.ts';
-import { answerUnavailableDatabase, compareSecretsAsDigests } from './engine-internals.ts';
+import {
+  answerUnavailableDatabase,
+  compareSecretsAsDigests,
+  detectSimultaneousReplays,
+} from './engine-internals.ts';
 import { clientSecretGuard } from '../sign-in/throttle.ts';
 import {
   backchannelLogoutPolicy,
@@ -269,5 +273,7 @@ export function createProvider({
     storage === 'postgres' ? clientSecretGuard(knex, config.throttle.client) : undefined,
   );
   refuseUndeliverableLogoutUris(provider, backchannelLogoutPolicy(config));
+  // A DPoP proof or client assertion is accepted once, even when two copies arrive together.
+  detectSimultaneousReplays(provider);
   return provider;
 }

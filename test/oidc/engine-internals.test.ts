@@ -10,6 +10,7 @@ import {
 } from '../support/passbook.ts';
 import { authorizationRequest, completeFlow, discoverAs } from '../support/third-party-app.ts';
 import { once } from 'node:events';
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
@@ -320,5 +321,17 @@ describe('a hook that runs after the engine has answered and before the answer i
       server.close();
       await knex.destroy();
     }
+  });
+});
+
+describe('the replay check, answered as a replay when a simultaneous copy got in first', () => {
+  test('of simultaneous checks of one jti exactly one passes, and a later one fails', async () => {
+    const { ReplayDetection } = passbook.provider;
+    const jti = randomUUID();
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const answers = await Promise.all([1, 2, 3].map(() => ReplayDetection.unique('replay-test', jti, exp)));
+    expect(answers.sort()).toEqual([false, false, true]);
+    expect(await ReplayDetection.unique('replay-test', jti, exp)).toBe(false);
+    expect(await ReplayDetection.unique('replay-test', randomUUID(), exp)).toBe(true);
   });
 });

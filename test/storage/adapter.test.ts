@@ -434,3 +434,17 @@ describe('grants read with their tokens', () => {
     expect(await queriesDuring(() => adapter('Grant').find(grantId))).toBe(1);
   });
 });
+
+describe('replay records', () => {
+  test('are insert-only: a live one stored again is a replay, an expired one not yet purged is taken over', async () => {
+    const id = unique('replay');
+    const start = Date.now();
+    const replays = adapter('ReplayDetection');
+    await atTime(start, () => replays.upsert(id, { iss: 'client-1', jti: id }, 60));
+    await expect(
+      atTime(start + 59_000, () => replays.upsert(id, { iss: 'client-1', jti: id }, 60)),
+    ).rejects.toThrow(errors.InvalidRequest);
+    await atTime(start + 61_000, () => replays.upsert(id, { iss: 'client-2', jti: id }, 60));
+    expect(await atTime(start + 62_000, () => replays.find(id))).toEqual({ iss: 'client-2', jti: id });
+  });
+});

@@ -7,7 +7,7 @@ import { MAX_IDENTIFIER_LENGTH, isStorableJson, isStorableText } from '../../db/
 import { forReading, forWriting } from '../../db/request-transaction.ts';
 import { TABLE, deleteInBatches, liveRows } from './table.ts';
 import { markGrantUsed } from './grants-and-sessions.ts';
-import { answerUnavailableDatabase } from '../engine-internals.ts';
+import { ReplayDetected, answerUnavailableDatabase } from '../engine-internals.ts';
 
 /**
  * The adapter oidc-provider stores its models through: one row of `oidc_models` per session,
@@ -84,6 +84,20 @@ function alreadyConsumed(kind: string): Error {
     : new errors.InvalidGrant('grant request is invalid');
 }
 
+/*
+ * Insert-only, so that of two simultaneous copies of one proof or assertion exactly one is
+ * stored: a conflicting row another request has written but not yet committed makes this wait for
+ * that commit (or rollback), then decide. An expired row that the purge has not reached yet is
+ * taken over, as if it were gone; a live one is left alone and nothing is returned.
+ */
+const INSERT_REPLAY_RECORD = `INSERT INTO ${TABLE} AS existing (kind, id, payload, client_id, expires_at)
+  VALUES (?, ?, ?, ?, ?)
+  ON CONFLICT (kind, id) DO UPDATE
+    SET payload = EXCLUDED.payload, client_id = EXCLUDED.client_id, expires_at = EXCLUDED.expires_at,
+      consumed_at = NULL
+    WHERE existing.expires_at IS NOT NULL AND existing.expires_at <= ?
+  RETURNING id`;
+
 /** Whether a key the provider looks a model up by (id, uid, user code, grant id) can be stored. */
 function isStorableKey(key: unknown): key is string {
   return isStorableText(key, MAX_IDENTIFIER_LENGTH);
@@ -129,6 +143,10 @@ export class PostgresAdapter implements Adapter {
       expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
     };
     const db = await forWriting(this.knex);
+    if (this.kind === 'ReplayDetection') {
+      await insertReplayRecord(db, row);
+      return;
+    }
     await db(TABLE)
       .insert(row)
       .onConflict(['kind', 'id'])
@@ -209,6 +227,26 @@ export class PostgresAdapter implements Adapter {
     const db = await forWriting(this.knex);
     await deleteInBatches(db, (query) => query.where({ kind: this.kind, grant_id: grantId }));
   }
+}
+
+interface ReplayRecordRow {
+  kind: string;
+  id: string;
+  payload: AdapterPayload;
+  client_id: string | null;
+  expires_at: Date | null;
+}
+
+async function insertReplayRecord(db: Knex, row: ReplayRecordRow): Promise<void> {
+  const { rows } = await db.raw<{ rows: { id: string }[] }>(INSERT_REPLAY_RECORD, [
+    row.kind,
+    row.id,
+    JSON.stringify(row.payload),
+    row.client_id,
+    row.expires_at,
+    new Date(),
+  ]);
+  if (rows.length === 0) throw new ReplayDetected();
 }
 
 async function pruneConsumedRefreshTokens(db: Knex, grantId: string): Promise<void> {
