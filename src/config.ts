@@ -59,6 +59,11 @@ export interface Config {
    * still decrypts. Unset (development and tests only) means generated once and stored.
    */
   dataEncryptionKeys: Buffer[] | undefined;
+  /**
+   * DPOP_NONCE_SECRET (32 bytes): what the DPoP nonces Passbook hands out are made from, the same
+   * on every node. Unset means derived from the data encryption key, which every node shares.
+   */
+  dpopNonceSecret: Buffer | undefined;
   trustProxy: boolean;
   logLevel: string;
   /** Seed the demo customer and app on start. */
@@ -195,6 +200,20 @@ function readDataEncryptionKeys(env: Env): Buffer[] | undefined {
   });
 }
 
+function readDpopNonceSecret(env: Env): Buffer | undefined {
+  const raw = env.DPOP_NONCE_SECRET;
+  if (raw === undefined || raw === '') return undefined;
+  const text = raw.trim();
+  const secret = Buffer.from(text, 'base64url');
+  // The round trip refuses stray characters that decoding would silently skip.
+  if (secret.length !== 32 || secret.toString('base64url') !== text) {
+    throw new ConfigError(
+      "DPOP_NONCE_SECRET must be 32 random bytes in base64url, the same on every node; make one with: node -e \"console.log(require('crypto').randomBytes(32).toString('base64url'))\"",
+    );
+  }
+  return secret;
+}
+
 // Exact entries only: a wildcard or a network range would let in hosts nobody looked at.
 function readHostList(env: Env, name: string, fallback: string[]): string[] {
   const raw = env[name];
@@ -292,6 +311,7 @@ export function loadConfig(env: Env = process.env, defaults: ConfigDefaults = {}
     databaseTimeouts: readDatabaseTimeouts(env, (message) => new ConfigError(message)),
     cookieKeys: readCookieKeys(env),
     dataEncryptionKeys: readDataEncryptionKeys(env),
+    dpopNonceSecret: readDpopNonceSecret(env),
     trustProxy: readBoolean(env, 'TRUST_PROXY', false),
     logLevel: env.LOG_LEVEL || defaults.logLevel || (nodeEnv === 'test' ? 'silent' : 'info'),
     // A newcomer's laptop (development, embedded database) gets the demo customer and app.

@@ -23,8 +23,7 @@ import { loadCookieKeys, loadSigningKeys } from './oidc/keys.ts';
 import { signingKeyRefresher, type SigningKeyRefresher } from './oidc/key-refresh.ts';
 import { recordProviderEvents } from './oidc/events.ts';
 import { reportLogoutDeliveryFailures } from './oidc/backchannel-logout.ts';
-import { createProvider } from './oidc/provider.ts';
-import { refusedFeaturesRouter } from './oidc/refused-features.ts';
+import { createProvider, dpopNonceSecret } from './oidc/provider.ts';
 import { auditRecorder, type AuditRecorder } from './audit/events.ts';
 import { signInService } from './sign-in/sign-in.ts';
 import { withPrefetchScope } from './oidc/storage/adapter.ts';
@@ -67,6 +66,7 @@ export async function createApp(
     signingKeys,
     cookieKeys,
     hasSecondFactor: (customerId) => factors.hasAuthenticatorApp(customerId),
+    dpopNonceSecret: dpopNonceSecret(config, cipher),
   });
   const keys = signingKeyRefresher(provider, knex, cipher, signingKeys, log);
   provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'provider error'));
@@ -106,7 +106,6 @@ export async function createApp(
     health.router,
     assetsRouter(),
     methodNotAllowedRouter(),
-    refusedFeaturesRouter(),
     interactionsRouter({ provider, knex, cookieKeys, signIn }),
     accountRouter({ provider, knex, cookieKeys, sessions, signIn }),
     securityRouter({ knex, cookieKeys, sessions, twoStep }),

@@ -142,6 +142,12 @@ describe('production requirements', () => {
     expect(loadConfig({ NODE_ENV: 'test' }).dataEncryptionKeys).toBeUndefined();
   });
 
+  test('DPOP_NONCE_SECRET is decoded to its 32 bytes; unset, it is left to be derived', () => {
+    const secret = Buffer.alloc(32, 7);
+    expect(loadConfig({ DPOP_NONCE_SECRET: secret.toString('base64url') }).dpopNonceSecret).toEqual(secret);
+    expect(loadConfig({}).dpopNonceSecret).toBeUndefined();
+  });
+
   test('DATA_ENCRYPTION_KEY is split on commas, newest first, each decoded to its 32 bytes', () => {
     const older = Buffer.alloc(32, 2).toString('base64url');
     const keys = loadConfig({ DATA_ENCRYPTION_KEY: `${DATA_KEY}, ${older}` }).dataEncryptionKeys;
@@ -186,6 +192,17 @@ describe('bad values throw a one-line ConfigError naming the variable', () => {
   ])('DATA_ENCRYPTION_KEY=%j', (value) => {
     const error = configError({ DATA_ENCRYPTION_KEY: value });
     expectOneLineNaming(error, 'DATA_ENCRYPTION_KEY');
+    expect(error.message).not.toContain(value);
+  });
+
+  test.each([
+    'short',
+    Buffer.alloc(31).toString('base64url'),
+    Buffer.alloc(33).toString('base64url'),
+    `${Buffer.alloc(32).toString('base64url')}!`,
+  ])('DPOP_NONCE_SECRET=%j', (value) => {
+    const error = configError({ DPOP_NONCE_SECRET: value });
+    expectOneLineNaming(error, 'DPOP_NONCE_SECRET');
     expect(error.message).not.toContain(value);
   });
 

@@ -3,7 +3,7 @@ import { loadConfig } from '../../src/config.ts';
 import type { Knex } from '../../src/db/knex.ts';
 import { loadCookieKeys, loadSigningKeys } from '../../src/oidc/keys.ts';
 import { loadDataCipher } from '../../src/crypto/data-keys.ts';
-import { createProvider, type ProviderDependencies } from '../../src/oidc/provider.ts';
+import { createProvider, dpopNonceSecret, type ProviderDependencies } from '../../src/oidc/provider.ts';
 
 /**
  * A provider built by Passbook's own createProvider from the same environment as the server under
@@ -29,5 +29,6 @@ export async function benchProvider(
     cookieKeys,
     storage,
     hasSecondFactor: () => Promise.resolve(false),
+    dpopNonceSecret: dpopNonceSecret(config, cipher),
   });
 }

@@ -18,7 +18,7 @@ import {
   rotateSigningKey,
   type SigningAlgorithm,
 } from '../oidc/keys.ts';
-import { LONGEST_SIGNED_LIFETIME, createProvider } from '../oidc/provider.ts';
+import { LONGEST_SIGNED_LIFETIME, createProvider, dpopNonceSecret } from '../oidc/provider.ts';
 import { loadDataCipher } from '../crypto/data-keys.ts';
 import { DataCipherError } from '../crypto/data-cipher.ts';
 import { rewrapAuthenticatorSecrets } from '../customers/second-factors.ts';
@@ -155,6 +155,7 @@ const commands: Record<string, Command> = {
       signingKeys,
       cookieKeys,
       hasSecondFactor: () => Promise.resolve(false),
+      dpopNonceSecret: dpopNonceSecret(config, cipher),
     });
     const client = await createClient(
       knex,

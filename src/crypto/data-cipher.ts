@@ -41,6 +41,11 @@ export interface DataCipher {
   digest(value: string, context: string): string;
   /** Whether `value` is what `digest` was made of, in constant time; false for any other input. */
   matchesDigest(value: string, context: string, digest: string): boolean;
+  /**
+   * A 32-byte secret for another purpose (`info` names it), derived from the current key: every
+   * process with the same DATA_ENCRYPTION_KEY derives the same one, and it changes with rotation.
+   */
+  derivedSecret(info: string): Buffer;
 }
 
 interface DerivedKey {
@@ -74,7 +79,8 @@ function decoded(part: string | undefined): Buffer | undefined {
 export function dataCipher(keys: readonly Buffer[]): DataCipher {
   const derived = keys.map(derive);
   const [current] = derived;
-  if (!current) throw new DataCipherError('no data encryption key');
+  const [currentMaster] = keys;
+  if (!current || !currentMaster) throw new DataCipherError('no data encryption key');
   const byId = new Map(derived.map((key) => [key.id, key]));
 
   function keyFor(kid: string | undefined): DerivedKey {
@@ -150,6 +156,10 @@ export function dataCipher(keys: readonly Buffer[]): DataCipher {
       if (version !== DIGEST_VERSION || rest.length > 0 || !key || !expected) return false;
       const actual = mac(key, value, context);
       return actual.length === expected.length && timingSafeEqual(actual, expected);
+    },
+
+    derivedSecret(info) {
+      return Buffer.from(hkdfSync('sha256', currentMaster, Buffer.alloc(0), info, KEY_BYTES));
     },
   };
 }

@@ -6,6 +6,7 @@ import Provider, {
 } from 'oidc-provider';
 import type { JWK } from 'jose';
 import type { Config, Lifetimes } from '../config.ts';
+import type { DataCipher } from '../crypto/data-cipher.ts';
 import type { Knex } from '../db/knex.ts';
 import { findCustomerById, standardClaims } from '../customers/customers.ts';
 import { renderErrorPage, renderPage } from '../http/views.ts';
@@ -44,7 +45,20 @@ export interface ProviderDependencies {
   storage?: 'postgres' | 'oidc-provider-memory';
   /** Whether a customer has a second factor set up (two-step verification or a passkey). */
   hasSecondFactor: HasSecondFactor;
+  /** What DPoP nonces are made from: the same 32 bytes on every node (dpopNonceSecret). */
+  dpopNonceSecret: Buffer;
 }
+
+/**
+ * DPOP_NONCE_SECRET, or else a secret derived from the data encryption key: either way every node
+ * that shares the configuration hands out nonces that every other node accepts.
+ */
+export function dpopNonceSecret(config: Config, cipher: DataCipher): Buffer {
+  return config.dpopNonceSecret ?? cipher.derivedSecret('passbook dpop nonce');
+}
+
+/** What an app may sign a DPoP proof with; the bank API accepts the same (src/bank-api/dpop.ts). */
+export const DPOP_SIGNING_ALGORITHMS = ['ES256', 'PS256', 'EdDSA'] as const;
 
 const ID_TOKEN_TTL = 60 * 60;
 /** oidc-provider's own, fixed lifetime of logout tokens (and of the other JWTs it signs on the fly). */
@@ -146,6 +160,7 @@ export function createProvider({
   cookieKeys,
   storage = 'postgres',
   hasSecondFactor,
+  dpopNonceSecret: nonceSecret,
 }: ProviderDependencies): Provider {
   const existingGrant = rememberedConsent(knex);
   const configuration: Configuration = {
@@ -183,6 +198,8 @@ export function createProvider({
     enabledJWA: {
       idTokenSigningAlgValues: ['RS256', 'ES256'],
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+      // Asymmetric algorithms an app's DPoP key may use: FAPI 2.0's three, RSA keys included.
+      dPoPSigningAlgValues: [...DPOP_SIGNING_ALGORITHMS],
     },
     ttl: lifetimesPolicy(config.lifetimes),
 
@@ -209,8 +226,18 @@ export function createProvider({
       devInteractions: { enabled: false },
       // On so that an app can ask for two factors as an essential acr claim.
       claimsParameter: { enabled: true },
-      // Off until the bank API verifies DPoP proofs; a DPoP header is refused (refused-features.ts).
-      dPoP: { enabled: false },
+      // Every app may bind its tokens to a key of its own (RFC 9449) by sending DPoP proofs; one
+      // that sends none gets Bearer tokens as before. The bank API verifies the proofs.
+      dPoP: {
+        enabled: true,
+        // The same on every node, so a nonce from one is good at all (DPOP_NONCE_SECRET).
+        nonceSecret,
+        // Every proof carries a nonce Passbook handed out: freshness is Passbook's clock, not the
+        // app's `iat` (a nonce lives 1 to 3 minutes); the first proof is answered use_dpop_nonce.
+        requireNonce: () => true,
+        // A proof is accepted once (its jti is kept, src/oidc/storage/adapter.ts).
+        allowReplay: false,
+      },
       // The bank API is the one resource (RFC 8707): payment tokens name it as their audience.
       resourceIndicators: bankApiResource(config.bankApiUrl),
       // Payments will ask for exactly what they pay (RFC 9396): see authorization-details.ts. Off

@@ -102,6 +102,7 @@ describe('discovery advertises exactly what Passbook supports, engine defaults i
         'claims_parameter_supported',
         'claims_supported',
         'code_challenge_methods_supported',
+        'dpop_signing_alg_values_supported',
         'end_session_endpoint',
         'grant_types_supported',
         'id_token_signing_alg_values_supported',
@@ -123,9 +124,9 @@ describe('discovery advertises exactly what Passbook supports, engine defaults i
     );
   });
 
-  test('offers no DPoP and no rich authorization requests yet', async () => {
+  test('offers DPoP with FAPI 2.0’s three algorithms, and no rich authorization requests yet', async () => {
     const { metadata } = await fetchDiscovery();
-    expect(metadata).not.toHaveProperty('dpop_signing_alg_values_supported');
+    expect(metadata.dpop_signing_alg_values_supported).toEqual(['ES256', 'PS256', 'EdDSA']);
     expect(metadata).not.toHaveProperty('resource_indicators_supported');
     expect(metadata).not.toHaveProperty('authorization_details_types_supported');
   });

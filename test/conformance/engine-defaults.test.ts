@@ -7,16 +7,11 @@ import {
   registerTestApp,
   useTestPassbook,
 } from '../support/passbook.ts';
-import {
-  authorizationRequest,
-  customerAllows,
-  discoverAs,
-  exchangeCode,
-} from '../support/third-party-app.ts';
+import { authorizationRequest, customerAllows, discoverAs } from '../support/third-party-app.ts';
 
 /**
  * oidc-provider 9 switches some features on by itself. Each is chosen on purpose, and each choice
- * is held to here: DPoP refused out loud, the bank API the one `resource`, and what discovery does advertise
+ * is held to here: DPoP offered, the bank API the one `resource`, and what discovery does advertise
  * (form_post, pushed authorization requests) really working for an ordinary app.
  */
 
@@ -29,42 +24,19 @@ async function signedInApp() {
   return { customer, app, config };
 }
 
-describe('DPoP (RFC 9449) is not offered yet, and an app that tries it is told so', () => {
-  test('a code exchange with a DPoP proof is refused with a clear invalid_request, and the code is kept', async () => {
-    const { customer, config } = await signedInApp();
-    const request = await authorizationRequest(config, 'openid');
-    const callback = await customerAllows(new CustomerAgent([TEST_REDIRECT_URI]), request, customer);
-    const dpop = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256'));
-
-    const refused = oidc.authorizationCodeGrant(
-      config,
-      new URL(callback),
-      { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce },
-      undefined,
-      { DPoP: dpop },
-    );
-    await expect(refused).rejects.toMatchObject({
-      error: 'invalid_request',
-      error_description: expect.stringContaining('DPoP is not supported'),
-    });
-
-    // Nothing was spent: the same code still works for a Bearer token.
-    const tokens = await exchangeCode(config, callback, request);
-    expect(tokens.token_type.toLowerCase()).toBe('bearer');
-  });
-
-  test('a refresh with a DPoP proof is refused the same way', async () => {
-    const { customer, app, config } = await signedInApp();
-    const request = await authorizationRequest(config, 'openid offline_access');
-    const callback = await customerAllows(new CustomerAgent([TEST_REDIRECT_URI]), request, customer);
-    const tokens = await exchangeCode(config, callback, request);
-    const dpop = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256'));
-
-    await expect(
-      oidc.refreshTokenGrant(config, String(tokens.refresh_token), undefined, { DPoP: dpop }),
-    ).rejects.toMatchObject({ error: 'invalid_request' });
-    expect(app.client_id).toBeTruthy();
-  });
+test('DPoP (RFC 9449), on by default, is offered on purpose: a code exchange with a proof gets a DPoP token', async () => {
+  const { customer, config } = await signedInApp();
+  const request = await authorizationRequest(config, 'openid');
+  const callback = await customerAllows(new CustomerAgent([TEST_REDIRECT_URI]), request, customer);
+  const tokens = await oidc.authorizationCodeGrant(
+    config,
+    new URL(callback),
+    { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce },
+    undefined,
+    { DPoP: oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('ES256')) },
+  );
+  // The rest of DPoP is in dpop.test.ts and fapi2-security-profile-final-dpop-negative-tests.test.ts.
+  expect(tokens.token_type.toLowerCase()).toBe('dpop');
 });
 
 test('a resource (RFC 8707) other than the bank API answers invalid_target on the redirect', async () => {

@@ -10,7 +10,7 @@ import {
 } from '../support/passbook.ts';
 import { authorizationRequest, completeFlow, discoverAs } from '../support/third-party-app.ts';
 import { once } from 'node:events';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
@@ -168,6 +168,7 @@ describe('swapping the signing keys of a running provider', () => {
       signingKeys: [one],
       cookieKeys: [TEST_COOKIE_KEYS],
       hasSecondFactor: () => Promise.resolve(false),
+      dpopNonceSecret: randomBytes(32),
     });
     const handle = provider.callback();
     const server = http.createServer((request, response) => void handle(request, response));
@@ -217,6 +218,7 @@ describe('an unreachable database, in the engine’s own error form', () => {
       signingKeys: [{ ...(await exportJWK(privateKey)), kid: 'key', alg: 'RS256', use: 'sig' }],
       cookieKeys: [TEST_COOKIE_KEYS],
       hasSecondFactor: () => Promise.resolve(false),
+      dpopNonceSecret: randomBytes(32),
     });
     const handle = provider.callback();
     const server = http.createServer((request, response) => void handle(request, response));
@@ -264,6 +266,7 @@ describe('a hook that runs after the engine has answered and before the answer i
       signingKeys: [{ ...(await exportJWK(privateKey)), kid: 'key', alg: 'RS256', use: 'sig' }],
       cookieKeys: [TEST_COOKIE_KEYS],
       hasSecondFactor: () => Promise.resolve(false),
+      dpopNonceSecret: randomBytes(32),
     });
     const seen: Record<string, unknown>[] = [];
     beforeEngineAnswers(provider, async (ctx, escaped) => {
