@@ -18,6 +18,15 @@ CREATE TABLE bank.accounts (
 );
 CREATE INDEX accounts_customer_id ON bank.accounts USING btree (customer_id, created_at);
 
+-- DPoP proofs the bank API accepted, by key thumbprint and jti, until they expire. Owner: src/bank-api/dpop.ts.
+CREATE TABLE bank.dpop_proofs (
+  jkt        text NOT NULL,
+  jti        text NOT NULL,
+  expires_at timestamp with time zone NOT NULL,
+  CONSTRAINT dpop_proofs_pkey PRIMARY KEY (jkt, jti)
+);
+CREATE INDEX dpop_proofs_expires_at ON bank.dpop_proofs USING btree (expires_at);
+
 -- The bank's demo ledger: payments made through the API. Owner: src/bank-api/ledger.ts.
 CREATE TABLE bank.payments (
   id             uuid NOT NULL DEFAULT gen_random_uuid(),

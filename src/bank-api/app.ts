@@ -34,6 +34,8 @@ export interface BankApiDependencies {
   health: ServiceHealth;
   /** TRUST_PROXY: the proxy in front is trusted with X-Forwarded-* and X-Request-Id. */
   trustProxy?: boolean;
+  /** BANK_API_URL: the API's own base URL as apps call it, which DPoP proofs name (src/bank-api/dpop.ts). */
+  publicUrl: string;
 }
 
 const DEFAULT_LIMIT = 50;
@@ -101,9 +103,9 @@ const PAYMENT_REFUSALS = {
   ),
 } as const;
 
-function bankRoutes({ knex, introspect, log }: BankApiDependencies): Router<BankApiState> {
+function bankRoutes({ knex, introspect, log, publicUrl }: BankApiDependencies): Router<BankApiState> {
   const router = new Router<BankApiState>();
-  const guard = createGuard(introspect, log);
+  const guard = createGuard(introspect, log, { knex, publicUrl });
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '16kb', jsonStrict: true });
 
   router.get('/accounts', guard.requireScope('accounts:read'), async (ctx) => {

@@ -12,7 +12,8 @@ import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db/unava
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
-  readonly headers: Record<string, string>;
+  /** A header named with a list is sent once for each value (several WWW-Authenticate challenges). */
+  readonly headers: Record<string, string | string[]>;
   /** Extra members of the JSON body, such as the scope an insufficient_scope error needs. */
   readonly extra: Record<string, string>;
 
@@ -20,7 +21,7 @@ export class ApiError extends Error {
     status: number,
     code: string,
     description: string,
-    options: { headers?: Record<string, string>; extra?: Record<string, string> } = {},
+    options: { headers?: Record<string, string | string[]>; extra?: Record<string, string> } = {},
   ) {
     super(description);
     this.status = status;

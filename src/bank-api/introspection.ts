@@ -17,9 +17,14 @@ export interface AccessToken {
   amr: readonly string[];
   /** The level of assurance of that sign-in, if Passbook names one. */
   acr: string | undefined;
+  /**
+   * For a DPoP-bound token (RFC 9449 §6.2), the thumbprint of the key it is bound to: it is
+   * accepted only with a proof signed by that key. Undefined for a Bearer token.
+   */
+  jkt: string | undefined;
 }
 
-/** The token when it is a live Bearer access token for a customer; undefined for anything else. */
+/** The token when it is a live Bearer or DPoP access token for a customer; undefined for anything else. */
 export type Introspect = (token: string) => Promise<AccessToken | undefined>;
 
 export class PassbookUnavailableError extends Error {
@@ -97,15 +102,24 @@ async function askPassbook(config: BankApiConfig, token: string): Promise<Intros
   return answer;
 }
 
+/** The key a DPoP token is bound to; null for a Bearer token; undefined for any other binding. */
+function bindingOf(answer: IntrospectionAnswer): string | null | undefined {
+  const type = typeof answer.token_type === 'string' ? answer.token_type.toLowerCase() : undefined;
+  if (type === 'bearer') return answer.cnf === undefined ? null : undefined;
+  if (type !== 'dpop' || !isJsonObject(answer.cnf)) return undefined;
+  const { jkt, ...others } = answer.cnf;
+  return typeof jkt === 'string' && jkt !== '' && Object.keys(others).length === 0 ? jkt : undefined;
+}
+
 /**
- * Only a live Bearer access token of a customer opens the API: a refresh token (no token_type),
- * a client's own token (no sub) or a sender-constrained one (cnf: it needs a proof we do not
- * check yet) is refused like an expired one.
+ * Only a live access token of a customer opens the API, as Bearer or bound to a DPoP key: a
+ * refresh token (no token_type), a client's own token (no sub) or one bound to anything else (a
+ * certificate) is refused like an expired one.
  */
 function accessTokenFrom(answer: IntrospectionAnswer, nowSeconds: number): AccessToken | undefined {
   if (answer.active !== true) return undefined;
-  if (typeof answer.token_type !== 'string' || answer.token_type.toLowerCase() !== 'bearer') return undefined;
-  if (answer.cnf !== undefined) return undefined;
+  const jkt = bindingOf(answer);
+  if (jkt === undefined) return undefined;
   if (typeof answer.sub !== 'string' || typeof answer.client_id !== 'string') return undefined;
   if (typeof answer.exp !== 'number' || answer.exp <= nowSeconds) return undefined;
   const scope = typeof answer.scope === 'string' ? answer.scope : '';
@@ -117,6 +131,7 @@ function accessTokenFrom(answer: IntrospectionAnswer, nowSeconds: number): Acces
       ? answer.amr.filter((value): value is string => typeof value === 'string')
       : [],
     acr: typeof answer.acr === 'string' ? answer.acr : undefined,
+    jkt: jkt ?? undefined,
   };
 }
 

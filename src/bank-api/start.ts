@@ -78,6 +78,7 @@ export async function startBankApi(
       countRequests: metrics.http,
       health,
       trustProxy: config.trustProxy,
+      publicUrl: config.publicUrl,
     });
     if (config.metrics) metricsServer = await serveMetrics(metrics.registry, config.metrics);
     server.on('request', requestListener(app));

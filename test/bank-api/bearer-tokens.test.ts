@@ -15,6 +15,9 @@ import { createTwoStepCustomer } from '../support/two-step.ts';
 
 /** RFC 6750 at the bank API: how a token must be sent, and what every kind of bad token gets. */
 
+/** Both schemes the bank API takes (DPoP: test/bank-api/dpop.test.ts), as fetch joins the two headers. */
+const NO_TOKEN_CHALLENGES = 'Bearer, DPoP algs="ES256 PS256 EdDSA"';
+
 let passbook: TestPassbook;
 let bankApi: TestBankApi;
 let customer: TestCustomer;
@@ -46,10 +49,10 @@ function basic(app: { client_id: string; client_secret?: string }): string {
   return basicAuthorization(app);
 }
 
-test('a request without a token gets 401 and a bare Bearer challenge, with no error code', async () => {
+test('a request without a token gets 401 and bare Bearer and DPoP challenges, with no error code', async () => {
   const answer = await callBankApi(bankApi.url, '/transactions');
   expect(answer.status).toBe(401);
-  expect(answer.headers.get('www-authenticate')).toBe('Bearer');
+  expect(answer.headers.get('www-authenticate')).toBe(NO_TOKEN_CHALLENGES);
   expect(answer.headers.get('cache-control')).toBe('no-store');
   expect(answer.body.error_description).toMatch(/Authorization: Bearer/);
 });
@@ -59,7 +62,7 @@ test('another authentication scheme counts as no token', async () => {
     headers: { authorization: 'Basic dXNlcjpwYXNz' },
   });
   expect(answer.status).toBe(401);
-  expect(answer.headers.get('www-authenticate')).toBe('Bearer');
+  expect(answer.headers.get('www-authenticate')).toBe(NO_TOKEN_CHALLENGES);
 });
 
 test('a token in the query string is refused, even a good one, and even beside a good header', async () => {
@@ -84,7 +87,7 @@ test('a token in a form body is not read: the request has no token', async () =>
     body: new URLSearchParams({ access_token: tokens.access_token }).toString(),
   });
   expect(answer.status).toBe(401);
-  expect(answer.headers.get('www-authenticate')).toBe('Bearer');
+  expect(answer.headers.get('www-authenticate')).toBe(NO_TOKEN_CHALLENGES);
 });
 
 test.each([
