@@ -2,12 +2,13 @@ import * as oidc from 'openid-client';
 import type { RegisteredClient } from '../../src/clients/clients.ts';
 import { registerBankApiClient } from '../support/bank-api.ts';
 import { CustomerAgent } from '../support/customer-agent.ts';
-import { dpopHandle, newDpopKey, type DpopKey } from '../support/dpop.ts';
+import { dpopHandle, dpopProof, newDpopKey, type DpopKey } from '../support/dpop.ts';
 import {
   TEST_REDIRECT_URI,
   basicAuthorization,
   createTestCustomer,
   registerTestApp,
+  startTestPassbook,
   useTestPassbook,
 } from '../support/passbook.ts';
 import { authorizationRequest, customerAllows, discoverAs } from '../support/third-party-app.ts';
@@ -167,4 +168,31 @@ test('an app that sends no DPoP proof gets Bearer tokens exactly as before, in o
 
   const refreshed = await oidc.refreshTokenGrant(config, String(tokens.refresh_token));
   expect(refreshed.token_type.toLowerCase()).toBe('bearer');
+});
+
+test('a nonce one node handed out is good at another that shares the data encryption key', async () => {
+  const other = await startTestPassbook();
+  try {
+    const app = await registerTestApp(passbook);
+    const { config, tokenAnswers } = await appWithRecorder(app);
+    const key = await newDpopKey();
+    const { tokens } = await signInWithDpop(config, key, 'openid offline_access');
+    const nonce = tokenAnswers.at(-1)?.nonce ?? tokenAnswers[0]?.nonce;
+    expect(nonce).toEqual(expect.any(String));
+
+    const proof = await dpopProof(key, { htm: 'POST', htu: `${other.issuer}/token`, nonce: String(nonce) });
+    const response = await fetch(`${other.issuer}/token`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: basicAuthorization(app),
+        dpop: proof,
+      },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: String(tokens.refresh_token) }),
+    });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { token_type: string }).token_type).toBe('DPoP');
+  } finally {
+    await other.close();
+  }
 });

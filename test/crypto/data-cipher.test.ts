@@ -83,3 +83,14 @@ test('a key must be 32 bytes, and there must be one', () => {
   expect(() => dataCipher([Buffer.alloc(16)])).toThrow(DataCipherError);
   expect(() => dataCipher([])).toThrow(DataCipherError);
 });
+
+test('a derived secret is 32 bytes, the same for the same key and purpose, and differs otherwise', () => {
+  const secret = cipher.derivedSecret('passbook dpop nonce');
+  expect(secret).toHaveLength(32);
+  expect(dataCipher([key]).derivedSecret('passbook dpop nonce')).toEqual(secret);
+  expect(cipher.derivedSecret('another purpose')).not.toEqual(secret);
+  // It follows the current key: after a rotation it changes.
+  expect(dataCipher([generateDataKey(), key]).derivedSecret('passbook dpop nonce')).not.toEqual(secret);
+  // Never the key itself.
+  expect(secret).not.toEqual(key);
+});
