@@ -58,7 +58,7 @@ export function dpopNonceSecret(config: Config, cipher: DataCipher): Buffer {
 }
 
 /** What an app may sign a DPoP proof with; the bank API accepts the same (src/bank-api/dpop.ts). */
-export const DPOP_SIGNING_ALGORITHMS = ['ES256', 'PS256', 'EdDSA'] as const;
+const DPOP_SIGNING_ALGORITHMS = ['ES256', 'PS256', 'EdDSA'] as const;
 
 const ID_TOKEN_TTL = 60 * 60;
 /** oidc-provider's own, fixed lifetime of logout tokens (and of the other JWTs it signs on the fly). */

@@ -31,7 +31,7 @@ export interface ProofClaims {
   alg?: string;
 }
 
-export function accessTokenHash(accessToken: string): string {
+function accessTokenHash(accessToken: string): string {
   return createHash('sha256').update(accessToken).digest('base64url');
 }
 
