@@ -144,6 +144,8 @@ function authorization(request: FuzzRequest): string | undefined {
       return `Bearer ${accessToken}`;
     case 'hostile-bearer':
       return `Bearer ${hostile}`;
+    case 'hostile-dpop':
+      return `DPoP ${accessToken}`;
     case 'garbage':
       return `Basic ${hostile}`;
   }
@@ -162,6 +164,7 @@ async function send(request: FuzzRequest): Promise<Answer> {
   const headers = new Headers();
   const credentials = authorization(request);
   if (credentials) headers.set('authorization', credentials);
+  if (request.credentials === 'hostile-dpop') headers.set('dpop', request.hostileCredential);
   const cookie = await cookies(request, url);
   if (cookie) headers.set('cookie', cookie);
   if (request.contentType) headers.set('content-type', request.contentType);

@@ -36,6 +36,8 @@ export type Credentials =
   | 'hostile-basic'
   | 'access-token'
   | 'hostile-bearer'
+  /** The live access token in the DPoP scheme, with a hostile DPoP proof. */
+  | 'hostile-dpop'
   | 'garbage';
 
 export type Cookies = 'none' | 'customer' | 'garbage';
@@ -361,6 +363,7 @@ const BEARER_AUTH: Credentials[] = [
   'access-token',
   'access-token',
   'hostile-bearer',
+  'hostile-dpop',
   'none',
   'garbage',
 ];
