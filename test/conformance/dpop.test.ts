@@ -196,3 +196,60 @@ test('a nonce one node handed out is good at another that shares the data encryp
     await other.close();
   }
 });
+
+test('a confidential app’s refresh token is bound to its client authentication, not to the key (RFC 9449 §5)', async () => {
+  const app = await registerTestApp(passbook);
+  const { config } = await appWithRecorder(app);
+  const key = await newDpopKey();
+  const { tokens } = await signInWithDpop(config, key, 'openid offline_access transactions:read');
+  expect(await introspect(String(tokens.refresh_token))).not.toHaveProperty('cnf');
+
+  // The app may move to a new key at a refresh; the new access token is bound to that one.
+  const newKey = await newDpopKey();
+  const moved = await oidc.refreshTokenGrant(config, String(tokens.refresh_token), undefined, {
+    DPoP: dpopHandle(config, newKey),
+  });
+  expect(await introspect(moved.access_token)).toMatchObject({ cnf: { jkt: newKey.thumbprint } });
+});
+
+/** A request pushed with a proof from `key`, allowed by a customer: the callback and its verifier. */
+async function pushedWithProof(config: oidc.Configuration, key: DpopKey) {
+  const customer = await createTestCustomer(passbook.knex);
+  const codeVerifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const url = await oidc.buildAuthorizationUrlWithPAR(
+    config,
+    {
+      redirect_uri: TEST_REDIRECT_URI,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+      state,
+    },
+    { DPoP: dpopHandle(config, key) },
+  );
+  const request = { url, codeVerifier, state, nonce: '' };
+  const callback = await customerAllows(new CustomerAgent([TEST_REDIRECT_URI]), request, customer);
+  return (redeemWith: DpopKey) =>
+    oidc.authorizationCodeGrant(
+      config,
+      new URL(callback),
+      { pkceCodeVerifier: codeVerifier, expectedState: state },
+      undefined,
+      { DPoP: dpopHandle(config, redeemWith) },
+    );
+}
+
+test('a request pushed with a DPoP proof binds the code to that key (dpop_jkt)', async () => {
+  const app = await registerTestApp(passbook);
+  const { config } = await appWithRecorder(app);
+  const key = await newDpopKey();
+
+  const redeemed = await (await pushedWithProof(config, key))(key);
+  expect(await introspect(redeemed.access_token)).toMatchObject({ cnf: { jkt: key.thumbprint } });
+
+  // Another key is refused, and the code is spent: a thief's attempt leaves nothing to retry.
+  const redeem = await pushedWithProof(config, key);
+  await expect(redeem(await newDpopKey())).rejects.toMatchObject({ error: 'invalid_grant' });
+  await expect(redeem(key)).rejects.toMatchObject({ error: 'invalid_grant' });
+});
