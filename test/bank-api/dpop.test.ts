@@ -168,6 +168,15 @@ test.each<[string, () => Partial<ProofClaims>]>([
   expectInvalidProof(await withProofs(session, '/accounts', [proof]));
 });
 
+test.each([-50, 50])('a proof whose iat is %i seconds off the clock still passes', async (offset) => {
+  const session = await dpopBoundSession();
+  const iat = Math.floor(Date.now() / 1000) + offset;
+  const answer = await withProofs(session, '/accounts', [
+    await dpopProof(session.key, proofClaims(session, { iat })),
+  ]);
+  expect(answer.status).toBe(200);
+});
+
 test('a proof with an algorithm not offered or a broken signature is refused as invalid_dpop_proof', async () => {
   const session = await dpopBoundSession();
   const rsa = await newDpopKey('RS256');

@@ -3,6 +3,7 @@ import * as oidc from 'openid-client';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from 'jose';
 import type { RegisteredClient } from '../../src/clients/clients.ts';
 import {
+  TEST_REDIRECT_URI,
   createTestCustomer,
   registerTestApp,
   startTestPassbook,
@@ -10,7 +11,6 @@ import {
 } from '../support/passbook.ts';
 import { authorizationRequest, customerAllows, exchangeCode } from '../support/third-party-app.ts';
 import { CustomerAgent } from '../support/customer-agent.ts';
-import { TEST_REDIRECT_URI } from '../support/passbook.ts';
 
 /**
  * A client assertion (private_key_jwt) is accepted once: replayed later, or sent as several
