@@ -1,4 +1,5 @@
 import * as oidc from 'openid-client';
+import { exportJWK, generateKeyPair } from 'jose';
 import { callBankApi, startTestBankApi, type ApiAnswer, type TestBankApi } from '../support/bank-api.ts';
 import { CustomerAgent } from '../support/customer-agent.ts';
 import { dpopHandle, dpopProof, newDpopKey, type DpopKey, type ProofClaims } from '../support/dpop.ts';
@@ -186,6 +187,13 @@ test('a proof with an algorithm not offered or a broken signature is refused as 
   const proof = await dpopProof(session.key, proofClaims(session));
   const tampered = `${proof.slice(0, -4)}${proof.endsWith('AAAA') ? 'BBBB' : 'AAAA'}`;
   expectInvalidProof(await withProofs(session, '/accounts', [tampered]));
+});
+
+test('a proof that carries the private key is refused as invalid_dpop_proof', async () => {
+  const session = await dpopBoundSession();
+  const keyPair = await generateKeyPair('ES256', { extractable: true });
+  const leaky = { ...session.key, keyPair, publicJwk: await exportJWK(keyPair.privateKey) };
+  expectInvalidProof(await withProofs(session, '/accounts', [await dpopProof(leaky, proofClaims(session))]));
 });
 
 test('a proof signed by another key than the token’s is refused', async () => {
