@@ -1,7 +1,11 @@
 import { expect } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import argon2 from 'argon2';
+import { exportJWK, generateKeyPair } from 'jose';
 import { createKnex, type Knex } from '../src/db/knex.ts';
 import { testDatabaseUrl } from './support/passbook.ts';
 import { PROJECT_ROOT } from './support/project.ts';
@@ -239,6 +243,85 @@ describe('clients:create', () => {
       'https://a.example/cb',
     ]);
     expect(result.code).toBe(2);
+    expect(await clientsNamed(name)).toBe(0);
+  });
+
+  test('--profile fapi2 --jwks-file registers a FAPI 2.0 app: no secret, its keys, PAR and DPoP required', async () => {
+    const name = unique('fapi');
+    const { publicKey } = await generateKeyPair('ES256');
+    const file = path.join(await mkdtemp(path.join(os.tmpdir(), 'passbook-cli-keys-')), 'app-keys.json');
+    await writeFile(file, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'app-1' }] }));
+    const printed = succeeded(
+      await cli([
+        'clients:create',
+        '--name',
+        name,
+        '--redirect-uri',
+        'https://pay.example/cb',
+        '--profile',
+        'fapi2',
+        '--jwks-file',
+        file,
+      ]),
+    );
+
+    expect(printed.client_secret).toBeUndefined();
+    expect(printed).toMatchObject({ token_endpoint_auth_method: 'private_key_jwt', profile: 'fapi2' });
+    const row = await clientRow(String(printed.client_id));
+    expect(row?.client_secret_hash).toBeNull();
+    expect(row?.metadata).toMatchObject({
+      app_profile: 'fapi2',
+      token_endpoint_auth_signing_alg: 'ES256',
+      require_pushed_authorization_requests: true,
+      dpop_bound_access_tokens: true,
+      id_token_signed_response_alg: 'ES256',
+      jwks: { keys: [{ kty: 'EC', crv: 'P-256', kid: 'app-1', alg: 'ES256' }] },
+    });
+    const listed = succeeded(await cli(['clients:list'])).clients as { client_id: string; profile: string }[];
+    expect(listed.find((client) => client.client_id === printed.client_id)?.profile).toBe('fapi2');
+    expect(listed.find((client) => client.profile === 'ordinary')).toBeDefined();
+  });
+
+  test.each([
+    ['without keys', ['--profile', 'fapi2']],
+    ['with an unknown profile', ['--profile', 'fapi1']],
+    [
+      'with --jwks-uri but no --signing-alg',
+      ['--profile', 'fapi2', '--jwks-uri', 'https://pay.example/jwks'],
+    ],
+    ['with RS256', ['--jwks-uri', 'https://pay.example/jwks', '--signing-alg', 'RS256']],
+  ])('clients:create %s is a usage error and inserts nothing', async (_case, flags) => {
+    const name = unique('fapi');
+    const result = await cli([
+      'clients:create',
+      '--name',
+      name,
+      '--redirect-uri',
+      'https://pay.example/cb',
+      ...flags,
+    ]);
+    expect(result.code).toBe(2);
+    expect(await clientsNamed(name)).toBe(0);
+  });
+
+  test('a key file with a private key is refused, saying so, and inserts nothing', async () => {
+    const name = unique('fapi');
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const file = path.join(await mkdtemp(path.join(os.tmpdir(), 'passbook-cli-keys-')), 'app-keys.json');
+    await writeFile(file, JSON.stringify({ keys: [await exportJWK(privateKey)] }));
+    const result = await cli([
+      'clients:create',
+      '--name',
+      name,
+      '--redirect-uri',
+      'https://pay.example/cb',
+      '--profile',
+      'fapi2',
+      '--jwks-file',
+      file,
+    ]);
+    expect(result.code).toBe(1);
+    expect(stderrLines(result)).toEqual([expect.stringContaining('private member "d"')]);
     expect(await clientsNamed(name)).toBe(0);
   });
 

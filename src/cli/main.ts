@@ -1,11 +1,27 @@
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { text } from 'node:stream/consumers';
+import { readFile } from 'node:fs/promises';
 import { ConfigError, loadConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { openDatabase } from '../db/open.ts';
 import { migrate } from '../db/migrate.ts';
 import { InvalidCustomerError, createCustomer } from '../customers/customers.ts';
-import { InvalidClientError, createClient, deleteClient, listClients } from '../clients/clients.ts';
+import {
+  CLIENT_PROFILES,
+  InvalidClientError,
+  createClient,
+  deleteClient,
+  listClients,
+  profileOf,
+  type ClientProfile,
+  type NewClient,
+} from '../clients/clients.ts';
+import {
+  APP_SIGNING_ALGORITHMS,
+  InvalidAppKeysError,
+  isAppSigningAlgorithm,
+  parseAppKeys,
+} from '../clients/app-keys.ts';
 import {
   SIGNING_ALGORITHMS,
   SigningKeyError,
@@ -44,6 +60,10 @@ const USAGE = `usage: npm run cli -- <command> [options]
   clients:create --name N --redirect-uri U [--redirect-uri U2 ...]
                  [--post-logout-redirect-uri U ...] [--backchannel-logout-uri U]
                  [--public] [--scope "openid ..."]
+                 [--jwks-file F | --jwks-uri U --signing-alg PS256|ES256|EdDSA]
+                                            the app's public keys: private_key_jwt, no secret
+                 [--profile fapi2]          a FAPI 2.0 app (payments): needs its keys; PAR,
+                                            DPoP-bound tokens, codes of 60 s, no rotation
   clients:create --name N --resource-server   a bank API that introspects apps' tokens
   clients:list
   clients:delete CLIENT_ID
@@ -116,6 +136,42 @@ function seconds(value: string | undefined, flag: string): number | undefined {
   return Number(value);
 }
 
+function clientProfile(value: string | undefined): ClientProfile {
+  const profile = CLIENT_PROFILES.find((candidate) => candidate === (value ?? 'ordinary'));
+  if (!profile) throw new UsageError(`--profile must be one of ${CLIENT_PROFILES.join(', ')}`);
+  return profile;
+}
+
+interface KeyOptions {
+  'jwks-file'?: string | undefined;
+  'jwks-uri'?: string | undefined;
+  'signing-alg'?: string | undefined;
+}
+
+/** The app's public keys, from a file (checked here) or a URL the engine fetches them from. */
+async function appKeys(values: KeyOptions): Promise<Pick<NewClient, 'jwks' | 'jwksUri' | 'authSigningAlg'>> {
+  const { 'jwks-file': file, 'jwks-uri': uri, 'signing-alg': alg } = values;
+  if (file && uri) throw new UsageError('--jwks-file and --jwks-uri exclude each other');
+  if (alg !== undefined && !isAppSigningAlgorithm(alg)) {
+    throw new UsageError(`--signing-alg must be one of ${APP_SIGNING_ALGORITHMS.join(', ')}`);
+  }
+  if (uri) {
+    if (!alg) throw new UsageError('--jwks-uri needs --signing-alg: the keys cannot be read now to tell it');
+    return { jwksUri: uri, authSigningAlg: alg };
+  }
+  if (!file) {
+    if (alg) throw new UsageError('--signing-alg goes with --jwks-file or --jwks-uri');
+    return {};
+  }
+  const keys = await parseAppKeys(
+    await readFile(file, 'utf8').catch(() => {
+      throw new UsageError(`cannot read --jwks-file ${file}`);
+    }),
+  );
+  if (alg && alg !== keys.alg) throw new UsageError(`the keys in ${file} sign with ${keys.alg}, not ${alg}`);
+  return { jwks: { keys: keys.keys }, authSigningAlg: keys.alg };
+}
+
 const commands: Record<string, Command> = {
   async migrate({ knex }) {
     return { applied: await migrate(knex) };
@@ -136,13 +192,27 @@ const commands: Record<string, Command> = {
       public: { type: 'boolean' },
       scope: { type: 'string' },
       'resource-server': { type: 'boolean' },
+      'jwks-file': { type: 'string' },
+      'jwks-uri': { type: 'string' },
+      'signing-alg': { type: 'string' },
+      profile: { type: 'string' },
     });
     const isResourceServer = values['resource-server'] ?? false;
     const redirectUris = values['redirect-uri'] ?? [];
-    if (isResourceServer && (redirectUris.length > 0 || values.public || values.scope)) {
-      throw new UsageError('--resource-server takes no --redirect-uri, --public or --scope');
+    const profile = clientProfile(values.profile);
+    const keys = await appKeys(values);
+    const hasKeys = keys.jwks !== undefined || keys.jwksUri !== undefined;
+    if (
+      isResourceServer &&
+      (redirectUris.length > 0 || values.public || values.scope || hasKeys || values.profile)
+    ) {
+      throw new UsageError('--resource-server takes no --redirect-uri, --public, --scope, keys or --profile');
     }
     if (!isResourceServer && redirectUris.length === 0) throw new UsageError('--redirect-uri is required');
+    if (values.public && hasKeys) throw new UsageError('a --public app has no keys to authenticate with');
+    if (profile === 'fapi2' && !hasKeys) {
+      throw new UsageError("--profile fapi2 needs the app's public keys: --jwks-file or --jwks-uri");
+    }
     const [cookieKeys, cipher] = await Promise.all([
       loadCookieKeys(knex, config.cookieKeys),
       loadDataCipher(knex, config.dataEncryptionKeys),
@@ -167,6 +237,8 @@ const commands: Record<string, Command> = {
         isPublic: values.public ?? false,
         scope: values.scope,
         isResourceServer,
+        ...keys,
+        ...(profile === 'fapi2' ? { profile } : {}),
       },
       (metadata) => provider.Client.validate(metadata),
     );
@@ -180,6 +252,8 @@ const commands: Record<string, Command> = {
       post_logout_redirect_uris: client.metadata.post_logout_redirect_uris,
       backchannel_logout_uri: client.metadata.backchannel_logout_uri,
       scope: client.metadata.scope,
+      profile: profileOf(client.metadata),
+      ...(client.metadata.jwks_uri ? { jwks_uri: client.metadata.jwks_uri } : {}),
     };
   },
 
@@ -256,6 +330,7 @@ const EXPECTED_ERRORS = [
   ConfigError,
   InvalidCustomerError,
   InvalidClientError,
+  InvalidAppKeysError,
   SigningKeyError,
   DataCipherError,
 ];

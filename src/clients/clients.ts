@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { ClientMetadata } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
 import { MAX_IDENTIFIER_LENGTH, isStorableText } from '../db/storable.ts';
+import type { AppSigningAlgorithm } from './app-keys.ts';
 
 /**
  * Owner of `clients`: the third-party apps registered with the bank. The secret is generated
@@ -30,7 +31,19 @@ export interface NewClient {
    * instead of a secret, and is given none.
    */
   jwks?: { keys: Record<string, unknown>[] } | undefined;
+  /** Where the app publishes its public keys, instead of `jwks`. */
+  jwksUri?: string | undefined;
+  /** The one algorithm the app signs its client assertions with. */
+  authSigningAlg?: AppSigningAlgorithm | undefined;
+  /**
+   * `fapi2`: an app of the FAPI 2.0 Security Profile (payments): pushed authorization requests,
+   * private_key_jwt, DPoP-bound tokens; see src/oidc/fapi.ts. Unset: an ordinary app.
+   */
+  profile?: ClientProfile | undefined;
 }
+
+export const CLIENT_PROFILES = ['ordinary', 'fapi2'] as const;
+export type ClientProfile = (typeof CLIENT_PROFILES)[number];
 
 export interface RegisteredClient {
   client_id: string;
@@ -46,6 +59,7 @@ export interface ClientSummary {
   token_endpoint_auth_method: string;
   scope: string | undefined;
   resource_server: boolean;
+  profile: ClientProfile;
   created_at: string;
 }
 
@@ -60,10 +74,44 @@ export function secretDigest(secret: string): string {
 
 /** The client metadata key that marks a resource server (see src/oidc/provider.ts). */
 export const RESOURCE_SERVER_METADATA = 'resource_server';
+/** The client metadata key that names an app's profile (src/oidc/fapi.ts); absent: ordinary. */
+export const PROFILE_METADATA = 'app_profile';
+
+function hasKeys(client: NewClient): boolean {
+  return client.jwks !== undefined || client.jwksUri !== undefined;
+}
 
 function authMethodOf(client: NewClient): ClientMetadata['token_endpoint_auth_method'] {
   if (client.isPublic) return 'none';
-  return client.jwks ? 'private_key_jwt' : 'client_secret_basic';
+  return hasKeys(client) ? 'private_key_jwt' : 'client_secret_basic';
+}
+
+/** An app's public keys and the one algorithm it signs assertions with. */
+function keysMetadata(client: NewClient): Partial<ClientMetadata> {
+  return {
+    ...(client.jwks ? { jwks: client.jwks } : {}),
+    ...(client.jwksUri ? { jwks_uri: client.jwksUri } : {}),
+    ...(client.authSigningAlg ? { token_endpoint_auth_signing_alg: client.authSigningAlg } : {}),
+  };
+}
+
+/**
+ * What the FAPI 2.0 Security Profile asks of an app, written into its metadata so that the
+ * engine enforces it: every authorization request pushed first (PAR), tokens bound to the app's
+ * DPoP key, ID tokens signed with ES256. src/oidc/fapi.ts refuses an app of this profile whose
+ * metadata says otherwise.
+ */
+function fapi2Metadata(): Partial<ClientMetadata> {
+  return {
+    [PROFILE_METADATA]: 'fapi2',
+    require_pushed_authorization_requests: true,
+    dpop_bound_access_tokens: true,
+    id_token_signed_response_alg: 'ES256',
+  };
+}
+
+export function profileOf(metadata: ClientMetadata): ClientProfile {
+  return metadata[PROFILE_METADATA] === 'fapi2' ? 'fapi2' : 'ordinary';
 }
 
 export function clientMetadataFor(client: NewClient, clientId: string): ClientMetadata {
@@ -86,7 +134,8 @@ export function clientMetadataFor(client: NewClient, clientId: string): ClientMe
     response_types: ['code'],
     grant_types: ['authorization_code', 'refresh_token'],
     token_endpoint_auth_method: authMethodOf(client),
-    ...(client.jwks ? { jwks: client.jwks } : {}),
+    ...keysMetadata(client),
+    ...(client.profile === 'fapi2' ? fapi2Metadata() : {}),
     ...(client.scope ? { scope: client.scope } : {}),
     ...(client.backchannelLogoutUri
       ? { backchannel_logout_uri: client.backchannelLogoutUri, backchannel_logout_session_required: true }
@@ -107,7 +156,7 @@ export async function createClient(
   validate: (metadata: ClientMetadata) => Promise<void>,
 ): Promise<RegisteredClient> {
   const clientId = client.clientId ?? randomBytes(12).toString('base64url');
-  const clientSecret = client.isPublic || client.jwks ? undefined : randomBytes(32).toString('base64url');
+  const clientSecret = client.isPublic || hasKeys(client) ? undefined : randomBytes(32).toString('base64url');
   const metadata = clientMetadataFor(client, clientId);
   try {
     await validate(clientSecret ? { ...metadata, client_secret: secretDigest(clientSecret) } : metadata);
@@ -153,6 +202,7 @@ export async function listClients(knex: Knex): Promise<ClientSummary[]> {
     token_endpoint_auth_method: String(metadata.token_endpoint_auth_method),
     scope: metadata.scope,
     resource_server: metadata[RESOURCE_SERVER_METADATA] === true,
+    profile: profileOf(metadata),
     created_at: created_at.toISOString(),
   }));
 }

@@ -27,6 +27,7 @@ import {
 } from './backchannel-logout.ts';
 import { SUPPORTED_SCOPES, claimsByScope } from './scopes.ts';
 import { authorizationDetailsPolicy, bankApiResource } from './authorization-details.ts';
+import { appMarks, codeLifetime, fapiProfile, rotatesRefreshTokens } from './fapi.ts';
 
 /**
  * The bank's authorization policy, in one place: what it supports, how long everything lives,
@@ -103,7 +104,8 @@ export function sessionTtl(lifetimes: Lifetimes, session: SessionTimes, now = Da
 function lifetimesPolicy(lifetimes: Lifetimes): Configuration['ttl'] {
   return {
     AccessToken: lifetimes.accessToken,
-    AuthorizationCode: lifetimes.authorizationCode,
+    // At most 60 seconds for an app of the FAPI 2.0 profile (fapi.ts).
+    AuthorizationCode: codeLifetime(lifetimes.authorizationCode),
     IdToken: ID_TOKEN_TTL,
     Interaction: lifetimes.interaction,
     Session: (_ctx, session) => sessionTtl(lifetimes, session),
@@ -193,7 +195,8 @@ export function createProvider({
       // Apps always learn when the customer last typed the password (for their own step-up rules).
       require_auth_time: true,
     },
-    extraClientMetadata: { properties: [RESOURCE_SERVER_METADATA] },
+    // Passbook's marks on an app: resource server, FAPI 2.0 profile (checked on every load, fapi.ts).
+    extraClientMetadata: appMarks(),
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
     enabledJWA: {
       idTokenSigningAlgValues: ['RS256', 'ES256'],
@@ -215,8 +218,9 @@ export function createProvider({
         (ctx.oidc.route === 'revocation' && ctx.oidc.entities.AccessToken)
       ),
 
-    // Every refresh rotates; a rotated-out token presented again revokes the whole grant.
-    rotateRefreshToken: true,
+    // Every refresh of an ordinary app rotates; a rotated-out token presented again revokes the
+    // whole grant. A FAPI 2.0 app's refresh token is bound to its DPoP key and never rotates.
+    rotateRefreshToken: rotatesRefreshTokens,
     issueRefreshToken: (_ctx, client, code) =>
       client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
 
@@ -224,6 +228,8 @@ export function createProvider({
     // discovery advertises exactly this list (test/conformance/discovery-jwks.test.ts pins it).
     features: {
       devInteractions: { enabled: false },
+      // The FAPI 2.0 Security Profile for the apps registered with it, none for the others (fapi.ts).
+      fapi: fapiProfile(),
       // On so that an app can ask for two factors as an essential acr claim.
       claimsParameter: { enabled: true },
       // Every app may bind its tokens to a key of its own (RFC 9449) by sending DPoP proofs; one
