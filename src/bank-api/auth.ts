@@ -49,7 +49,7 @@ const UNAVAILABLE = new ApiError(
   { headers: { 'Retry-After': '5' } },
 );
 
-function insufficientScope(scope: string): ApiError {
+export function insufficientScope(scope: string): ApiError {
   const description = `This needs the ${scope} scope.`;
   return new ApiError(403, 'insufficient_scope', description, {
     headers: {
@@ -74,6 +74,11 @@ const ONE_FACTOR = new ApiError(403, 'insufficient_user_authentication', ONE_FAC
   },
 });
 
+/** A second line of defence: Passbook already asks for two factors before issuing such a token. */
+export function requireTwoFactors(token: AccessToken): void {
+  if (!(token.amr.includes('mfa') || token.acr === TWO_FACTORS_ACR)) throw ONE_FACTOR;
+}
+
 /** The token from `Authorization: Bearer …`; a token anywhere in the URL is refused outright. */
 function bearerToken(ctx: Context): string {
   if (ctx.query.access_token !== undefined) throw TOKEN_IN_URL;
@@ -91,6 +96,8 @@ export interface Guard {
    * defence: Passbook already asks for them before granting such a scope).
    */
   requireScope(scope: string, options?: { twoFactors?: boolean }): Middleware<BankApiState>;
+  /** Any live access token; the route itself decides what the token's details allow. */
+  requireToken(): Middleware<BankApiState>;
 }
 
 export function createGuard(introspect: Introspect, log: Logger): Guard {
@@ -112,9 +119,14 @@ export function createGuard(introspect: Introspect, log: Logger): Guard {
       return async (ctx, next) => {
         const token = await check(ctx);
         if (!token.scopes.has(scope)) throw insufficientScope(scope);
-        if (options.twoFactors && !(token.amr.includes('mfa') || token.acr === TWO_FACTORS_ACR))
-          throw ONE_FACTOR;
+        if (options.twoFactors) requireTwoFactors(token);
         ctx.state.token = token;
+        await next();
+      };
+    },
+    requireToken() {
+      return async (ctx, next) => {
+        ctx.state.token = await check(ctx);
         await next();
       };
     },

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { BankApiConfig } from './config.ts';
 
 /**
@@ -17,6 +18,23 @@ export interface AccessToken {
   amr: readonly string[];
   /** The level of assurance of that sign-in, if Passbook names one. */
   acr: string | undefined;
+  /** The one resource the token is for (RFC 8707 `aud`); undefined for an ordinary scoped token. */
+  audience: string | undefined;
+  /**
+   * What the customer approved in detail (RFC 9396), such as one payment; empty when the token
+   * carries none, or when what Passbook answered is not a well-formed list of details.
+   */
+  authorizationDetails: readonly AuthorizationDetail[];
+  /** SHA-256 of the token itself (hex): names the token in the ledger without keeping it. */
+  tokenSha256: string;
+}
+
+/** One authorization detail (RFC 9396 §2): its type, the common members checked, the rest as sent. */
+export interface AuthorizationDetail {
+  readonly type: string;
+  readonly locations?: readonly string[];
+  readonly actions?: readonly string[];
+  readonly [member: string]: unknown;
 }
 
 /** The token when it is a live Bearer access token for a customer; undefined for anything else. */
@@ -37,6 +55,8 @@ interface IntrospectionAnswer {
   cnf?: unknown;
   acr?: unknown;
   amr?: unknown;
+  aud?: unknown;
+  authorization_details?: unknown;
 }
 
 /** RFC 6749 §2.3.1: the id and secret are form-encoded before they are joined and base64-encoded. */
@@ -97,12 +117,41 @@ async function askPassbook(config: BankApiConfig, token: string): Promise<Intros
   return answer;
 }
 
+function isListOfStrings(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string' && item.length > 0);
+}
+
+function isAuthorizationDetail(value: unknown): value is AuthorizationDetail {
+  if (!isJsonObject(value)) return false;
+  if (typeof value.type !== 'string' || value.type.length === 0) return false;
+  return ['locations', 'actions'].every(
+    (member) => value[member] === undefined || isListOfStrings(value[member]),
+  );
+}
+
+/** All of them or none: one malformed detail means Passbook's answer cannot be read as approved. */
+function authorizationDetailsFrom(value: unknown): readonly AuthorizationDetail[] {
+  if (!Array.isArray(value) || !value.every(isAuthorizationDetail)) return [];
+  return value;
+}
+
+/** A single audience, as Passbook issues them (a one-member list is the same audience). */
+function audienceFrom(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value) && value.length === 1 && typeof value[0] === 'string') return value[0];
+  return undefined;
+}
+
 /**
  * Only a live Bearer access token of a customer opens the API: a refresh token (no token_type),
  * a client's own token (no sub) or a sender-constrained one (cnf: it needs a proof we do not
  * check yet) is refused like an expired one.
  */
-function accessTokenFrom(answer: IntrospectionAnswer, nowSeconds: number): AccessToken | undefined {
+function accessTokenFrom(
+  answer: IntrospectionAnswer,
+  nowSeconds: number,
+  presented: string,
+): AccessToken | undefined {
   if (answer.active !== true) return undefined;
   if (typeof answer.token_type !== 'string' || answer.token_type.toLowerCase() !== 'bearer') return undefined;
   if (answer.cnf !== undefined) return undefined;
@@ -117,6 +166,9 @@ function accessTokenFrom(answer: IntrospectionAnswer, nowSeconds: number): Acces
       ? answer.amr.filter((value): value is string => typeof value === 'string')
       : [],
     acr: typeof answer.acr === 'string' ? answer.acr : undefined,
+    audience: audienceFrom(answer.aud),
+    authorizationDetails: authorizationDetailsFrom(answer.authorization_details),
+    tokenSha256: createHash('sha256').update(presented).digest('hex'),
   };
 }
 
@@ -126,6 +178,6 @@ export function createIntrospector(config: BankApiConfig): Introspect {
     if (answer.active === true && answer.iss !== config.issuer) {
       throw new PassbookUnavailableError('introspection answered for another issuer: check ISSUER');
     }
-    return accessTokenFrom(answer, Math.floor(Date.now() / 1000));
+    return accessTokenFrom(answer, Math.floor(Date.now() / 1000), token);
   };
 }

@@ -75,6 +75,7 @@ export async function startBankApi(
       knex,
       introspect,
       log,
+      publicUrl: config.publicUrl,
       countRequests: metrics.http,
       health,
       trustProxy: config.trustProxy,
