@@ -77,7 +77,7 @@ export interface NewAccount {
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Ids come from URLs and bodies; anything that is not a uuid simply matches nothing. */
-export function isUuid(value: string): boolean {
+function isUuid(value: string): boolean {
   return UUID_PATTERN.test(value);
 }
 

@@ -23,7 +23,7 @@ export interface PaymentFields {
 
 const REQUIRED = ['instructedAmount', 'creditorName', 'creditorAccount', 'debtorAccount'] as const;
 const OPTIONAL = ['remittanceInformationUnstructured'] as const;
-export const PAYMENT_MEMBERS: ReadonlySet<string> = new Set([...REQUIRED, ...OPTIONAL]);
+const PAYMENT_MEMBERS: ReadonlySet<string> = new Set([...REQUIRED, ...OPTIONAL]);
 
 /** The most one payment may move in this demo bank, in cents. */
 const PAYMENT_LIMIT_MINOR = 1_000_000;

@@ -6,18 +6,21 @@ import {
   startTestPassbook,
   type TestPassbook,
 } from '../support/passbook.ts';
+import {
+  mintAccessToken,
+  paymentBody,
+  paymentDetail as paymentDetailFrom,
+  type PaymentDetail,
+  type SignIn,
+} from '../support/payment-tokens.ts';
 import { seedDemoAccounts } from '../../src/bank-api/demo-data.ts';
 
 /**
  * POST /payments and GET /payments/:id with payment tokens: real Passbook, real introspection,
- * real PostgreSQL. A payment token is minted here as the token endpoint saves one after the
- * payment consent (a Grant and an AccessToken with `rar` and the bank API as audience), so that
- * what the bank API does with it is tested apart from the consent screen.
+ * real PostgreSQL. Payment tokens are minted as the token endpoint saves them after the payment
+ * consent (test/support/payment-tokens.ts), so that what the bank API does with them is tested
+ * apart from the consent screen.
  */
-
-interface Detail extends Record<string, unknown> {
-  type: string;
-}
 
 let passbook: TestPassbook;
 let bankApi: TestBankApi;
@@ -27,8 +30,6 @@ let otherAppClientId: string;
 let everydayIban: string;
 let billsIban: string;
 let othersIban: string;
-
-const TWO_FACTORS = { acr: 'urn:passbook:acr:two-factors', amr: ['pwd', 'otp', 'mfa'] };
 
 async function ibansOf(owner: string): Promise<string[]> {
   const rows = await bankApi
@@ -58,79 +59,30 @@ afterAll(async () => {
   await passbook.close();
 });
 
-function paymentDetail(changes: Record<string, unknown> = {}): Detail {
-  return {
-    type: 'payment_initiation',
-    instructedAmount: { currency: 'EUR', amount: '25.00' },
-    creditorName: 'Jo Bloggs',
-    creditorAccount: { iban: 'NL91ABNA0417164300' },
-    remittanceInformationUnstructured: 'Dinner',
-    debtorAccount: { iban: everydayIban },
-    ...changes,
-  };
-}
-
-/** The payment members of a detail: what the app sends as the body of POST /payments. */
-function bodyOf(detail: Detail): Record<string, unknown> {
-  return Object.fromEntries(
-    Object.entries(detail).filter(([name]) => !['type', 'locations', 'actions'].includes(name)),
-  );
+function paymentDetail(changes: Record<string, unknown> = {}): PaymentDetail {
+  return paymentDetailFrom(everydayIban, changes);
 }
 
 function without(body: Record<string, unknown>, member: string): Record<string, unknown> {
   return Object.fromEntries(Object.entries(body).filter(([name]) => name !== member));
 }
 
-interface MintOptions {
-  details?: Detail[];
+interface Mint {
+  details?: PaymentDetail[];
   audience?: string;
   scope?: string;
   clientId?: string;
   customer?: string;
-  authentication?: { acr: string; amr: string[] };
+  signIn?: SignIn;
 }
 
-/**
- * The sign-in behind a token is written as the code exchange writes it: Passbook copies acr and amr
- * from the code (extraTokenClaims), which a token saved outside a request does not have, so they
- * are set on the stored token afterwards.
- */
-async function signInBehind(grantId: string, authentication: { acr: string; amr: string[] }): Promise<void> {
-  const updated = await passbook
-    .knex('oidc_models')
-    .where({ kind: 'AccessToken', grant_id: grantId })
-    .update({
-      payload: passbook.knex.raw(`jsonb_set(payload, '{extra}', ?::jsonb)`, [JSON.stringify(authentication)]),
-    });
-  if (updated !== 1) throw new Error('the minted access token was not found');
-}
-
-async function mintToken(options: MintOptions = {}): Promise<string> {
-  const clientId = options.clientId ?? appClientId;
-  const accountId = options.customer ?? customerId;
-  const client = await passbook.provider.Client.find(clientId);
-  if (!client) throw new Error('the app is gone');
-  const grant = new passbook.provider.Grant({ accountId, clientId });
-  if (options.details) grant.rar = options.details;
-  if (options.scope) grant.addOIDCScope(options.scope);
-  const grantId = await grant.save();
-  const token = new passbook.provider.AccessToken({
-    accountId,
-    client,
-    grantId,
-    gty: 'authorization_code',
-    expiresIn: 300,
-    ...(options.details ? { rar: options.details } : {}),
-    ...(options.audience !== undefined ? { aud: options.audience } : {}),
-  });
-  token.scope = options.scope ?? '';
-  const value = await token.save();
-  await signInBehind(grantId, options.authentication ?? TWO_FACTORS);
-  return value;
+function mintToken(options: Mint = {}): Promise<string> {
+  const { clientId = appClientId, customer = customerId, ...rest } = options;
+  return mintAccessToken(passbook, { clientId, customerId: customer, ...rest });
 }
 
 /** A payment token exactly as Passbook issues one for `detail`. */
-function paymentToken(detail: Detail = paymentDetail(), options: MintOptions = {}): Promise<string> {
+function paymentToken(detail: PaymentDetail = paymentDetail(), options: Mint = {}): Promise<string> {
   return mintToken({ details: [detail], audience: passbook.bankApiUrl, ...options });
 }
 
@@ -148,16 +100,25 @@ function readPayment(token: string, id: string) {
   return callBankApi(bankApi.url, `/payments/${id}`, { token });
 }
 
-/** Everything a payment could write: if a refusal changes any of these, something was booked. */
+/** Everything a payment could write for the customer: if a refusal changes any of it, something was booked. */
 async function ledgerSnapshot() {
-  const count = async (table: string) =>
-    Number((await bankApi.knex(table).count<{ count: string }[]>())[0]?.count);
+  const ofCustomer = (table: string) =>
+    bankApi
+      .knex(`${table} as row`)
+      .join('bank.accounts as a', 'a.id', 'row.account_id')
+      .where('a.customer_id', customerId)
+      .count<{ count: string }[]>()
+      .then(([row]) => Number(row?.count));
   const balances = await bankApi
     .knex('bank.accounts')
     .where({ customer_id: customerId })
     .orderBy('name')
     .pluck<string[]>('balance_minor');
-  return { balances, transactions: await count('bank.transactions'), payments: await count('bank.payments') };
+  return {
+    balances,
+    transactions: await ofCustomer('bank.transactions'),
+    payments: await ofCustomer('bank.payments'),
+  };
 }
 
 async function paymentRowsOf(token: string) {
@@ -172,7 +133,7 @@ test('the approved payment is booked once: 201, the balance drops by exactly the
   const token = await paymentToken(detail);
   const before = await ledgerSnapshot();
 
-  const answer = await pay(token, bodyOf(detail));
+  const answer = await pay(token, paymentBody(detail));
   expect(answer.status).toBe(201);
   expect(answer.body.payment).toMatchObject({
     status: 'booked',
@@ -245,14 +206,14 @@ test.each<[string, (body: Record<string, unknown>) => Record<string, unknown>, s
     const token = await paymentToken(detail);
     const before = await ledgerSnapshot();
 
-    const answer = await pay(token, tamper(bodyOf(detail)));
+    const answer = await pay(token, tamper(paymentBody(detail)));
     expect(answer.status).toBe(403);
     expect(answer.body.error).toBe('payment_not_approved');
     expect(answer.body.error_description).toContain(member);
     expect(await ledgerSnapshot()).toEqual(before);
     expect(await paymentRowsOf(token)).toEqual([]);
 
-    expect((await pay(token, bodyOf(detail))).status).toBe(201);
+    expect((await pay(token, paymentBody(detail))).status).toBe(201);
   },
 );
 
@@ -260,7 +221,7 @@ test('the same payment written differently (IBAN with spaces, amount without cen
   const detail = paymentDetail({ instructedAmount: { currency: 'EUR', amount: '7' } });
   const token = await paymentToken(detail);
   const answer = await pay(token, {
-    ...bodyOf(detail),
+    ...paymentBody(detail),
     instructedAmount: { currency: 'EUR', amount: '7.00' },
     creditorAccount: { iban: 'NL91 ABNA 0417 1643 00' },
   });
@@ -271,10 +232,10 @@ test('the same payment written differently (IBAN with spaces, amount without cen
 test('a token pays once: a second payment with another Idempotency-Key is 409 payment_token_used, nothing more booked', async () => {
   const detail = paymentDetail({ instructedAmount: { currency: 'EUR', amount: '3.00' } });
   const token = await paymentToken(detail);
-  expect((await pay(token, bodyOf(detail), 'first')).status).toBe(201);
+  expect((await pay(token, paymentBody(detail), 'first')).status).toBe(201);
   const before = await ledgerSnapshot();
 
-  const again = await pay(token, bodyOf(detail), 'second');
+  const again = await pay(token, paymentBody(detail), 'second');
   expect(again.status).toBe(409);
   expect(again.body).toMatchObject({ error: 'payment_token_used' });
   expect(await ledgerSnapshot()).toEqual(before);
@@ -284,11 +245,11 @@ test('a token pays once: a second payment with another Idempotency-Key is 409 pa
 test('a retry with the same token, Idempotency-Key and body gets the same payment back, booked once', async () => {
   const detail = paymentDetail({ instructedAmount: { currency: 'EUR', amount: '4.00' } });
   const token = await paymentToken(detail);
-  const first = await pay(token, bodyOf(detail), 'retry-me');
+  const first = await pay(token, paymentBody(detail), 'retry-me');
   expect(first.status).toBe(201);
   const before = await ledgerSnapshot();
 
-  const retry = await pay(token, bodyOf(detail), 'retry-me');
+  const retry = await pay(token, paymentBody(detail), 'retry-me');
   expect(retry.status).toBe(201);
   expect(retry.body).toEqual(first.body);
   expect(await ledgerSnapshot()).toEqual(before);
@@ -301,8 +262,8 @@ test('two identical requests at once book exactly one payment, and both get it',
   const before = await ledgerSnapshot();
 
   const answers = await Promise.all([
-    pay(token, bodyOf(detail), 'at-once'),
-    pay(token, bodyOf(detail), 'at-once'),
+    pay(token, paymentBody(detail), 'at-once'),
+    pay(token, paymentBody(detail), 'at-once'),
   ]);
   expect(answers.map((answer) => answer.status)).toEqual([201, 201]);
   expect(answers[0]?.body).toEqual(answers[1]?.body);
@@ -314,7 +275,10 @@ test('two identical requests at once book exactly one payment, and both get it',
 test('two requests at once with different keys: one payment booked, the other refused', async () => {
   const detail = paymentDetail({ instructedAmount: { currency: 'EUR', amount: '6.00' } });
   const token = await paymentToken(detail);
-  const answers = await Promise.all([pay(token, bodyOf(detail), 'one'), pay(token, bodyOf(detail), 'two')]);
+  const answers = await Promise.all([
+    pay(token, paymentBody(detail), 'one'),
+    pay(token, paymentBody(detail), 'two'),
+  ]);
   expect(answers.map((answer) => answer.status).sort()).toEqual([201, 409]);
   expect(await paymentRowsOf(token)).toHaveLength(1);
 });
@@ -328,7 +292,7 @@ test.each<[string, string | null]>([
   const detail = paymentDetail();
   const token = await paymentToken(detail);
   const before = await ledgerSnapshot();
-  const answer = await pay(token, bodyOf(detail), key);
+  const answer = await pay(token, paymentBody(detail), key);
   expect(answer.status).toBe(400);
   expect(answer.body.error).toBe('invalid_request');
   expect(answer.body.error_description).toContain('Idempotency-Key');
@@ -338,7 +302,7 @@ test.each<[string, string | null]>([
 test('an Idempotency-Key of 64 visible characters is accepted', async () => {
   const detail = paymentDetail({ instructedAmount: { currency: 'EUR', amount: '1.00' } });
   const token = await paymentToken(detail);
-  expect((await pay(token, bodyOf(detail), `!~${'k'.repeat(62)}`)).status).toBe(201);
+  expect((await pay(token, paymentBody(detail), `!~${'k'.repeat(62)}`)).status).toBe(201);
 });
 
 test.each<[string, () => Promise<string>]>([
@@ -370,7 +334,7 @@ test.each<[string, () => Promise<string>]>([
 ])('%s cannot pay: 403 payment_not_approved, nothing booked', async (_case, mint) => {
   const token = await mint();
   const before = await ledgerSnapshot();
-  const answer = await pay(token, bodyOf(paymentDetail()));
+  const answer = await pay(token, paymentBody(paymentDetail()));
   expect(answer.status).toBe(403);
   expect(answer.body.error).toBe('payment_not_approved');
   expect(await ledgerSnapshot()).toEqual(before);
@@ -382,17 +346,17 @@ test('a detail naming the bank API as its location, with actions initiate and st
     locations: [passbook.bankApiUrl],
     actions: ['initiate', 'status'],
   });
-  const answer = await pay(await paymentToken(detail), bodyOf(detail));
+  const answer = await pay(await paymentToken(detail), paymentBody(detail));
   expect(answer.status).toBe(201);
 });
 
 test('a payment token from a one-factor sign-in is 403 insufficient_user_authentication (RFC 9470), nothing booked', async () => {
   const detail = paymentDetail();
   const token = await paymentToken(detail, {
-    authentication: { acr: 'urn:passbook:acr:password', amr: ['pwd'] },
+    signIn: { acr: 'urn:passbook:acr:password', amr: ['pwd'] },
   });
   const before = await ledgerSnapshot();
-  const answer = await pay(token, bodyOf(detail));
+  const answer = await pay(token, paymentBody(detail));
   expect(answer.status).toBe(403);
   expect(answer.body.error).toBe('insufficient_user_authentication');
   expect(answer.headers.get('www-authenticate')).toContain('acr_values="urn:passbook:acr:two-factors"');
@@ -403,7 +367,7 @@ test('an approved debtor account that is not the customer’s is refused: 403, n
   const detail = paymentDetail({ debtorAccount: { iban: othersIban } });
   const token = await paymentToken(detail);
   const before = await ledgerSnapshot();
-  const answer = await pay(token, bodyOf(detail));
+  const answer = await pay(token, paymentBody(detail));
   expect(answer.status).toBe(403);
   expect(answer.body.error).toBe('payment_not_approved');
   expect(await ledgerSnapshot()).toEqual(before);
@@ -416,7 +380,7 @@ test('more than the balance is 422 insufficient_funds, books nothing', async () 
   });
   const token = await paymentToken(detail);
   const before = await ledgerSnapshot();
-  const answer = await pay(token, bodyOf(detail));
+  const answer = await pay(token, paymentBody(detail));
   expect(answer.status).toBe(422);
   expect(answer.body.error).toBe('insufficient_funds');
   expect(await ledgerSnapshot()).toEqual(before);
@@ -434,7 +398,7 @@ test('two payment tokens at once cannot both spend the same money', async () => 
     debtorAccount: { iban: billsIban },
   });
   const tokens = await Promise.all([paymentToken(detail), paymentToken(detail)]);
-  const answers = await Promise.all(tokens.map((token) => pay(token, bodyOf(detail))));
+  const answers = await Promise.all(tokens.map((token) => pay(token, paymentBody(detail))));
   expect(answers.map((answer) => answer.status).sort()).toEqual([201, 422]);
   const [after] = await bankApi
     .knex('bank.accounts')
@@ -458,7 +422,7 @@ test.each<[string, (body: Record<string, unknown>) => unknown]>([
   const detail = paymentDetail();
   const token = await paymentToken(detail);
   const before = await ledgerSnapshot();
-  const answer = await pay(token, change(bodyOf(detail)));
+  const answer = await pay(token, change(paymentBody(detail)));
   expect(answer.status).toBe(400);
   expect(answer.body.error).toBe('invalid_request');
   expect(await ledgerSnapshot()).toEqual(before);
@@ -483,7 +447,7 @@ describe('GET /payments/:id', () => {
   beforeAll(async () => {
     const detail = paymentDetail({ instructedAmount: { currency: 'EUR', amount: '2.00' } });
     token = await paymentToken(detail);
-    const answer = await pay(token, bodyOf(detail));
+    const answer = await pay(token, paymentBody(detail));
     booked = answer.body.payment;
     id = (booked as { id: string }).id;
   });
@@ -536,7 +500,7 @@ describe('GET /payments/:id', () => {
       actions: ['initiate'],
     });
     const initiateOnly = await paymentToken(detail);
-    const paid = await pay(initiateOnly, bodyOf(detail));
+    const paid = await pay(initiateOnly, paymentBody(detail));
     expect(paid.status).toBe(201);
     const answer = await readPayment(initiateOnly, (paid.body.payment as { id: string }).id);
     expect(answer.status).toBe(403);
