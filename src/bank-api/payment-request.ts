@@ -28,8 +28,10 @@ const PAYMENT_MEMBERS: ReadonlySet<string> = new Set([...REQUIRED, ...OPTIONAL])
 /** The most one payment may move in this demo bank, in cents. */
 const PAYMENT_LIMIT_MINOR = 1_000_000;
 
-// Letters, digits, punctuation and spaces; no control characters or line breaks.
-const PLAIN_TEXT = /^[\p{L}\p{N}\p{P}\p{Zs}\p{S}]+$/u;
+// Control, format (bidi overrides), surrogate, private-use and unassigned characters, and line or
+// paragraph separators: none belongs in a name or reference a customer reads. The same rule as the
+// consent screen's, so that whatever the customer could approve, the bank API can read.
+const NOT_PLAIN = /[\p{C}\p{Zl}\p{Zp}]/u;
 
 /** Why a payment cannot be read; the caller decides what that means for its answer. */
 export class PaymentShapeError extends Error {
@@ -45,12 +47,11 @@ function onlyMembers(value: Record<string, unknown>, allowed: readonly string[],
   if (unknown.length) throw new PaymentShapeError(`${field} has unknown member(s): ${unknown.join(', ')}`);
 }
 
-// Compared exactly, so never trimmed: " Jo Bloggs" is not the name the customer approved.
+// Never trimmed: it is compared exactly, and " Jo Bloggs" is not the name the customer approved.
 function plainText(value: unknown, field: string, maxLength: number): string {
-  if (typeof value !== 'string' || value.trim() !== value) {
-    throw new PaymentShapeError(`${field} must be a string without leading or trailing spaces`);
-  }
-  if (value.length === 0 || value.length > maxLength || !PLAIN_TEXT.test(value)) {
+  if (typeof value !== 'string') throw new PaymentShapeError(`${field} must be a string`);
+  const length = [...value].length;
+  if (length === 0 || length > maxLength || value.trim() === '' || NOT_PLAIN.test(value)) {
     throw new PaymentShapeError(`${field} must be 1 to ${maxLength} characters of plain text`);
   }
   return value;

@@ -175,6 +175,11 @@ test.each<[string, (body: Record<string, unknown>) => Record<string, unknown>, s
   ],
   ['another creditor name', (body) => ({ ...body, creditorName: 'Jo Blogs' }), 'creditorName'],
   [
+    'the creditor name with a trailing space',
+    (body) => ({ ...body, creditorName: 'Jo Bloggs ' }),
+    'creditorName',
+  ],
+  [
     'another creditor account',
     (body) => ({ ...body, creditorAccount: { iban: 'DE02100100109307118603' } }),
     'creditorAccount',
@@ -227,6 +232,16 @@ test('the same payment written differently (IBAN with spaces, amount without cen
   });
   expect(answer.status).toBe(201);
   expect(answer.body.payment).toMatchObject({ instructedAmount: { amount: '7.00' } });
+});
+
+test('a name written with a combining accent is paid as the customer approved it', async () => {
+  const detail = paymentDetail({
+    instructedAmount: { currency: 'EUR', amount: '1.10' },
+    creditorName: 'Jose\u0301 Nu\u0301n\u0303ez',
+  });
+  const answer = await pay(await paymentToken(detail), paymentBody(detail));
+  expect(answer.status).toBe(201);
+  expect(answer.body.payment).toMatchObject({ creditorName: 'Jose\u0301 Nu\u0301n\u0303ez' });
 });
 
 test('a token pays once: a second payment with another Idempotency-Key is 409 payment_token_used, nothing more booked', async () => {
@@ -413,6 +428,7 @@ test.each<[string, (body: Record<string, unknown>) => unknown]>([
   ['a numeric amount', (body) => ({ ...body, instructedAmount: { currency: 'EUR', amount: 25 } })],
   ['a missing debtor account', (body) => without(body, 'debtorAccount')],
   ['a name with a line break', (body) => ({ ...body, creditorName: 'Jo\nBloggs' })],
+  ['a name with a bidi override', (body) => ({ ...body, creditorName: 'Jo \u202eBloggs' })],
   [
     'an IBAN with a wrong check digit',
     (body) => ({ ...body, creditorAccount: { iban: 'NL92ABNA0417164300' } }),
