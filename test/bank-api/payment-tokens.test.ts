@@ -455,6 +455,15 @@ test('a body that is not JSON is 415', async () => {
   expect(answer.body.error).toBe('invalid_request');
 });
 
+test('a payment token reads no accounts and no transactions: 403 insufficient_scope', async () => {
+  const token = await paymentToken();
+  for (const path of ['/accounts', '/transactions']) {
+    const answer = await callBankApi(bankApi.url, path, { token });
+    expect(answer.status).toBe(403);
+    expect(answer.body.error).toBe('insufficient_scope');
+  }
+});
+
 describe('GET /payments/:id', () => {
   let token: string;
   let id: string;
