@@ -29,21 +29,26 @@ CREATE INDEX dpop_proofs_expires_at ON bank.dpop_proofs USING btree (expires_at)
 
 -- The bank's demo ledger: payments made through the API. Owner: src/bank-api/ledger.ts.
 CREATE TABLE bank.payments (
-  id             uuid NOT NULL DEFAULT gen_random_uuid(),
-  account_id     uuid NOT NULL,
-  transaction_id uuid NOT NULL,
-  client_id      text NOT NULL,
-  amount_minor   bigint NOT NULL,
-  currency       character(3) NOT NULL,
-  payee_name     text NOT NULL,
-  payee_iban     text NOT NULL,
-  reference      text,
-  created_at     timestamp with time zone NOT NULL DEFAULT now(),
+  id              uuid NOT NULL DEFAULT gen_random_uuid(),
+  account_id      uuid NOT NULL,
+  transaction_id  uuid NOT NULL,
+  client_id       text NOT NULL,
+  amount_minor    bigint NOT NULL,
+  currency        character(3) NOT NULL,
+  payee_name      text NOT NULL,
+  payee_iban      text NOT NULL,
+  reference       text,
+  created_at      timestamp with time zone NOT NULL DEFAULT now(),
+  token_sha256    bytea,
+  idempotency_key text,
   CONSTRAINT payments_pkey PRIMARY KEY (id),
+  CONSTRAINT payments_token_sha256_key UNIQUE (token_sha256),
   CONSTRAINT payments_transaction_id_key UNIQUE (transaction_id),
   CONSTRAINT payments_account_id_fkey FOREIGN KEY (account_id) REFERENCES bank.accounts(id) ON DELETE CASCADE,
   CONSTRAINT payments_transaction_id_fkey FOREIGN KEY (transaction_id) REFERENCES bank.transactions(id) ON DELETE CASCADE,
-  CONSTRAINT payments_amount_minor_check CHECK ((amount_minor > 0))
+  CONSTRAINT payments_amount_minor_check CHECK ((amount_minor > 0)),
+  CONSTRAINT payments_token_and_key CHECK (((token_sha256 IS NULL) = (idempotency_key IS NULL))),
+  CONSTRAINT payments_token_sha256_check CHECK ((octet_length(token_sha256) = 32))
 );
 CREATE INDEX payments_account_id ON bank.payments USING btree (account_id, created_at);
 

@@ -1,26 +1,18 @@
 import Router from '@koa/router';
-import { bodyParser } from '@koa/bodyparser';
 import Koa, { type Context } from 'koa';
 import type { Knex } from '../db/knex.ts';
 import { requestLog, type Logger, type ServiceHealth } from '../service/kit.ts';
 import { createGuard, type BankApiState } from './auth.ts';
 import { ApiError, jsonErrors } from './errors.ts';
 import type { Introspect } from './introspection.ts';
-import {
-  findAccount,
-  listAccounts,
-  listTransactions,
-  makePayment,
-  type Account,
-  type Payment,
-  type Transaction,
-} from './ledger.ts';
+import { findAccount, listAccounts, listTransactions, type Account, type Transaction } from './ledger.ts';
 import { formatAmount } from './money.ts';
-import { parsePaymentRequest } from './payment-request.ts';
+import { paymentRoutes } from './payment-routes.ts';
 
 /**
  * The bank's API (the resource server): what an app may see and do with a customer's accounts,
- * each route behind the scope the customer granted. A customer only ever sees their own
+ * each route behind the scope the customer granted, and payments behind the one payment the
+ * customer approved (payment-routes.ts). A customer only ever sees their own
  * accounts; another customer's account id answers 404, exactly like one that does not exist.
  */
 
@@ -34,7 +26,10 @@ export interface BankApiDependencies {
   health: ServiceHealth;
   /** TRUST_PROXY: the proxy in front is trusted with X-Forwarded-* and X-Request-Id. */
   trustProxy?: boolean;
-  /** BANK_API_URL: the API's own base URL as apps call it, which DPoP proofs name (src/bank-api/dpop.ts). */
+  /**
+   * BANK_API_URL: the API's own base URL as apps call it, which DPoP proofs name
+   * (src/bank-api/dpop.ts) and payment tokens name as their audience.
+   */
   publicUrl: string;
 }
 
@@ -67,22 +62,6 @@ function transactionJson(transaction: Transaction) {
   };
 }
 
-function paymentJson(payment: Payment) {
-  return {
-    id: payment.id,
-    status: 'booked',
-    from_account_id: payment.accountId,
-    transaction_id: payment.transactionId,
-    amount: formatAmount(payment.amountMinor),
-    currency: payment.currency,
-    payee_name: payment.payeeName,
-    payee_iban: payment.payeeIban,
-    reference: payment.reference ?? null,
-    balance_after: formatAmount(payment.balanceAfterMinor),
-    created_at: payment.createdAt.toISOString(),
-  };
-}
-
 function readLimit(ctx: Context): number {
   const raw = ctx.query.limit;
   if (raw === undefined) return DEFAULT_LIMIT;
@@ -92,21 +71,9 @@ function readLimit(ctx: Context): number {
   return Number(raw);
 }
 
-const PAYMENT_REFUSALS = {
-  account_not_found: NO_SUCH_ACCOUNT,
-  currency_mismatch: new ApiError(400, 'invalid_request', 'currency must be the currency of the account.'),
-  insufficient_funds: new ApiError(422, 'insufficient_funds', 'The account does not have enough money.'),
-  unstorable_text: new ApiError(
-    400,
-    'invalid_request',
-    'The payment contains characters that cannot be accepted.',
-  ),
-} as const;
-
 function bankRoutes({ knex, introspect, log, publicUrl }: BankApiDependencies): Router<BankApiState> {
   const router = new Router<BankApiState>();
   const guard = createGuard(introspect, log, { knex, publicUrl });
-  const json = bodyParser({ enableTypes: ['json'], jsonLimit: '16kb', jsonStrict: true });
 
   router.get('/accounts', guard.requireScope('accounts:read'), async (ctx) => {
     const accounts = await listAccounts(knex, ctx.state.token.customerId);
@@ -127,38 +94,7 @@ function bankRoutes({ knex, introspect, log, publicUrl }: BankApiDependencies): 
     ctx.body = { transactions: transactions.map(transactionJson) };
   });
 
-  router.post(
-    '/payments',
-    guard.requireScope('payments:write', { twoFactors: true }),
-    async (ctx, next) => {
-      if (!ctx.is('application/json')) {
-        throw new ApiError(
-          415,
-          'invalid_request',
-          'The request body must be JSON (Content-Type: application/json).',
-        );
-      }
-      await json(ctx, next);
-    },
-    async (ctx) => {
-      const request = parsePaymentRequest(ctx.request.body);
-      const { customerId, clientId } = ctx.state.token;
-      const outcome = await makePayment(knex, {
-        customerId,
-        clientId,
-        accountId: request.fromAccountId,
-        amountMinor: request.amountMinor,
-        currency: request.currency,
-        payeeName: request.payeeName,
-        payeeIban: request.payeeIban,
-        reference: request.reference,
-      });
-      if (!outcome.ok) throw PAYMENT_REFUSALS[outcome.reason];
-      log.info({ paymentId: outcome.payment.id, clientId }, 'payment booked');
-      ctx.status = 201;
-      ctx.body = { payment: paymentJson(outcome.payment) };
-    },
-  );
+  paymentRoutes(router, { knex, log, guard, publicUrl });
 
   return router;
 }

@@ -20,7 +20,7 @@ export interface BankApiState {
   token: AccessToken;
 }
 
-type Scheme = 'Bearer' | 'DPoP';
+export type Scheme = 'Bearer' | 'DPoP';
 
 // RFC 6750 §2.1: b64token (RFC 9449 §7.1 uses the same token68 for DPoP). Longer than any token
 // Passbook issues means it is not one of ours.
@@ -94,7 +94,7 @@ const UNAVAILABLE = new ApiError(
   { headers: { 'Retry-After': '5' } },
 );
 
-function insufficientScope(scope: string, scheme: Scheme): ApiError {
+export function insufficientScope(scope: string, scheme: Scheme): ApiError {
   const description = `This needs the ${scope} scope.`;
   return new ApiError(403, 'insufficient_scope', description, {
     headers: {
@@ -124,6 +124,16 @@ function oneFactor(scheme: Scheme): ApiError {
       }),
     },
   });
+}
+
+/** The scheme a token is presented with, and its challenges named in: DPoP for a bound token. */
+export function schemeOf(token: AccessToken): Scheme {
+  return token.jkt === undefined ? 'Bearer' : 'DPoP';
+}
+
+/** A second line of defence: Passbook already asks for two factors before issuing such a token. */
+export function requireTwoFactors(token: AccessToken): void {
+  if (!(token.amr.includes('mfa') || token.acr === TWO_FACTORS_ACR)) throw oneFactor(schemeOf(token));
 }
 
 interface PresentedToken {
@@ -168,12 +178,10 @@ async function proofOf(ctx: Context, accessToken: string, proofs: ProofContext):
 }
 
 export interface Guard {
-  /**
-   * Lets the request through only with a live access token that carries `scope`; with
-   * `twoFactors`, only when the customer signed in with two factors as well (a second line of
-   * defence: Passbook already asks for them before granting such a scope).
-   */
-  requireScope(scope: string, options?: { twoFactors?: boolean }): Middleware<BankApiState>;
+  /** Lets the request through only with a live access token that carries `scope`. */
+  requireScope(scope: string): Middleware<BankApiState>;
+  /** Any live access token; the route itself decides what the token's details allow. */
+  requireToken(): Middleware<BankApiState>;
 }
 
 export function createGuard(introspect: Introspect, log: Logger, proofs: ProofContext): Guard {
@@ -204,14 +212,17 @@ export function createGuard(introspect: Introspect, log: Logger, proofs: ProofCo
   }
 
   return {
-    requireScope(scope, options = {}) {
+    requireScope(scope) {
       return async (ctx, next) => {
         const token = await check(ctx);
-        const scheme: Scheme = token.jkt === undefined ? 'Bearer' : 'DPoP';
-        if (!token.scopes.has(scope)) throw insufficientScope(scope, scheme);
-        if (options.twoFactors && !(token.amr.includes('mfa') || token.acr === TWO_FACTORS_ACR))
-          throw oneFactor(scheme);
+        if (!token.scopes.has(scope)) throw insufficientScope(scope, schemeOf(token));
         ctx.state.token = token;
+        await next();
+      };
+    },
+    requireToken() {
+      return async (ctx, next) => {
+        ctx.state.token = await check(ctx);
         await next();
       };
     },

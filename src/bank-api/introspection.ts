@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { BankApiConfig } from './config.ts';
 
 /**
@@ -22,6 +23,23 @@ export interface AccessToken {
    * accepted only with a proof signed by that key. Undefined for a Bearer token.
    */
   jkt: string | undefined;
+  /** The one resource the token is for (RFC 8707 `aud`); undefined for an ordinary scoped token. */
+  audience: string | undefined;
+  /**
+   * What the customer approved in detail (RFC 9396), such as one payment; empty when the token
+   * carries none, or when what Passbook answered is not a well-formed list of details.
+   */
+  authorizationDetails: readonly AuthorizationDetail[];
+  /** SHA-256 of the token itself (hex): names the token in the ledger without keeping it. */
+  tokenSha256: string;
+}
+
+/** One authorization detail (RFC 9396 §2): its type, the common members checked, the rest as sent. */
+export interface AuthorizationDetail {
+  readonly type: string;
+  readonly locations?: readonly string[];
+  readonly actions?: readonly string[];
+  readonly [member: string]: unknown;
 }
 
 /** The token when it is a live Bearer or DPoP access token for a customer; undefined for anything else. */
@@ -42,6 +60,8 @@ interface IntrospectionAnswer {
   cnf?: unknown;
   acr?: unknown;
   amr?: unknown;
+  aud?: unknown;
+  authorization_details?: unknown;
 }
 
 /** RFC 6749 §2.3.1: the id and secret are form-encoded before they are joined and base64-encoded. */
@@ -111,12 +131,41 @@ function bindingOf(answer: IntrospectionAnswer): string | null | undefined {
   return typeof jkt === 'string' && jkt !== '' && Object.keys(others).length === 0 ? jkt : undefined;
 }
 
+function isListOfStrings(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string' && item.length > 0);
+}
+
+function isAuthorizationDetail(value: unknown): value is AuthorizationDetail {
+  if (!isJsonObject(value)) return false;
+  if (typeof value.type !== 'string' || value.type.length === 0) return false;
+  return ['locations', 'actions'].every(
+    (member) => value[member] === undefined || isListOfStrings(value[member]),
+  );
+}
+
+/** All of them or none: one malformed detail means Passbook's answer cannot be read as approved. */
+function authorizationDetailsFrom(value: unknown): readonly AuthorizationDetail[] {
+  if (!Array.isArray(value) || !value.every(isAuthorizationDetail)) return [];
+  return value;
+}
+
+/** A single audience, as Passbook issues them (a one-member list is the same audience). */
+function audienceFrom(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value) && value.length === 1 && typeof value[0] === 'string') return value[0];
+  return undefined;
+}
+
 /**
  * Only a live access token of a customer opens the API, as Bearer or bound to a DPoP key: a
  * refresh token (no token_type), a client's own token (no sub) or one bound to anything else (a
  * certificate) is refused like an expired one.
  */
-function accessTokenFrom(answer: IntrospectionAnswer, nowSeconds: number): AccessToken | undefined {
+function accessTokenFrom(
+  answer: IntrospectionAnswer,
+  nowSeconds: number,
+  presented: string,
+): AccessToken | undefined {
   if (answer.active !== true) return undefined;
   const jkt = bindingOf(answer);
   if (jkt === undefined) return undefined;
@@ -132,6 +181,9 @@ function accessTokenFrom(answer: IntrospectionAnswer, nowSeconds: number): Acces
       : [],
     acr: typeof answer.acr === 'string' ? answer.acr : undefined,
     jkt: jkt ?? undefined,
+    audience: audienceFrom(answer.aud),
+    authorizationDetails: authorizationDetailsFrom(answer.authorization_details),
+    tokenSha256: createHash('sha256').update(presented).digest('hex'),
   };
 }
 
@@ -141,6 +193,6 @@ export function createIntrospector(config: BankApiConfig): Introspect {
     if (answer.active === true && answer.iss !== config.issuer) {
       throw new PassbookUnavailableError('introspection answered for another issuer: check ISSUER');
     }
-    return accessTokenFrom(answer, Math.floor(Date.now() / 1000));
+    return accessTokenFrom(answer, Math.floor(Date.now() / 1000), token);
   };
 }

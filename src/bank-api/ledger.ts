@@ -1,5 +1,6 @@
 import type { Knex } from '../db/knex.ts';
 import { MAX_IDENTIFIER_LENGTH, isStorableText } from '../db/storable.ts';
+import { differences, type PaymentFields } from './payment-request.ts';
 
 /**
  * Owner of `bank.accounts`, `bank.transactions` and `bank.payments`: the bank's demo ledger, in the
@@ -38,32 +39,29 @@ export interface PaymentOrder {
   customerId: string;
   /** The app that made the payment, kept for the customer's records. */
   clientId: string;
-  accountId: string;
-  amountMinor: number;
-  currency: string;
-  payeeName: string;
-  payeeIban: string;
-  reference: string | undefined;
+  /** The payment token that pays (its SHA-256, hex): one payment per token. */
+  tokenSha256: string;
+  /** The app's Idempotency-Key: the same token, key and payment again get the same payment back. */
+  idempotencyKey: string;
+  fields: PaymentFields;
 }
 
 export interface Payment {
   id: string;
   accountId: string;
+  clientId: string;
   transactionId: string;
-  amountMinor: number;
-  currency: string;
-  payeeName: string;
-  payeeIban: string;
-  reference: string | undefined;
-  balanceAfterMinor: number;
+  fields: PaymentFields;
   createdAt: Date;
 }
 
 export type PaymentOutcome =
-  | { ok: true; payment: Payment }
+  /** `replayed`: the token had already booked this very payment, under the same key. */
+  | { ok: true; payment: Payment; replayed: boolean }
   | {
       ok: false;
-      reason: 'account_not_found' | 'currency_mismatch' | 'insufficient_funds' | 'unstorable_text';
+      reason:
+        'account_not_found' | 'currency_mismatch' | 'insufficient_funds' | 'unstorable_text' | 'token_used';
     };
 
 /** A new account with its history, oldest transaction first; the balance follows from them. */
@@ -79,7 +77,7 @@ export interface NewAccount {
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Ids come from URLs and bodies; anything that is not a uuid simply matches nothing. */
-export function isUuid(value: string): boolean {
+function isUuid(value: string): boolean {
   return UUID_PATTERN.test(value);
 }
 
@@ -179,67 +177,179 @@ export async function listTransactions(
   return rows.map(toTransaction);
 }
 
-/**
- * Books a payment out of one of the customer's accounts: the balance, the transaction and the
- * payment record change together or not at all. The account row is locked first, so two
- * payments at once cannot both spend the same money.
- */
-export async function makePayment(knex: Knex, order: PaymentOrder): Promise<PaymentOutcome> {
-  if (!isUuid(order.accountId)) return { ok: false, reason: 'account_not_found' };
-  const texts = [order.clientId, order.payeeName, order.payeeIban, order.reference ?? ''];
-  if (!texts.every((text) => isStorableText(text, MAX_IDENTIFIER_LENGTH)))
-    return { ok: false, reason: 'unstorable_text' };
-  return knex.transaction(async (trx) => {
-    const row: AccountRow | undefined = await trx(ACCOUNTS)
-      .where({ id: order.accountId, customer_id: order.customerId })
-      .forUpdate()
-      .first(ACCOUNT_COLUMNS);
-    if (!row) return { ok: false, reason: 'account_not_found' };
-    const account = toAccount(row);
-    if (account.currency !== order.currency) return { ok: false, reason: 'currency_mismatch' };
-    if (account.balanceMinor < order.amountMinor) return { ok: false, reason: 'insufficient_funds' };
+interface PaymentRow {
+  id: string;
+  account_id: string;
+  client_id: string;
+  transaction_id: string;
+  amount_minor: string;
+  currency: string;
+  payee_name: string;
+  payee_iban: string;
+  reference: string | null;
+  debtor_iban: string;
+  idempotency_key: string | null;
+  created_at: Date;
+}
 
-    const balanceAfterMinor = account.balanceMinor - order.amountMinor;
-    await trx(ACCOUNTS).where({ id: account.id }).update({ balance_minor: balanceAfterMinor });
-    const [transaction] = await trx(TRANSACTIONS)
-      .insert({
-        account_id: account.id,
-        booked_at: trx.fn.now(),
-        description: order.reference ? `${order.payeeName} · ${order.reference}` : order.payeeName,
-        category: 'payments',
-        amount_minor: -order.amountMinor,
-        balance_after_minor: balanceAfterMinor,
-      })
-      .returning<{ id: string }[]>('id');
-    const [payment] = await trx(PAYMENTS)
-      .insert({
-        account_id: account.id,
-        transaction_id: transaction?.id,
-        client_id: order.clientId,
-        amount_minor: order.amountMinor,
-        currency: order.currency,
-        payee_name: order.payeeName,
-        payee_iban: order.payeeIban,
-        reference: order.reference ?? null,
-      })
-      .returning<{ id: string; created_at: Date }[]>(['id', 'created_at']);
-    if (!transaction || !payment) throw new Error('the payment was not recorded');
-    return {
-      ok: true,
-      payment: {
-        id: payment.id,
-        accountId: account.id,
-        transactionId: transaction.id,
-        amountMinor: order.amountMinor,
-        currency: order.currency,
-        payeeName: order.payeeName,
-        payeeIban: order.payeeIban,
-        reference: order.reference,
-        balanceAfterMinor,
-        createdAt: payment.created_at,
-      },
-    };
+function toPayment(row: PaymentRow): Payment {
+  return {
+    id: row.id,
+    accountId: row.account_id,
+    clientId: row.client_id,
+    transactionId: row.transaction_id,
+    fields: {
+      amountMinor: Number(row.amount_minor),
+      currency: row.currency,
+      creditorName: row.payee_name,
+      creditorIban: row.payee_iban,
+      remittance: row.reference ?? undefined,
+      debtorIban: row.debtor_iban,
+    },
+    createdAt: row.created_at,
+  };
+}
+
+/** Payments with their debtor account, for one customer only. */
+function customersPayments(knex: Knex, customerId: string) {
+  return knex(`${PAYMENTS} as p`)
+    .join(`${ACCOUNTS} as a`, 'a.id', 'p.account_id')
+    .where('a.customer_id', customerId)
+    .select<PaymentRow[]>(
+      'p.id',
+      'p.account_id',
+      'p.client_id',
+      'p.transaction_id',
+      'p.amount_minor',
+      'p.currency',
+      'p.payee_name',
+      'p.payee_iban',
+      'p.reference',
+      'a.iban as debtor_iban',
+      'p.idempotency_key',
+      'p.created_at',
+    );
+}
+
+/**
+ * What the token already paid, if anything: the same payment under the same key is a retry and
+ * gets that payment back; anything else on a used token is refused.
+ */
+async function earlierOutcome(knex: Knex, order: PaymentOrder): Promise<PaymentOutcome | undefined> {
+  const [row] = await customersPayments(knex, order.customerId)
+    .where('p.token_sha256', Buffer.from(order.tokenSha256, 'hex'))
+    .limit(1);
+  if (!row) return undefined;
+  const payment = toPayment(row);
+  const sameRequest =
+    row.idempotency_key === order.idempotencyKey &&
+    payment.clientId === order.clientId &&
+    differences(payment.fields, order.fields).length === 0;
+  return sameRequest ? { ok: true, payment, replayed: true } : { ok: false, reason: 'token_used' };
+}
+
+function isStorableOrder(order: PaymentOrder): boolean {
+  const { fields } = order;
+  const texts = [
+    order.clientId,
+    order.idempotencyKey,
+    fields.creditorName,
+    fields.creditorIban,
+    fields.remittance ?? '',
+  ];
+  return texts.every((text) => isStorableText(text, MAX_IDENTIFIER_LENGTH));
+}
+
+async function bookWithin(trx: Knex.Transaction, order: PaymentOrder): Promise<PaymentOutcome> {
+  const { fields } = order;
+  // The account row is locked first: two payments from it, or two requests with one token, queue here.
+  const row: AccountRow | undefined = await trx(ACCOUNTS)
+    .where({ iban: fields.debtorIban, customer_id: order.customerId })
+    .forUpdate()
+    .first(ACCOUNT_COLUMNS);
+  if (!row) return { ok: false, reason: 'account_not_found' };
+  const earlier = await earlierOutcome(trx, order);
+  if (earlier) return earlier;
+  const account = toAccount(row);
+  if (account.currency !== fields.currency) return { ok: false, reason: 'currency_mismatch' };
+  if (account.balanceMinor < fields.amountMinor) return { ok: false, reason: 'insufficient_funds' };
+
+  const balanceAfterMinor = account.balanceMinor - fields.amountMinor;
+  await trx(ACCOUNTS).where({ id: account.id }).update({ balance_minor: balanceAfterMinor });
+  const [transaction] = await trx(TRANSACTIONS)
+    .insert({
+      account_id: account.id,
+      booked_at: trx.fn.now(),
+      description: fields.remittance ? `${fields.creditorName} · ${fields.remittance}` : fields.creditorName,
+      category: 'payments',
+      amount_minor: -fields.amountMinor,
+      balance_after_minor: balanceAfterMinor,
+    })
+    .returning<{ id: string }[]>('id');
+  const [payment] = await trx(PAYMENTS)
+    .insert({
+      account_id: account.id,
+      transaction_id: transaction?.id,
+      client_id: order.clientId,
+      amount_minor: fields.amountMinor,
+      currency: fields.currency,
+      payee_name: fields.creditorName,
+      payee_iban: fields.creditorIban,
+      reference: fields.remittance ?? null,
+      token_sha256: Buffer.from(order.tokenSha256, 'hex'),
+      idempotency_key: order.idempotencyKey,
+    })
+    .returning<{ id: string; created_at: Date }[]>(['id', 'created_at']);
+  if (!transaction || !payment) throw new Error('the payment was not recorded');
+  return {
+    ok: true,
+    replayed: false,
+    payment: {
+      id: payment.id,
+      accountId: account.id,
+      clientId: order.clientId,
+      transactionId: transaction.id,
+      fields,
+      createdAt: payment.created_at,
+    },
+  };
+}
+
+function isTokenAlreadyUsed(error: unknown): boolean {
+  const { code, constraint } = error as { code?: string; constraint?: string };
+  return code === '23505' && constraint === 'payments_token_sha256_key';
+}
+
+/**
+ * Books the payment a payment token approved, from the customer's account with the debtor IBAN:
+ * the balance, the transaction and the payment record change together or not at all, and a token
+ * books at most one payment, however many requests carry it at once.
+ */
+export async function bookPayment(knex: Knex, order: PaymentOrder): Promise<PaymentOutcome> {
+  if (!isStorableOrder(order)) return { ok: false, reason: 'unstorable_text' };
+  try {
+    return await knex.transaction((trx) => bookWithin(trx, order));
+  } catch (error) {
+    // Only another debtor account could get past the lock; the unique token decides all the same.
+    if (!isTokenAlreadyUsed(error)) throw error;
+    return (await earlierOutcome(knex, order)) ?? { ok: false, reason: 'token_used' };
+  }
+}
+
+/** One of the customer's payments, made by `clientId`; with `tokenSha256`, only the one that token made. */
+export async function findPayment(
+  knex: Knex,
+  query: { id: string; customerId: string; clientId: string; tokenSha256?: string },
+): Promise<Payment | undefined> {
+  if (!isUuid(query.id)) return undefined;
+  const select = customersPayments(knex, query.customerId).where({
+    'p.id': query.id,
+    'p.client_id': query.clientId,
   });
+  if (query.tokenSha256 !== undefined)
+    select.andWhere('p.token_sha256', Buffer.from(query.tokenSha256, 'hex'));
+  const [row] = await select.limit(1);
+  return row && toPayment(row);
 }
 
 /**

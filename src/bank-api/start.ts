@@ -75,10 +75,10 @@ export async function startBankApi(
       knex,
       introspect,
       log,
+      publicUrl: config.publicUrl,
       countRequests: metrics.http,
       health,
       trustProxy: config.trustProxy,
-      publicUrl: config.publicUrl,
     });
     if (config.metrics) metricsServer = await serveMetrics(metrics.registry, config.metrics);
     server.on('request', requestListener(app));

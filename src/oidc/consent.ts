@@ -12,8 +12,9 @@ import { SCOPE_CATALOGUE } from './scopes.ts';
  *   started from what the customer allowed last time. What an app does with one device's tokens
  *   (revoking them on "Disconnect", or a replayed refresh token that cuts off that chain) ends
  *   that device's access only. The customer's own Revoke on the account pages ends them all.
- * - Some scopes (`alwaysAsk` in the catalogue, such as payments:write) are asked for every time:
- *   a remembered consent never covers them, and `prompt=none` answers `consent_required`.
+ * - A scope marked `alwaysAsk` in the catalogue (none is, now that payments are authorization
+ *   details, which oidc-provider asks consent for on every request) would be asked for every
+ *   time: a remembered consent never covers it, and `prompt=none` answers `consent_required`.
  */
 
 const ALWAYS_ASK = new Set(SCOPE_CATALOGUE.filter((entry) => entry.alwaysAsk).map((entry) => entry.scope));

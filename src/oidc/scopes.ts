@@ -43,13 +43,8 @@ export const SCOPE_CATALOGUE: readonly ScopeDefinition[] = [
     alwaysAsk: false,
   },
   { scope: 'transactions:read', consentWording: 'Read your transactions', claims: [], alwaysAsk: false },
-  {
-    scope: 'payments:write',
-    consentWording: 'Make payments from your accounts',
-    claims: [],
-    alwaysAsk: true,
-    needsTwoFactors: true,
-  },
+  // No scope makes payments: a payment is one payment_initiation authorization detail, approved on
+  // its own (docs/bank-api.md).
 ];
 
 export const SUPPORTED_SCOPES: readonly string[] = SCOPE_CATALOGUE.map((definition) => definition.scope);

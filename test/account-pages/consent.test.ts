@@ -6,8 +6,7 @@ import {
   useTestPassbook,
 } from '../support/passbook.ts';
 import * as oidc from 'openid-client';
-import { createTwoStepCustomer } from '../support/two-step.ts';
-import { authorizationRequest, completeFlow, discoverAs } from '../support/third-party-app.ts';
+import { authorizationRequest, completeFlow, discoverAs, exchangeCode } from '../support/third-party-app.ts';
 import type { Page } from '../support/customer-agent.ts';
 
 const passbook = useTestPassbook();
@@ -73,48 +72,26 @@ test('prompt=consent for what the app already holds still lists every permission
   expect(again.body).toContain('already has these permissions and asks you to confirm them');
 });
 
-test('payments:write is never granted without the screen: prompt=none answers consent_required', async () => {
-  const customer = await createTwoStepCustomer(passbook);
+test('payments:write is no scope any more: an app asking for it is shown, and granted, only the rest', async () => {
+  const customer = await createTestCustomer(passbook.knex);
   const app = await registerTestApp(passbook);
-  const { agent, config } = await completeFlow(passbook, app, customer, 'openid transactions:read');
-
-  const silent = await authorizationRequest(config, 'openid transactions:read payments:write', {
-    prompt: 'none',
-  });
-  const answer = new URL((await agent.open(silent.url.href)).url);
-  expect(answer.searchParams.get('error')).toBe('consent_required');
-  expect(answer.searchParams.get('code')).toBeNull();
-
-  const asked = await agent.open((await authorizationRequest(config, 'openid payments:write')).url.href);
-  expect(permissionsOn(asked)).toEqual([
-    'Confirm who you are (already allowed)',
-    'Make payments from your accounts',
-  ]);
-  expect(asked.document.querySelector('.warning')?.text).toContain('make payments from your accounts');
+  const config = await discoverAs(passbook, app);
+  const agent = new CustomerAgent([TEST_REDIRECT_URI]);
+  const request = await authorizationRequest(config, 'openid transactions:read payments:write');
+  const signIn = await agent.open(request.url.href);
+  const consent = await agent.signIn(signIn, customer.username, customer.password);
+  expect(permissionsOn(consent)).toEqual(['Confirm who you are', 'Read your transactions']);
+  expect(consent.document.querySelector('.warning')).toBeNull();
+  const callback = await agent.consent(consent, 'allow');
+  const tokens = await exchangeCode(config, callback.url, request);
+  expect(tokens.scope?.split(' ').sort()).toEqual(['openid', 'transactions:read']);
 });
 
-test('payments:write once granted is asked for again on every request, and prompt=none never gets it', async () => {
-  const customer = await createTwoStepCustomer(passbook);
-  const app = await registerTestApp(passbook);
-  const { agent, config } = await completeFlow(passbook, app, customer, 'openid payments:write');
-
-  for (let time = 1; time <= 2; time += 1) {
-    const silent = await authorizationRequest(config, 'openid payments:write', { prompt: 'none' });
-    const answer = new URL((await agent.open(silent.url.href)).url);
-    expect(answer.searchParams.get('error')).toBe('consent_required');
-    expect(answer.searchParams.get('code')).toBeNull();
-
-    const asked = await agent.open((await authorizationRequest(config, 'openid payments:write')).url.href);
-    expect(isConsentScreen(asked)).toBe(true);
-    expect(permissionsOn(asked)).toContain('Make payments from your accounts');
-    const callback = await agent.consent(asked, 'allow');
-    expect(new URL(callback.url).searchParams.get('code')).toBeTruthy();
-  }
-
-  // Without payments:write in the request, the remembered consent still skips the screen.
-  const reading = await agent.open((await authorizationRequest(config, 'openid')).url.href);
-  expect(new URL(reading.url).searchParams.get('code')).toBeTruthy();
-});
+// A payment is now asked for as a payment_initiation authorization detail, which oidc-provider
+// asks consent for on every request (rar_prompt). No scope is always-asked any more, so the
+// always-asked-scope check in src/oidc/consent.ts has nothing to raise it until a scope needs it.
+test.todo('a payment detail is never granted without the screen: prompt=none answers consent_required');
+test.todo('a payment detail once approved is asked for again on every request, with the warning');
 
 test('a denied consent returns access_denied and is recorded in the customer’s activity', async () => {
   const customer = await createTestCustomer(passbook.knex);

@@ -11,6 +11,7 @@ import { createKnex } from '../../src/db/knex.ts';
 import { callBankApi, startTestBankApi, type TestBankApi } from '../support/bank-api.ts';
 import { runRoleName } from '../support/database.ts';
 import {
+  createTestCustomer,
   registerTestApp,
   startTestPassbook,
   testDatabaseUrl,
@@ -18,7 +19,7 @@ import {
 } from '../support/passbook.ts';
 import { createScratchDatabase } from '../support/scratch-database.ts';
 import { completeFlow } from '../support/third-party-app.ts';
-import { createTwoStepCustomer } from '../support/two-step.ts';
+import { mintPaymentToken, paymentBody, paymentDetail } from '../support/payment-tokens.ts';
 
 /**
  * The bank API is a separate service with a database role of its own: with its credentials,
@@ -60,18 +61,13 @@ test("with the bank API's credentials, nothing can be planted in Passbook's sche
 });
 
 test('on its own role the bank API still serves accounts, transactions and payments', async () => {
-  const customer = await createTwoStepCustomer(passbook);
+  const customer = await createTestCustomer(passbook.knex);
   // The ledger knows the customer only by the `sub` that introspection will name.
   await seedDemoAccounts(bankApi.knex, customer.id);
   const app = await registerTestApp(passbook);
-  const { tokens } = await completeFlow(
-    passbook,
-    app,
-    customer,
-    'openid accounts:read transactions:read payments:write',
-  );
+  const { tokens } = await completeFlow(passbook, app, customer, 'openid accounts:read transactions:read');
   const token = tokens.access_token;
-  const accounts = await callBankApi<{ accounts: { id: string }[] }>(bankApi.url, '/accounts', { token });
+  const accounts = await callBankApi<{ accounts: { iban: string }[] }>(bankApi.url, '/accounts', { token });
   expect(accounts.status).toBe(200);
   expect(accounts.body.accounts).toHaveLength(3);
   const transactions = await callBankApi<{ transactions: unknown[] }>(bankApi.url, '/transactions?limit=5', {
@@ -79,16 +75,12 @@ test('on its own role the bank API still serves accounts, transactions and payme
   });
   expect(transactions.status).toBe(200);
   expect(transactions.body.transactions).toHaveLength(5);
+  const detail = paymentDetail(accounts.body.accounts[0]?.iban ?? '');
   const payment = await callBankApi(bankApi.url, '/payments', {
     method: 'POST',
-    token,
-    json: {
-      from_account_id: accounts.body.accounts[0]?.id,
-      amount: '1.00',
-      currency: 'EUR',
-      payee_name: 'Jo Bloggs',
-      payee_iban: 'NL91ABNA0417164300',
-    },
+    token: await mintPaymentToken(passbook, detail, { clientId: app.client_id, customerId: customer.id }),
+    json: paymentBody(detail),
+    headers: { 'idempotency-key': 'own-role' },
   });
   expect(payment.status).toBe(201);
 });

@@ -76,7 +76,7 @@ test('connect, see transactions, be refused payments, disconnect: the old token 
   // The consent screen says what Budget Buddy asked for, in the bank's words, and no payments.
   expect(permissions).toContain('Read your transactions');
   expect(permissions).toContain('See your account names and balances');
-  expect(permissions).not.toContain('Make payments from your accounts');
+  expect(permissions.some((line) => /pay/i.test(line))).toBe(false);
 
   // Back in the app: the customer's own transactions, from the bank API.
   expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Hi, Dana');
@@ -91,21 +91,26 @@ test('connect, see transactions, be refused payments, disconnect: the old token 
   const [firstAccount] = await bankApi
     .knex('bank.accounts')
     .where({ customer_id: customer.id })
-    .select<{ id: string }[]>('id');
+    .select<{ iban: string }[]>('iban');
   const payment = await callBankApi(bankApi.url, '/payments', {
     method: 'POST',
     token: accessToken,
+    headers: { 'idempotency-key': 'mallory' },
     json: {
-      from_account_id: firstAccount?.id,
-      amount: '10.00',
-      currency: 'EUR',
-      payee_name: 'Mallory',
-      payee_iban: 'NL91ABNA0417164300',
+      instructedAmount: { currency: 'EUR', amount: '10.00' },
+      creditorName: 'Mallory',
+      creditorAccount: { iban: 'NL91ABNA0417164300' },
+      debtorAccount: { iban: firstAccount?.iban },
     },
   });
   expect(payment.status).toBe(403);
-  expect(payment.body).toMatchObject({ error: 'insufficient_scope', scope: 'payments:write' });
-  expect(payment.headers.get('www-authenticate')).toContain('scope="payments:write"');
+  expect(payment.body).toMatchObject({ error: 'payment_not_approved' });
+  const booked = await bankApi
+    .knex('bank.payments as p')
+    .join('bank.accounts as a', 'a.id', 'p.account_id')
+    .where('a.customer_id', customer.id)
+    .count<{ count: string }[]>();
+  expect(booked).toEqual([{ count: '0' }]);
 
   // Disconnect: the app revokes its refresh token at the bank and forgets its tokens.
   await page.getByRole('button', { name: 'Disconnect' }).click();

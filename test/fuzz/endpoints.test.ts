@@ -23,6 +23,7 @@ import {
   type StoredState,
 } from './stored-state.ts';
 import { createTwoStepCustomer } from '../support/two-step.ts';
+import { mintPaymentToken, paymentDetail } from '../support/payment-tokens.ts';
 
 /**
  * Property: whatever arrives at any endpoint of Passbook or the bank API, the answer is not a
@@ -45,6 +46,7 @@ let bankApi: TestBankApi | undefined;
 let app: RegisteredClient;
 let agent: CustomerAgent;
 let accessToken: string;
+let paymentToken: string;
 let world: FuzzWorld;
 let before: StoredState;
 const accepted: AcceptedRequests = { interactionUids: new Set(), pushedRequestIds: new Set() };
@@ -72,24 +74,24 @@ beforeAll(async () => {
   app = await registerTestApp(passbook);
   const publicApp = await registerTestApp(passbook, { name: 'Pocket Money', isPublic: true });
   const customer = await createTwoStepCustomer(passbook);
+  const accountIban = ibanFor('NL', 'PSBK0000000001');
   await openAccounts(bankApi.knex, customer.id, [
     {
       name: 'Empty current account',
       kind: 'current',
-      iban: ibanFor('NL', 'PSBK0000000001'),
+      iban: accountIban,
       currency: 'EUR',
       openingBalanceMinor: 0,
       transactions: [],
     },
   ]);
-  const flow = await completeFlow(
-    passbook,
-    app,
-    customer,
-    'openid accounts:read transactions:read payments:write',
-  );
+  const flow = await completeFlow(passbook, app, customer, 'openid accounts:read transactions:read');
   agent = flow.agent;
   accessToken = flow.tokens.access_token;
+  paymentToken = await mintPaymentToken(passbook, paymentDetail(accountIban), {
+    clientId: app.client_id,
+    customerId: customer.id,
+  });
   // A sign-in in progress in the same browser, so that the interaction routes see a live one.
   const pending = await agent.open(
     (await authorizationRequest(flow.config, 'openid', { prompt: 'login' })).url.href,
@@ -109,6 +111,7 @@ beforeAll(async () => {
     interactionUid,
     sessionUid: session?.uid ?? '',
     accountId: account?.id ?? '',
+    accountIban,
     username: customer.username,
   };
   before = await settledState();
@@ -142,6 +145,8 @@ function authorization(request: FuzzRequest): string | undefined {
       return `Basic ${Buffer.from(`${hostile}:not-the-secret`).toString('base64')}`;
     case 'access-token':
       return `Bearer ${accessToken}`;
+    case 'payment-token':
+      return `Bearer ${paymentToken}`;
     case 'hostile-bearer':
       return `Bearer ${hostile}`;
     case 'hostile-dpop':
@@ -169,6 +174,7 @@ async function send(request: FuzzRequest): Promise<Answer> {
   if (cookie) headers.set('cookie', cookie);
   if (request.contentType) headers.set('content-type', request.contentType);
   if (request.accept) headers.set('accept', request.accept);
+  if (request.idempotencyKey !== undefined) headers.set('idempotency-key', request.idempotencyKey);
   const hasBody = request.body !== undefined && request.method !== 'GET' && request.method !== 'HEAD';
   const response = await fetch(url, {
     method: request.method,

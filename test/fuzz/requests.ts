@@ -25,6 +25,8 @@ export interface FuzzWorld {
   sessionUid: string;
   /** The customer's (empty) bank account. */
   accountId: string;
+  /** Its IBAN, the debtor account of the payment token's one approved payment. */
+  accountIban: string;
   username: string;
 }
 
@@ -35,6 +37,7 @@ export type Credentials =
   | 'wrong-secret-basic'
   | 'hostile-basic'
   | 'access-token'
+  | 'payment-token'
   | 'hostile-bearer'
   /** The live access token in the DPoP scheme, with a hostile DPoP proof. */
   | 'hostile-dpop'
@@ -55,6 +58,8 @@ export interface FuzzRequest {
   credentials: Credentials;
   /** Raw value of the hostile Basic or Bearer credentials. */
   hostileCredential: string;
+  /** The Idempotency-Key header, if any (the bank API's payments need one). */
+  idempotencyKey: string | undefined;
   cookies: Cookies;
   accept: string | undefined;
   contentType: string | undefined;
@@ -364,6 +369,16 @@ const BEARER_AUTH: Credentials[] = [
   'access-token',
   'hostile-bearer',
   'hostile-dpop',
+  'none',
+  'garbage',
+];
+
+const PAYMENT_AUTH: Credentials[] = [
+  'payment-token',
+  'payment-token',
+  'payment-token',
+  'access-token',
+  'hostile-bearer',
   'none',
   'garbage',
 ];
@@ -698,18 +713,33 @@ function endpoints(world: FuzzWorld): EndpointSpec[] {
       method: 'POST',
       route: '/payments',
       paths: fixed('/payments'),
-      names: ['from_account_id', 'amount', 'currency', 'payee_name', 'payee_iban', 'reference'],
+      names: [
+        'instructedAmount',
+        'creditorName',
+        'creditorAccount',
+        'remittanceInformationUnstructured',
+        'debtorAccount',
+      ],
       template: {
-        from_account_id: world.accountId,
-        amount: '1.00',
-        currency: 'EUR',
-        payee_name: 'Jo Bloggs',
-        payee_iban: 'NL91ABNA0417164300',
-        reference: 'Rent',
+        instructedAmount: '1.00',
+        creditorName: 'Jo Bloggs',
+        creditorAccount: 'NL91ABNA0417164300',
+        remittanceInformationUnstructured: 'Rent',
+        debtorAccount: world.accountIban,
       },
       customerCookies: false,
-      credentials: BEARER_AUTH,
+      credentials: PAYMENT_AUTH,
       bodyFormat: 'json',
+    },
+    {
+      server: 'bank',
+      method: 'GET',
+      route: '/payments/:id',
+      paths: pathParameter(world, ['6f0c4c4e-9d7b-4c1e-8f38-3d2f1c0b9a77']).map((id) => `/payments/${id}`),
+      names: [],
+      customerCookies: false,
+      credentials: PAYMENT_AUTH,
+      bodyFormat: 'empty',
     },
   ];
 }
@@ -744,6 +774,14 @@ function requestFor(world: FuzzWorld, spec: EndpointSpec): fc.Arbitrary<FuzzRequ
       nested: fc.jsonValue({ maxDepth: 2 }),
       credentials: fc.constantFrom(...spec.credentials),
       hostileCredential: rawValue(world),
+      idempotencyKey: fc.oneof(
+        { weight: 6, arbitrary: fc.constant<string | undefined>('fuzz-key') },
+        {
+          weight: 2,
+          arbitrary: fc.constantFrom<string | undefined>(undefined, '', 'two words', 'k'.repeat(65)),
+        },
+        { weight: 2, arbitrary: rawValue(world) },
+      ),
       accept: fc.constantFrom(
         undefined,
         'text/html,application/xhtml+xml',
@@ -772,6 +810,7 @@ function requestFor(world: FuzzWorld, spec: EndpointSpec): fc.Arbitrary<FuzzRequ
         query,
         credentials: drawn.credentials,
         hostileCredential: drawn.hostileCredential,
+        idempotencyKey: drawn.idempotencyKey,
         cookies: drawn.cookies,
         accept: drawn.accept,
         contentType,

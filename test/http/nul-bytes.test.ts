@@ -11,7 +11,7 @@ import {
   useTestPassbook,
 } from '../support/passbook.ts';
 import { authorizationRequest, completeFlow, discoverAs } from '../support/third-party-app.ts';
-import { createTwoStepCustomer } from '../support/two-step.ts';
+import { mintPaymentToken, paymentBody, paymentDetail } from '../support/payment-tokens.ts';
 
 /**
  * A NUL byte (and a lone surrogate) is something PostgreSQL cannot store, so it used to reach a
@@ -193,34 +193,32 @@ describe('the bank pages', () => {
 });
 
 describe('the bank API', () => {
-  test('an account id of %00, a NUL payee and a JWT-shaped token get 4xx JSON errors', async () => {
+  test('an account id of %00, a NUL creditor name and a JWT-shaped token get 4xx JSON errors', async () => {
     const bankApi = await startTestBankApi(passbook);
     try {
-      const customer = await createTwoStepCustomer(passbook);
-      await seedDemoAccounts(passbook.knex, customer.id);
+      const customer = await createTestCustomer(passbook.knex);
+      await seedDemoAccounts(bankApi.knex, customer.id);
       const app = await registerTestApp(passbook);
       const { tokens } = await completeFlow(
         passbook,
         app,
         customer,
-        'openid accounts:read transactions:read payments:write',
+        'openid accounts:read transactions:read',
       );
       const token = tokens.access_token;
 
       const transactions = await callBankApi(bankApi.url, '/accounts/%00/transactions', { token });
       expect(transactions.status).toBe(404);
 
-      const accounts = await callBankApi<{ accounts: { id: string }[] }>(bankApi.url, '/accounts', { token });
-      const payment = await callBankApi(bankApi.url, '/payments', {
+      const accounts = await callBankApi<{ accounts: { iban: string }[] }>(bankApi.url, '/accounts', {
         token,
+      });
+      const detail = paymentDetail(accounts.body.accounts[0]?.iban ?? '');
+      const payment = await callBankApi(bankApi.url, '/payments', {
+        token: await mintPaymentToken(passbook, detail, { clientId: app.client_id, customerId: customer.id }),
         method: 'POST',
-        json: {
-          from_account_id: accounts.body.accounts[0]?.id,
-          amount: '1.00',
-          currency: 'EUR',
-          payee_name: 'Jo\u0000Bloggs',
-          payee_iban: 'NL91ABNA0417164300',
-        },
+        json: { ...paymentBody(detail), creditorName: 'Jo\u0000Bloggs' },
+        headers: { 'idempotency-key': 'nul' },
       });
       expect(payment.status).toBe(400);
       expect(payment.body.error).toBe('invalid_request');

@@ -8,13 +8,12 @@ import {
   useTestPassbook,
 } from '../support/passbook.ts';
 import { authorizationRequest, completeFlow, discoverAs, exchangeCode } from '../support/third-party-app.ts';
-import { codeAtStep, createTwoStepCustomer, nextAuthenticatorCode } from '../support/two-step.ts';
-import { atTime } from '../support/clock.ts';
+import { createTwoStepCustomer, nextAuthenticatorCode } from '../support/two-step.ts';
 import { enrolAuthenticatorApp } from '../../src/customers/second-factors.ts';
 import { randomBytes } from 'node:crypto';
 
 /**
- * Two-step verification at sign-in, at both doors, and the step-up before payments: what the
+ * Two-step verification at sign-in, at both doors, and the step-up when an app needs it: what the
  * customer is asked, what apps learn (amr, acr, introspection), and what is refused.
  */
 
@@ -153,61 +152,49 @@ describe('with two-step verification on, sign-in asks for a code after the passw
   });
 });
 
-describe('step-up: payments need two factors used within the last 5 minutes', () => {
-  test('a one-factor session is asked for the code, not the password, before the consent screen', async () => {
+describe('step-up: an app that needs two factors gets them from a one-factor session', () => {
+  // Two factors as an essential acr claim; payments will need them as well, and freshly.
+  const twoFactors = {
+    claims: JSON.stringify({ id_token: { acr: { essential: true, values: [TWO_FACTORS] } } }),
+  };
+
+  async function oneFactorSessionWithAnAuthenticator() {
     const customer = await createTestCustomer(passbook.knex);
     const reading = await completeFlow(passbook, await registerTestApp(passbook), customer, 'openid');
     const secret = randomBytes(20);
     await enrolAuthenticatorApp(passbook.knex, passbook.cipher, customer.id, secret);
+    return { ...reading, secret };
+  }
 
-    const config = reading.config;
-    const request = await authorizationRequest(config, 'openid payments:write');
-    const stepUp = await reading.agent.open(request.url.href);
+  test('a one-factor session is asked for the code, not the password, and the app learns two factors', async () => {
+    const { agent, config, secret } = await oneFactorSessionWithAnAuthenticator();
+    const request = await authorizationRequest(config, 'openid', twoFactors);
+    const stepUp = await agent.open(request.url.href);
     expect(isCodePage(stepUp)).toBe(true);
     expect(stepUp.document.querySelector('input[name="password"]')).toBeNull();
     expect(stepUp.document.querySelector('input[name="pending"]')).toBeNull();
 
-    const consent = await reading.agent.submit(stepUp, '/code', {
-      code: await nextAuthenticatorCode(secret),
-    });
-    expect(consent.document.querySelector('form[action$="/consent"]')).not.toBeNull();
-    const callback = await reading.agent.consent(consent, 'allow');
+    // The consent to openid is remembered: after the code the customer is back at the app.
+    const callback = await agent.submit(stepUp, '/code', { code: await nextAuthenticatorCode(secret) });
     const tokens = await exchangeCode(config, callback.url, request);
-    expect(tokens.claims()?.amr).toEqual(['pwd', 'otp', 'mfa']);
+    expect(tokens.claims()).toMatchObject({ amr: ['pwd', 'otp', 'mfa'], acr: TWO_FACTORS });
   });
 
-  test('prompt=none for a payment from a one-factor session answers interaction_required', async () => {
-    const customer = await createTwoStepCustomer(passbook);
-    const app = await registerTestApp(passbook);
-    const signedIn = await completeFlow(passbook, app, customer, 'openid');
-    const later = Date.now() + 6 * 60 * 1000;
-    const answer = await atTime(later, async () =>
-      signedIn.agent.open(
-        (await authorizationRequest(signedIn.config, 'openid payments:write', { prompt: 'none' })).url.href,
-      ),
-    );
-    expect(new URL(answer.url).searchParams.get('error')).toBe('interaction_required');
+  test('prompt=none from a one-factor session cannot step up: the app gets an error, no code', async () => {
+    const { agent, config } = await oneFactorSessionWithAnAuthenticator();
+    const request = await authorizationRequest(config, 'openid', { ...twoFactors, prompt: 'none' });
+    const answer = new URL((await agent.open(request.url.href)).url);
+    expect(answer.searchParams.get('code')).toBeNull();
+    expect(answer.searchParams.get('error')).toMatch(/^(interaction|login)_required$/);
   });
 
-  test('two factors used more than 5 minutes ago are asked for again', async () => {
-    const customer = await createTwoStepCustomer(passbook);
-    const app = await registerTestApp(passbook);
-    const signedIn = await completeFlow(passbook, app, customer, 'openid');
-    const later = Date.now() + 6 * 60 * 1000;
-    const stepUp = await atTime(later, async () =>
-      signedIn.agent.open((await authorizationRequest(signedIn.config, 'openid payments:write')).url.href),
-    );
-    expect(isCodePage(stepUp)).toBe(true);
-    const step = Math.floor(later / 30_000);
-    const consent = await atTime(later, () =>
-      signedIn.agent.submit(stepUp, '/code', { code: codeAtStep(customer.authenticatorSecret, step) }),
-    );
-    expect(consent.document.querySelector('form[action$="/consent"]')).not.toBeNull();
-  });
+  // Only a request that moves money needs two factors used within the last 5 minutes; the
+  // payment_initiation detail is to raise it, once the payment consent asks for such details.
+  test.todo('a payment detail asks again for two factors used more than 5 minutes ago');
 
   test('a customer with no second factor is told how to set one up, and the app gets unmet_authentication_requirements', async () => {
     const customer = await createTestCustomer(passbook.knex);
-    const { agent, page } = await appSignIn('openid payments:write');
+    const { agent, page } = await appSignIn('openid', twoFactors);
     const needed = await agent.signIn(page, customer.username, customer.password);
     expect(needed.document.querySelector('h1')?.text).toBe('Two-step verification needed');
     expect(needed.document.querySelector('a[href="/account/security"]')).not.toBeNull();
