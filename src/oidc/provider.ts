@@ -22,6 +22,7 @@ import {
 } from './backchannel-logout.ts';
 import { SUPPORTED_SCOPES, claimsByScope } from './scopes.ts';
 import { authorizationDetailsPolicy, bankApiResource } from './authorization-details.ts';
+import { PAYMENT_INITIATION } from '../payments/payment-initiation.ts';
 
 /**
  * The bank's authorization policy, in one place: what it supports, how long everything lives,
@@ -173,6 +174,9 @@ export function createProvider({
       token_endpoint_auth_method: 'client_secret_basic',
       // Apps always learn when the customer last typed the password (for their own step-up rules).
       require_auth_time: true,
+      // Any app may ask for a payment (the engine's default is none): each one is approved on its
+      // own consent screen, after two factors, and its token can make that payment only.
+      authorization_details_types: [PAYMENT_INITIATION],
     },
     extraClientMetadata: { properties: [RESOURCE_SERVER_METADATA] },
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
@@ -209,9 +213,12 @@ export function createProvider({
       dPoP: { enabled: false },
       // The bank API is the one resource (RFC 8707): payment tokens name it as their audience.
       resourceIndicators: bankApiResource(config.bankApiUrl),
-      // Payments will ask for exactly what they pay (RFC 9396): see authorization-details.ts. Off
-      // until the payment consent screen can approve such details, so discovery offers none.
-      richAuthorizationRequests: { ...authorizationDetailsPolicy(), enabled: false },
+      // Payments ask for exactly what they pay (RFC 9396 payment_initiation, the one type offered):
+      // checked strictly, approved on a consent screen of their own (authorization-details.ts).
+      richAuthorizationRequests: authorizationDetailsPolicy({
+        maxAmount: config.paymentMaxAmount,
+        bankApiUrl: config.bankApiUrl,
+      }),
       userinfo: { enabled: true },
       revocation: {
         enabled: true,
