@@ -68,6 +68,11 @@ export function answersErrorsWithPage(route: string | undefined): boolean {
   return route !== undefined && BROWSER_ROUTES.has(route);
 }
 
+/** oidc-provider's documented `expiresWithSession` option, which @types/oidc-provider leaves out. */
+interface SessionBinding {
+  expiresWithSession: (ctx: KoaContextWithOIDC, code: { scopes: Set<string> }) => boolean;
+}
+
 interface SessionTimes {
   loginTs?: number | undefined;
 }
@@ -85,7 +90,8 @@ export function sessionTtl(lifetimes: Lifetimes, session: SessionTimes, now = Da
 
 function lifetimesPolicy(lifetimes: Lifetimes): Configuration['ttl'] {
   return {
-    AccessToken: lifetimes.accessToken,
+    // A payment token lives as long as its resource server says (authorization-details.ts).
+    AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? lifetimes.accessToken,
     AuthorizationCode: lifetimes.authorizationCode,
     IdToken: ID_TOKEN_TTL,
     Interaction: lifetimes.interaction,
@@ -145,7 +151,7 @@ export function createProvider({
   hasSecondFactor,
 }: ProviderDependencies): Provider {
   const existingGrant = rememberedConsent(knex);
-  const configuration: Configuration = {
+  const configuration: Configuration & SessionBinding = {
     ...(storage === 'postgres' ? { adapter: postgresAdapterFactory(knex) } : {}),
     findAccount: accountFinder(knex),
     jwks: { keys: signingKeys },
@@ -198,10 +204,17 @@ export function createProvider({
         (ctx.oidc.route === 'revocation' && ctx.oidc.entities.AccessToken)
       ),
 
+    // Tokens without offline access end with the bank session, as the engine does by default,
+    // except a payment's: the next authorization in the session (another payment, say) would end
+    // it before the app could book it. It lives five minutes and ends with its grant.
+    expiresWithSession: (ctx, code) =>
+      !code.scopes.has('offline_access') && ctx.oidc.params?.authorization_details === undefined,
+
     // Every refresh rotates; a rotated-out token presented again revokes the whole grant.
     rotateRefreshToken: true,
+    // A payment's token is for that payment only: nothing outlives it to make another.
     issueRefreshToken: (_ctx, client, code) =>
-      client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+      client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access') && !code.rar?.length,
 
     // Every feature is chosen here on purpose, including those oidc-provider 9 turns on by itself:
     // discovery advertises exactly this list (test/conformance/discovery-jwks.test.ts pins it).
