@@ -12,7 +12,7 @@ import { formatAmount } from './money.ts';
  * against Passbook's published JWKS (`${issuer}/jwks`). No app's token is accepted here.
  */
 
-export const ACCOUNT_LOOKUP_JWT_TYPE = 'account-lookup+jwt';
+const ACCOUNT_LOOKUP_JWT_TYPE = 'account-lookup+jwt';
 
 /** The longest life Passbook may give a lookup token, in seconds. */
 const MAX_LIFETIME_SECONDS = 60;

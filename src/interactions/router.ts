@@ -21,6 +21,7 @@ import {
   groupedIban,
   parsePaymentRequest,
   paymentWording,
+  type ApprovedPayment,
   type PaymentInitiation,
   type PaymentPolicy,
 } from '../payments/payment-initiation.ts';
@@ -273,7 +274,8 @@ export function interactionsRouter({
     });
     if (missingOIDCScope.length) grant.addOIDCScope(missingOIDCScope.join(' '));
     if (missingOIDCClaims.length) grant.addOIDCClaims(missingOIDCClaims);
-    grant.addRar({ ...payment, debtorAccount: { iban: chosen.iban } });
+    const approved: ApprovedPayment = { ...payment, debtorAccount: { iban: chosen.iban } };
+    grant.addRar(approved);
     return grant.save();
   }
 

@@ -11,7 +11,8 @@ export const PAYMENT_INITIATION = 'payment_initiation';
 const ACTIONS = ['initiate', 'status'] as const;
 export type PaymentAction = (typeof ACTIONS)[number];
 
-export interface PaymentInitiation {
+// Type aliases rather than interfaces, so that they are JSON objects to oidc-provider's types too.
+export type PaymentInitiation = {
   type: typeof PAYMENT_INITIATION;
   instructedAmount: { currency: 'EUR'; amount: string };
   creditorName: string;
@@ -19,12 +20,10 @@ export interface PaymentInitiation {
   remittanceInformationUnstructured?: string;
   locations?: string[];
   actions?: PaymentAction[];
-}
+};
 
 /** The payment as the customer approved it: the request's detail and the account it is paid from. */
-export interface ApprovedPayment extends PaymentInitiation {
-  debtorAccount: { iban: string };
-}
+export type ApprovedPayment = PaymentInitiation & { debtorAccount: { iban: string } };
 
 export interface PaymentPolicy {
   /** PAYMENT_MAX_AMOUNT: the most one payment may move, two decimals ("10000.00"). */
@@ -73,7 +72,7 @@ function exactMembers(value: unknown, name: string, allowed: readonly string[]):
 }
 
 /** "25.00" → 2500n; undefined unless it is a decimal string with exactly two decimals. */
-export function amountInCents(amount: string): bigint | undefined {
+function amountInCents(amount: string): bigint | undefined {
   if (!AMOUNT.test(amount)) return undefined;
   return BigInt(amount.replace('.', ''));
 }

@@ -320,3 +320,22 @@ test('a bank API that cannot be reached shows the error page (503), and nothing 
     .count<{ count: string }[]>('*');
   expect(Number(grants[0]?.count)).toBe(0);
 });
+
+test('the token endpoint refuses details restated by the app: the customer’s approval fixed them', async () => {
+  const customer = await customerWithAccounts(await createTwoStepCustomer(passbook));
+  const request = await paymentRequest(payment());
+  const agent = new CustomerAgent([TEST_REDIRECT_URI]);
+  const page = await toPaymentScreen(agent, request.url, customer);
+  const callback = await agent.submit(page, '/consent', {
+    decision: 'allow',
+    debtor: customer.accounts.everyday,
+  });
+
+  const restated = oidc.authorizationCodeGrant(
+    config,
+    new URL(callback.url),
+    { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce },
+    { authorization_details: JSON.stringify([payment('2500.00')]) },
+  );
+  await expect(restated).rejects.toMatchObject({ error: 'invalid_authorization_details', status: 400 });
+});
