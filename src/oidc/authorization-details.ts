@@ -27,7 +27,7 @@ import {
 type ResourceIndicators = NonNullable<NonNullable<Configuration['features']>['resourceIndicators']>;
 
 /** Seconds a token carrying a payment lives: long enough to book it, no longer. */
-const PAYMENT_TOKEN_TTL = 5 * 60;
+export const PAYMENT_TOKEN_TTL = 5 * 60;
 
 function asksForDetails(ctx: KoaContextWithOIDC): boolean {
   return ctx.oidc.params?.authorization_details !== undefined;

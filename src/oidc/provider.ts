@@ -21,7 +21,7 @@ import {
   refuseUndeliverableLogoutUris,
 } from './backchannel-logout.ts';
 import { SUPPORTED_SCOPES, claimsByScope } from './scopes.ts';
-import { authorizationDetailsPolicy, bankApiResource } from './authorization-details.ts';
+import { PAYMENT_TOKEN_TTL, authorizationDetailsPolicy, bankApiResource } from './authorization-details.ts';
 import { PAYMENT_INITIATION } from '../payments/payment-initiation.ts';
 
 /**
@@ -96,8 +96,10 @@ function lifetimesPolicy(lifetimes: Lifetimes): Configuration['ttl'] {
     IdToken: ID_TOKEN_TTL,
     Interaction: lifetimes.interaction,
     Session: (_ctx, session) => sessionTtl(lifetimes, session),
-    // A grant outlives every refresh token issued under it, or refresh tokens would die early.
-    Grant: lifetimes.refreshTokenMaxAge,
+    // A grant outlives every refresh token issued under it, or refresh tokens would die early. A
+    // payment's grant lives as long as its code and then its token can, and no longer.
+    Grant: (_ctx, grant) =>
+      grant.rar?.length ? lifetimes.authorizationCode + PAYMENT_TOKEN_TTL : lifetimes.refreshTokenMaxAge,
     // Sliding: each rotation gets the full window again, but never past the cap from first sign-in.
     RefreshToken(_ctx, token) {
       const now = Math.floor(Date.now() / 1000);

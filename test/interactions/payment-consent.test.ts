@@ -163,6 +163,36 @@ test('Allow: the token carries exactly the approved payment, for the bank API, f
     authorization_details: approved,
   });
   expect(Number(introspection.exp) - Number(introspection.iat)).toBe(300);
+
+  // Its grant ends when its token can no longer be issued or used, not a year later.
+  const grant = await passbook
+    .knex('oidc_models')
+    .where({ kind: 'Grant', customer_id: customer.id })
+    .first<{ expires_at: Date }>('expires_at');
+  expect(grant?.expires_at.getTime()).toBeLessThanOrEqual(Date.now() + (60 + 300) * 1000);
+  expect(grant?.expires_at.getTime()).toBeGreaterThanOrEqual(Number(introspection.exp) * 1000);
+});
+
+test('a payment changes nothing of what the customer is remembered to have allowed the app', async () => {
+  const customer = await customerWithAccounts(await createTwoStepCustomer(passbook));
+  await completeFlow(passbook, app, customer, 'openid accounts:read');
+  const request = await paymentRequest(payment());
+  const agent = new CustomerAgent([TEST_REDIRECT_URI]);
+  const page = await toPaymentScreen(agent, request.url, customer);
+  await exchangeCode(
+    config,
+    (await agent.submit(page, '/consent', { decision: 'allow', debtor: customer.accounts.everyday })).url,
+    request,
+  );
+
+  // A new device signs in: the remembered consent covers accounts:read, with no screen.
+  const ordinary = await authorizationRequest(config, 'openid accounts:read');
+  const newDevice = new CustomerAgent([TEST_REDIRECT_URI]);
+  const afterSignIn = await toPaymentScreen(newDevice, ordinary.url, customer);
+  expect(afterSignIn.url.startsWith(TEST_REDIRECT_URI)).toBe(true);
+  const tokens = await exchangeCode(config, afterSignIn.url, ordinary);
+  expect(tokens.scope?.split(' ')).toContain('accounts:read');
+  expect(tokens.authorization_details).toBeUndefined();
 });
 
 test('every payment is its own consent: a second one is asked for again, and its token carries only itself', async () => {
