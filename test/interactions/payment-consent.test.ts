@@ -369,3 +369,22 @@ test('the token endpoint refuses details restated by the app: the customer’s a
   );
   await expect(restated).rejects.toMatchObject({ error: 'invalid_authorization_details', status: 400 });
 });
+
+test('Allow without the form’s CSRF token is refused (403), and nothing is granted', async () => {
+  const customer = await customerWithAccounts(await createTwoStepCustomer(passbook));
+  const request = await paymentRequest(payment());
+  const agent = new CustomerAgent([TEST_REDIRECT_URI]);
+  const page = await toPaymentScreen(agent, request.url, customer);
+
+  const forged = await agent.submit(page, '/consent', {
+    decision: 'allow',
+    debtor: customer.accounts.everyday,
+    csrf: 'forged',
+  });
+  expect(forged.status).toBe(403);
+  const grants = await passbook
+    .knex('oidc_models')
+    .where({ kind: 'Grant', customer_id: customer.id })
+    .count<{ count: string }[]>('*');
+  expect(Number(grants[0]?.count)).toBe(0);
+});
