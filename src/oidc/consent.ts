@@ -2,6 +2,7 @@ import { interactionPolicy, type Configuration, type KoaContextWithOIDC } from '
 import type { Knex } from '../db/knex.ts';
 import { latestGrantId } from './storage/grants-and-sessions.ts';
 import { SCOPE_CATALOGUE } from './scopes.ts';
+import { restoreSessionGrantAfterwards } from './engine-internals.ts';
 
 /**
  * When the bank asks the customer for consent, and what a consent given once covers later.
@@ -63,7 +64,10 @@ export function rememberedConsent(knex: Knex): NonNullable<Configuration['loadEx
     // A payment is approved on a grant of its own, made by its consent screen: none before it.
     if (asksForPayment(ctx)) {
       const approved = result?.consent?.grantId;
-      return approved ? provider.Grant.find(approved) : undefined;
+      if (!approved) return undefined;
+      // The session keeps the grant it had: the app's ordinary tokens in this browser live on.
+      restoreSessionGrantAfterwards(ctx, session.grantIdFor(client.clientId));
+      return provider.Grant.find(approved);
     }
     const currentId = result?.consent?.grantId ?? session.grantIdFor(client.clientId);
     const current = currentId ? await provider.Grant.find(currentId) : undefined;

@@ -13,7 +13,11 @@ import { RESOURCE_SERVER_METADATA } from '../clients/clients.ts';
 import { postgresAdapterFactory } from './storage/adapter.ts';
 import { askForAlwaysAskedScopes, rememberedConsent } from './consent.ts';
 import { ACR_VALUES, requireTwoFactorsWhereNeeded, type HasSecondFactor } from './authentication.ts';
-import { answerUnavailableDatabase, compareSecretsAsDigests } from './engine-internals.ts';
+import {
+  answerUnavailableDatabase,
+  compareSecretsAsDigests,
+  restoreSessionGrants,
+} from './engine-internals.ts';
 import { clientSecretGuard } from '../sign-in/throttle.ts';
 import {
   backchannelLogoutPolicy,
@@ -291,5 +295,7 @@ export function createProvider({
     storage === 'postgres' ? clientSecretGuard(knex, config.throttle.client) : undefined,
   );
   refuseUndeliverableLogoutUris(provider, backchannelLogoutPolicy(config));
+  // A payment's own grant never becomes the session's grant for the app (consent.ts).
+  restoreSessionGrants(provider);
   return provider;
 }

@@ -388,3 +388,34 @@ test('Allow without the form’s CSRF token is refused (403), and nothing is gra
     .count<{ count: string }[]>('*');
   expect(Number(grants[0]?.count)).toBe(0);
 });
+
+test('a payment leaves the app’s ordinary session-bound token in that browser alive', async () => {
+  const customer = await customerWithAccounts(await createTwoStepCustomer(passbook));
+  const agent = new CustomerAgent([TEST_REDIRECT_URI]);
+  // No offline_access: this token ends with the bank session's grant for the app.
+  const ordinary = await authorizationRequest(config, 'openid accounts:read');
+  const first = await toPaymentScreen(agent, ordinary.url, customer);
+  const callback = first.document.querySelector('button[name="decision"]')
+    ? await agent.consent(first, 'allow')
+    : first;
+  const ordinaryTokens = await exchangeCode(config, callback.url, ordinary);
+
+  const request = await paymentRequest(payment());
+  const page = await agent.open(request.url.href);
+  const paymentTokens = await exchangeCode(
+    config,
+    (await agent.submit(page, '/consent', { decision: 'allow', debtor: customer.accounts.everyday })).url,
+    request,
+  );
+
+  expect((await introspect(ordinaryTokens.access_token)).active).toBe(true);
+  expect((await introspect(paymentTokens.access_token)).active).toBe(true);
+
+  // The next ordinary request in that browser goes on with the ordinary grant, without the payment.
+  const again = await authorizationRequest(config, 'openid accounts:read');
+  const answer = await agent.open(again.url.href);
+  expect(answer.url.startsWith(TEST_REDIRECT_URI)).toBe(true);
+  const tokens = await exchangeCode(config, answer.url, again);
+  expect(tokens.authorization_details).toBeUndefined();
+  expect((await introspect(ordinaryTokens.access_token)).active).toBe(true);
+});
