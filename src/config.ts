@@ -95,6 +95,8 @@ export interface Config {
    * of payment tokens, their `aud`, and where the consent screen looks up the customer's accounts.
    */
   bankApiUrl: string;
+  /** PAYMENT_MAX_AMOUNT: the most one payment may move, in euros with two decimals ("10000.00"). */
+  paymentMaxAmount: string;
 }
 
 export class ConfigError extends Error {
@@ -294,6 +296,16 @@ function readBankApiUrl(env: Env): string {
   return url.href.replace(/\/$/, '');
 }
 
+function readPaymentMaxAmount(env: Env): string {
+  const raw = env.PAYMENT_MAX_AMOUNT || '10000.00';
+  if (!/^[1-9]\d{0,14}\.\d{2}$|^0\.(0[1-9]|[1-9]\d)$/.test(raw)) {
+    throw new ConfigError(
+      `PAYMENT_MAX_AMOUNT must be a positive amount with two decimals, like 10000.00 (got ${JSON.stringify(raw)})`,
+    );
+  }
+  return raw;
+}
+
 /** Defaults that differ by program: the CLI logs only warnings unless LOG_LEVEL says otherwise. */
 export interface ConfigDefaults {
   logLevel?: string;
@@ -332,6 +344,7 @@ export function loadConfig(env: Env = process.env, defaults: ConfigDefaults = {}
     ),
     metrics: readMetricsListener(env, nodeEnv === 'test' ? 0 : 9464, (message) => new ConfigError(message)),
     bankApiUrl: readBankApiUrl(env),
+    paymentMaxAmount: readPaymentMaxAmount(env),
   };
   if (config.env === 'production') {
     if (!config.databaseUrl) throw new ConfigError('DATABASE_URL is required when NODE_ENV=production');

@@ -30,6 +30,7 @@ import { withPrefetchScope } from './oidc/storage/adapter.ts';
 import { requestTransaction } from './db/request-transaction.ts';
 import { commitBeforeEngineAnswers } from './oidc/commit-before-answer.ts';
 import type { PassbookMetrics } from './metrics/passbook.ts';
+import { accountLookup } from './payments/account-lookup.ts';
 
 export interface PassbookApp {
   app: Koa;
@@ -106,7 +107,20 @@ export async function createApp(
     health.router,
     assetsRouter(),
     methodNotAllowedRouter(),
-    interactionsRouter({ provider, knex, cookieKeys, signIn }),
+    interactionsRouter({
+      provider,
+      knex,
+      cookieKeys,
+      signIn,
+      payments: {
+        policy: { maxAmount: config.paymentMaxAmount, bankApiUrl: config.bankApiUrl },
+        lookUpAccounts: accountLookup({
+          issuer: config.issuer,
+          bankApiUrl: config.bankApiUrl,
+          signingKeys: () => keys.current(),
+        }),
+      },
+    }),
     accountRouter({ provider, knex, cookieKeys, sessions, signIn }),
     securityRouter({ knex, cookieKeys, sessions, twoStep }),
     passkeyPagesRouter({ knex, cookieKeys, sessions, issuer: config.issuer, log }),

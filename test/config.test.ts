@@ -86,6 +86,12 @@ describe('defaults', () => {
   });
 });
 
+test('a payment may ask for 10000.00 at most by default; PAYMENT_MAX_AMOUNT changes it', () => {
+  expect(loadConfig({}).paymentMaxAmount).toBe('10000.00');
+  expect(loadConfig({ PAYMENT_MAX_AMOUNT: '250.00' }).paymentMaxAmount).toBe('250.00');
+  expect(loadConfig({ PAYMENT_MAX_AMOUNT: '0.50' }).paymentMaxAmount).toBe('0.50');
+});
+
 describe('overrides', () => {
   test('PORT sets the port and the default issuer follows it', () => {
     const config = loadConfig({ PORT: '8080' });
@@ -212,6 +218,13 @@ describe('bad values throw a one-line ConfigError naming the variable', () => {
       'DATABASE_STATEMENT_TIMEOUT_MS',
     );
   });
+
+  test.each(['0.00', '10000', '10000.5', '-5.00', '1e4', '010.00', 'lots'])(
+    'PAYMENT_MAX_AMOUNT=%j',
+    (value) => {
+      expectOneLineNaming(configError({ PAYMENT_MAX_AMOUNT: value }), 'PAYMENT_MAX_AMOUNT');
+    },
+  );
 
   test.each(['0', '3601', 'soon'])('KEY_REFRESH_INTERVAL=%j', (value) => {
     expectOneLineNaming(configError({ KEY_REFRESH_INTERVAL: value }), 'KEY_REFRESH_INTERVAL');

@@ -5,6 +5,7 @@ import { requestLog, type Logger, type ServiceHealth } from '../service/kit.ts';
 import { createGuard, type BankApiState } from './auth.ts';
 import { ApiError, jsonErrors } from './errors.ts';
 import type { Introspect } from './introspection.ts';
+import { consentAccountsRouter, type AccountLookupVerifier } from './consent-accounts.ts';
 import { findAccount, listAccounts, listTransactions, type Account, type Transaction } from './ledger.ts';
 import { formatAmount } from './money.ts';
 import { paymentRoutes } from './payment-routes.ts';
@@ -19,6 +20,8 @@ import { paymentRoutes } from './payment-routes.ts';
 export interface BankApiDependencies {
   knex: Knex;
   introspect: Introspect;
+  /** Checks Passbook's account lookup tokens (GET /consent/accounts). */
+  verifyAccountLookup: AccountLookupVerifier;
   log: Logger;
   /** Counts every request (src/metrics/http.ts). */
   countRequests?: Koa.Middleware;
@@ -118,7 +121,13 @@ export function createBankApi(dependencies: BankApiDependencies): Koa {
   app.use(apiHeaders());
   app.use(jsonErrors(dependencies.log));
   const bank = bankRoutes(dependencies);
+  const consent = consentAccountsRouter({
+    knex: dependencies.knex,
+    verify: dependencies.verifyAccountLookup,
+  });
   app.use(dependencies.health.router.routes());
+  app.use(consent.routes());
+  app.use(consent.allowedMethods());
   app.use(bank.routes());
   app.use(bank.allowedMethods());
   return app;

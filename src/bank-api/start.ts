@@ -15,6 +15,7 @@ import { createBankApi } from './app.ts';
 import { requireDatabaseUrl, type BankApiConfig } from './config.ts';
 import { assertConfined } from './database-role.ts';
 import { createIntrospector } from './introspection.ts';
+import { accountLookupVerifier } from './consent-accounts.ts';
 import { migrateBankApi, requireBankMigrationsApplied } from './migrate.ts';
 import { bankApiMetrics } from '../metrics/bank-api.ts';
 import { serveMetrics, type MetricsServer } from '../metrics/server.ts';
@@ -74,6 +75,7 @@ export async function startBankApi(
     const app = createBankApi({
       knex,
       introspect,
+      verifyAccountLookup: accountLookupVerifier({ issuer: config.issuer, audience: config.publicUrl }),
       log,
       publicUrl: config.publicUrl,
       countRequests: metrics.http,

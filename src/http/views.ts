@@ -44,6 +44,8 @@ const FRIENDLY_ERRORS: Record<string, string> = {
   method_not_allowed: 'This address does not accept that kind of request.',
   request_too_large: 'The request was too large.',
   temporarily_unavailable: 'The bank cannot serve this page right now. Please try again in a few moments.',
+  accounts_unavailable:
+    'The bank cannot show your accounts right now, so nothing was approved. Please try again in a few moments.',
   server_error: 'Something went wrong on our side. Please try again in a moment.',
 };
 

@@ -13,9 +13,19 @@ import { formBodies, formField } from '../http/forms.ts';
 import { PageError } from '../http/errors.ts';
 import { noStore } from '../http/security-headers.ts';
 import { renderPage } from '../http/views.ts';
-import { SCOPE_CATALOGUE, consentLinesFor } from '../oidc/scopes.ts';
+import { SCOPE_CATALOGUE, consentLinesFor, consentWordingFor } from '../oidc/scopes.ts';
 import { consentPromptDetails, textParam } from '../oidc/engine-internals.ts';
 import { isDatabaseUnavailable } from '../db/unavailable.ts';
+import {
+  covers,
+  groupedIban,
+  parsePaymentRequest,
+  paymentWording,
+  type ApprovedPayment,
+  type PaymentInitiation,
+  type PaymentPolicy,
+} from '../payments/payment-initiation.ts';
+import { AccountsUnavailable, type LookUpAccounts, type PayableAccount } from '../payments/account-lookup.ts';
 
 /**
  * The bank's sign-in and consent screens. oidc-provider sends the customer here with an
@@ -28,11 +38,22 @@ export interface InteractionDependencies {
   knex: Knex;
   cookieKeys: string[];
   signIn: SignIn;
+  payments: {
+    policy: PaymentPolicy;
+    /** The customer's accounts and balances, from the bank API (src/payments/account-lookup.ts). */
+    lookUpAccounts: LookUpAccounts;
+  };
 }
 
 const CSRF_PURPOSE = CSRF_PURPOSES.interaction;
 
-export function interactionsRouter({ provider, knex, cookieKeys, signIn }: InteractionDependencies): Router {
+export function interactionsRouter({
+  provider,
+  knex,
+  cookieKeys,
+  signIn,
+  payments,
+}: InteractionDependencies): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
   const forms = formBodies();
 
@@ -169,6 +190,95 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
     });
   }
 
+  /** The payment this interaction asks the customer to approve, if it is a payment request. */
+  function paymentOf(interaction: Interaction): PaymentInitiation | undefined {
+    const details = textParam(interaction.params, 'authorization_details');
+    if (details === undefined) return undefined;
+    try {
+      // Checked at the authorization endpoint already; read again here for its typed form.
+      return parsePaymentRequest(JSON.parse(details), payments.policy);
+    } catch {
+      throw new PageError(400, 'invalid_request');
+    }
+  }
+
+  /** The customer's accounts that can cover the payment, asked of the bank API each time. */
+  async function accountsToPayFrom(interaction: Interaction, payment: PaymentInitiation) {
+    let accounts: PayableAccount[];
+    try {
+      accounts = await payments.lookUpAccounts(String(interaction.session?.accountId));
+    } catch (error) {
+      if (error instanceof AccountsUnavailable) throw new PageError(503, 'accounts_unavailable');
+      throw error;
+    }
+    return accounts.filter((account) => covers(account.balance, payment));
+  }
+
+  async function showPaymentConsent(
+    ctx: Context,
+    interaction: Interaction,
+    payment: PaymentInitiation,
+    accounts: PayableAccount[],
+    options: { error?: string; status?: number } = {},
+  ) {
+    const customer = await findCustomerById(knex, String(interaction.session?.accountId));
+    // Confirming who the customer is goes without saying on a payment screen.
+    const alsoAllowed = consentWordingFor(
+      consentPromptDetails(interaction).missingOIDCScope.filter((scope) => scope !== 'openid'),
+    );
+    renderPage(
+      ctx,
+      'payment-consent',
+      {
+        title: 'Approve a payment',
+        uid: interaction.uid,
+        csrf: csrfToken(cookieKeys, CSRF_PURPOSE, interaction.uid),
+        clientName: await clientName(interaction),
+        customerName: customer?.name ?? customer?.username ?? 'you',
+        wording: paymentWording(payment),
+        alsoAllowed,
+        accounts: accounts.map((account) => ({
+          iban: account.iban,
+          groupedIban: groupedIban(account.iban),
+          name: account.name,
+          balance: `€${account.balance.amount}`,
+        })),
+        error: options.error,
+      },
+      options.status,
+    );
+  }
+
+  /**
+   * The payment as approved, on a grant of its own: the request's detail and the account chosen,
+   * which must be one the bank API offers now (the form is never trusted). Undefined if it is not.
+   */
+  async function approvePayment(
+    ctx: Context,
+    interaction: Interaction,
+    payment: PaymentInitiation,
+  ): Promise<string | undefined> {
+    const accounts = await accountsToPayFrom(interaction, payment);
+    const chosen = accounts.find((account) => account.iban === formField(ctx, 'debtor'));
+    if (!chosen) {
+      await showPaymentConsent(ctx, interaction, payment, accounts, {
+        error: 'Choose one of the accounts shown to pay from.',
+        status: 400,
+      });
+      return undefined;
+    }
+    const { missingOIDCScope, missingOIDCClaims } = consentPromptDetails(interaction);
+    const grant = new provider.Grant({
+      accountId: String(interaction.session?.accountId),
+      clientId: clientIdOf(interaction),
+    });
+    if (missingOIDCScope.length) grant.addOIDCScope(missingOIDCScope.join(' '));
+    if (missingOIDCClaims.length) grant.addOIDCClaims(missingOIDCClaims);
+    const approved: ApprovedPayment = { ...payment, debtorAccount: { iban: chosen.iban } };
+    grant.addRar(approved);
+    return grant.save();
+  }
+
   router.use(noStore());
 
   router.get('/', async (ctx) => {
@@ -176,7 +286,11 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
     if (interaction.prompt.name === 'login') {
       return needsStepUp(interaction) ? showStepUp(ctx, interaction) : showLogin(ctx, interaction);
     }
-    if (interaction.prompt.name === 'consent') return showConsent(ctx, interaction);
+    if (interaction.prompt.name === 'consent') {
+      const payment = paymentOf(interaction);
+      if (!payment) return showConsent(ctx, interaction);
+      return showPaymentConsent(ctx, interaction, payment, await accountsToPayFrom(interaction, payment));
+    }
     throw new PageError(400, 'invalid_request');
   });
 
@@ -252,8 +366,11 @@ export function interactionsRouter({ provider, knex, cookieKeys, signIn }: Inter
       await finish(ctx, { error: 'access_denied', error_description: 'the customer did not allow access' });
       return;
     }
-    const grantId = await grantRequestedAccess(provider, interaction);
-    await finish(ctx, { consent: { grantId } });
+    const payment = paymentOf(interaction);
+    const grantId = payment
+      ? await approvePayment(ctx, interaction, payment)
+      : await grantRequestedAccess(provider, interaction);
+    if (grantId) await finish(ctx, { consent: { grantId } });
   });
 
   router.post('/abort', forms, async (ctx) => {

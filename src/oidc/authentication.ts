@@ -10,9 +10,10 @@ import { scopesNeedingTwoFactors } from './scopes.ts';
  * - An app asking for two factors as an essential `acr` claim gets them or
  *   `unmet_authentication_requirements`; `acr_values` is voluntary, as OpenID Connect says: the
  *   customer is asked for the second factor if they have one, and the ID token says what happened.
- * - Scopes that move money (`needsTwoFactors` in the catalogue) need two factors used in this
- *   session within `FRESH_TWO_FACTORS_SECONDS`, whatever the app asked: a one-factor or older
- *   session is asked for the code first, without typing the password again.
+ * - Scopes that move money (`needsTwoFactors` in the catalogue), and every payment request
+ *   (`authorization_details`), need two factors used in this session within
+ *   `FRESH_TWO_FACTORS_SECONDS`, whatever the app asked: a one-factor or older session is asked
+ *   for the code first, without typing the password again.
  */
 
 const ACR = {
@@ -52,8 +53,15 @@ function requestedScopes(ctx: KoaContextWithOIDC): string[] {
 /** What this request needs of the session: nothing, two factors, or two factors just now. */
 type Requirement = 'none' | 'two_factors' | 'fresh_two_factors' | 'two_factors_if_possible';
 
+/** A rich authorization request: the only type offered is a payment (authorization-details.ts). */
+function asksForPayment(ctx: KoaContextWithOIDC): boolean {
+  return ctx.oidc.params?.authorization_details !== undefined;
+}
+
 function requirement(ctx: KoaContextWithOIDC): Requirement {
-  if (scopesNeedingTwoFactors(requestedScopes(ctx)).length > 0) return 'fresh_two_factors';
+  if (scopesNeedingTwoFactors(requestedScopes(ctx)).length > 0 || asksForPayment(ctx)) {
+    return 'fresh_two_factors';
+  }
   const acr = ctx.oidc.claims.id_token?.acr;
   const asked = acr?.value !== undefined ? [acr.value] : (acr?.values ?? []);
   if (!asked.includes(ACR.twoFactors)) return 'none';

@@ -2,6 +2,7 @@ import { interactionPolicy, type Configuration, type KoaContextWithOIDC } from '
 import type { Knex } from '../db/knex.ts';
 import { latestGrantId } from './storage/grants-and-sessions.ts';
 import { SCOPE_CATALOGUE } from './scopes.ts';
+import { restoreSessionGrantAfterwards } from './engine-internals.ts';
 
 /**
  * When the bank asks the customer for consent, and what a consent given once covers later.
@@ -15,6 +16,9 @@ import { SCOPE_CATALOGUE } from './scopes.ts';
  * - A scope marked `alwaysAsk` in the catalogue (none is, now that payments are authorization
  *   details, which oidc-provider asks consent for on every request) would be asked for every
  *   time: a remembered consent never covers it, and `prompt=none` answers `consent_required`.
+ * - Every payment (`authorization_details`) is its own consent: oidc-provider raises the consent
+ *   prompt for each one, and its approval is a fresh grant that holds that payment and nothing
+ *   remembered; no later request extends it.
  */
 
 const ALWAYS_ASK = new Set(SCOPE_CATALOGUE.filter((entry) => entry.alwaysAsk).map((entry) => entry.scope));
@@ -45,6 +49,11 @@ export function askForAlwaysAskedScopes(policy: interactionPolicy.DefaultPolicy)
   );
 }
 
+/** A rich authorization request: the only type offered is a payment (authorization-details.ts). */
+function asksForPayment(ctx: KoaContextWithOIDC): boolean {
+  return ctx.oidc.params?.authorization_details !== undefined;
+}
+
 /**
  * oidc-provider's `loadExistingGrant`: the grant this sign-in already uses for the app, or else a
  * new one for it that carries what the customer allowed the app last time (the newest live grant).
@@ -53,8 +62,18 @@ export function rememberedConsent(knex: Knex): NonNullable<Configuration['loadEx
   return async (ctx) => {
     const { client, session, result, provider } = ctx.oidc;
     if (!client || !session?.accountId) return undefined;
-    const current = result?.consent?.grantId ?? session.grantIdFor(client.clientId);
-    if (current) return provider.Grant.find(current);
+    // A payment is approved on a grant of its own, made by its consent screen: none before it.
+    if (asksForPayment(ctx)) {
+      const approved = result?.consent?.grantId;
+      if (!approved) return undefined;
+      // The session keeps the grant it had: the app's ordinary tokens in this browser live on.
+      restoreSessionGrantAfterwards(ctx, session.grantIdFor(client.clientId));
+      return provider.Grant.find(approved);
+    }
+    const currentId = result?.consent?.grantId ?? session.grantIdFor(client.clientId);
+    const current = currentId ? await provider.Grant.find(currentId) : undefined;
+    // An earlier payment's grant is never extended: its details would ride along.
+    if (current && !current.rar?.length) return current;
     const rememberedId = await latestGrantId(knex, session.accountId, client.clientId);
     const remembered = rememberedId ? await provider.Grant.find(rememberedId) : undefined;
     if (!remembered) return undefined;

@@ -1,6 +1,11 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Context, Middleware } from 'koa';
-import Provider, { errors, type Interaction, type UnknownObject } from 'oidc-provider';
+import Provider, {
+  errors,
+  type Interaction,
+  type KoaContextWithOIDC,
+  type UnknownObject,
+} from 'oidc-provider';
 import type { JWK } from 'jose';
 import { secretDigest } from '../clients/clients.ts';
 import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db/unavailable.ts';
@@ -275,4 +280,26 @@ export function detectSimultaneousReplays(provider: Provider): void {
       throw error;
     }
   };
+}
+
+/**
+ * The bank session's grant for an app, put back after an authorization that used another grant.
+ * The engine points the session at whichever grant `loadExistingGrant` returns, and a
+ * session-bound token (an app without offline access) lives only while the session points at
+ * its grant: a payment, approved on a grant of its own, would end the app's ordinary tokens in
+ * that browser. The engine emits `authorization.success` once the code names its grant and before
+ * it saves the session, so the session is pointed back there.
+ */
+const sessionGrantsToRestore = new WeakMap<object, string>();
+
+export function restoreSessionGrantAfterwards(ctx: KoaContextWithOIDC, grantId: string | undefined): void {
+  if (grantId) sessionGrantsToRestore.set(ctx, grantId);
+}
+
+export function restoreSessionGrants(provider: Provider): void {
+  provider.on('authorization.success', (ctx: KoaContextWithOIDC) => {
+    const grantId = sessionGrantsToRestore.get(ctx);
+    const { session, client } = ctx.oidc;
+    if (grantId && session && client) session.grantIdFor(client.clientId, grantId);
+  });
 }

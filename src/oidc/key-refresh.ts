@@ -15,6 +15,8 @@ import { loadSigningKeys } from './keys.ts';
 export interface SigningKeyRefresher {
   /** Re-reads the keys now and swaps them in if they changed. */
   refresh(): Promise<void>;
+  /** The keys the provider signs with now, in its order (the active key of each algorithm first). */
+  current(): readonly JWK[];
   /** Refreshes every `intervalSeconds`; returns what stops it (after any round under way). */
   startTimer(intervalSeconds: number): () => Promise<void>;
 }
@@ -30,6 +32,7 @@ export function signingKeyRefresher(
   log: Logger,
 ): SigningKeyRefresher {
   let current = shape(initial);
+  let keysNow = initial;
   let queue: Promise<unknown> = Promise.resolve();
 
   async function load(): Promise<void> {
@@ -38,6 +41,7 @@ export function signingKeyRefresher(
     if (next === current) return;
     replaceSigningKeys(provider, keys);
     current = next;
+    keysNow = keys;
     log.info({ kids: keys.map((key) => key.kid) }, 'signing keys changed');
   }
 
@@ -51,6 +55,7 @@ export function signingKeyRefresher(
 
   return {
     refresh,
+    current: () => keysNow,
     startTimer(intervalSeconds) {
       const timer = setInterval(() => {
         refresh().catch((error: unknown) =>

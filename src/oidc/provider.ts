@@ -18,6 +18,7 @@ import {
   answerUnavailableDatabase,
   compareSecretsAsDigests,
   detectSimultaneousReplays,
+  restoreSessionGrants,
 } from './engine-internals.ts';
 import { clientSecretGuard } from '../sign-in/throttle.ts';
 import {
@@ -26,7 +27,8 @@ import {
   refuseUndeliverableLogoutUris,
 } from './backchannel-logout.ts';
 import { SUPPORTED_SCOPES, claimsByScope } from './scopes.ts';
-import { authorizationDetailsPolicy, bankApiResource } from './authorization-details.ts';
+import { PAYMENT_TOKEN_TTL, authorizationDetailsPolicy, bankApiResource } from './authorization-details.ts';
+import { PAYMENT_INITIATION } from '../payments/payment-initiation.ts';
 import { appMarks, codeLifetime, fapiProfile, rotatesRefreshTokens } from './fapi.ts';
 
 /**
@@ -86,6 +88,11 @@ export function answersErrorsWithPage(route: string | undefined): boolean {
   return route !== undefined && BROWSER_ROUTES.has(route);
 }
 
+/** oidc-provider's documented `expiresWithSession` option, which @types/oidc-provider leaves out. */
+interface SessionBinding {
+  expiresWithSession: (ctx: KoaContextWithOIDC, code: { scopes: Set<string> }) => boolean;
+}
+
 interface SessionTimes {
   loginTs?: number | undefined;
 }
@@ -103,14 +110,17 @@ export function sessionTtl(lifetimes: Lifetimes, session: SessionTimes, now = Da
 
 function lifetimesPolicy(lifetimes: Lifetimes): Configuration['ttl'] {
   return {
-    AccessToken: lifetimes.accessToken,
+    // A payment token lives as long as its resource server says (authorization-details.ts).
+    AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? lifetimes.accessToken,
     // At most 60 seconds for an app of the FAPI 2.0 profile (fapi.ts).
     AuthorizationCode: codeLifetime(lifetimes.authorizationCode),
     IdToken: ID_TOKEN_TTL,
     Interaction: lifetimes.interaction,
     Session: (_ctx, session) => sessionTtl(lifetimes, session),
-    // A grant outlives every refresh token issued under it, or refresh tokens would die early.
-    Grant: lifetimes.refreshTokenMaxAge,
+    // A grant outlives every refresh token issued under it, or refresh tokens would die early. A
+    // payment's grant lives as long as its code and then its token can, and no longer.
+    Grant: (_ctx, grant) =>
+      grant.rar?.length ? lifetimes.authorizationCode + PAYMENT_TOKEN_TTL : lifetimes.refreshTokenMaxAge,
     // Sliding: each rotation gets the full window again, but never past the cap from first sign-in.
     RefreshToken(_ctx, token) {
       const now = Math.floor(Date.now() / 1000);
@@ -165,7 +175,7 @@ export function createProvider({
   dpopNonceSecret: nonceSecret,
 }: ProviderDependencies): Provider {
   const existingGrant = rememberedConsent(knex);
-  const configuration: Configuration = {
+  const configuration: Configuration & SessionBinding = {
     ...(storage === 'postgres' ? { adapter: postgresAdapterFactory(knex) } : {}),
     findAccount: accountFinder(knex),
     jwks: { keys: signingKeys },
@@ -194,6 +204,9 @@ export function createProvider({
       token_endpoint_auth_method: 'client_secret_basic',
       // Apps always learn when the customer last typed the password (for their own step-up rules).
       require_auth_time: true,
+      // Any app may ask for a payment (the engine's default is none): each one is approved on its
+      // own consent screen, after two factors, and its token can make that payment only.
+      authorization_details_types: [PAYMENT_INITIATION],
     },
     // Passbook's marks on an app: resource server, FAPI 2.0 profile (checked on every load, fapi.ts).
     extraClientMetadata: appMarks(),
@@ -218,11 +231,19 @@ export function createProvider({
         (ctx.oidc.route === 'revocation' && ctx.oidc.entities.AccessToken)
       ),
 
+    // Tokens without offline access end with the bank session, as the engine does by default,
+    // except a payment's: the next authorization in the session (another payment, say) would end
+    // it before the app could book it. It lives five minutes and ends with its grant.
+    expiresWithSession: (ctx, code) =>
+      !code.scopes.has('offline_access') && ctx.oidc.params?.authorization_details === undefined,
+
     // Every refresh of an ordinary app rotates; a rotated-out token presented again revokes the
-    // whole grant. A FAPI 2.0 app's refresh token is bound to its DPoP key and never rotates.
+    // whole grant. A FAPI 2.0 app's refresh token is bound to its client authentication and never
+    // rotates.
     rotateRefreshToken: rotatesRefreshTokens,
+    // A payment's token is for that payment only: nothing outlives it to make another.
     issueRefreshToken: (_ctx, client, code) =>
-      client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+      client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access') && !code.rar?.length,
 
     // Every feature is chosen here on purpose, including those oidc-provider 9 turns on by itself:
     // discovery advertises exactly this list (test/conformance/discovery-jwks.test.ts pins it).
@@ -246,9 +267,12 @@ export function createProvider({
       },
       // The bank API is the one resource (RFC 8707): payment tokens name it as their audience.
       resourceIndicators: bankApiResource(config.bankApiUrl),
-      // Payments will ask for exactly what they pay (RFC 9396): see authorization-details.ts. Off
-      // until the payment consent screen can approve such details, so discovery offers none.
-      richAuthorizationRequests: { ...authorizationDetailsPolicy(), enabled: false },
+      // Payments ask for exactly what they pay (RFC 9396 payment_initiation, the one type offered):
+      // checked strictly, approved on a consent screen of their own (authorization-details.ts).
+      richAuthorizationRequests: authorizationDetailsPolicy({
+        maxAmount: config.paymentMaxAmount,
+        bankApiUrl: config.bankApiUrl,
+      }),
       userinfo: { enabled: true },
       revocation: {
         enabled: true,
@@ -308,5 +332,7 @@ export function createProvider({
   refuseUndeliverableLogoutUris(provider, backchannelLogoutPolicy(config));
   // A DPoP proof or client assertion is accepted once, even when two copies arrive together.
   detectSimultaneousReplays(provider);
+  // A payment's own grant never becomes the session's grant for the app (consent.ts).
+  restoreSessionGrants(provider);
   return provider;
 }

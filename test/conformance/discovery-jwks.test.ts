@@ -94,6 +94,7 @@ describe('discovery advertises exactly what Passbook supports, engine defaults i
     expect(Object.keys(metadata).sort()).toEqual(
       [
         'acr_values_supported',
+        'authorization_details_types_supported',
         'authorization_endpoint',
         'authorization_response_iss_parameter_supported',
         'backchannel_logout_session_supported',
@@ -124,11 +125,11 @@ describe('discovery advertises exactly what Passbook supports, engine defaults i
     );
   });
 
-  test('offers DPoP with FAPI 2.0’s three algorithms, and no rich authorization requests yet', async () => {
+  test('offers DPoP with FAPI 2.0’s three algorithms, and payment_initiation as the only kind of rich authorization request', async () => {
     const { metadata } = await fetchDiscovery();
     expect(metadata.dpop_signing_alg_values_supported).toEqual(['ES256', 'PS256', 'EdDSA']);
     expect(metadata).not.toHaveProperty('resource_indicators_supported');
-    expect(metadata).not.toHaveProperty('authorization_details_types_supported');
+    expect(metadata.authorization_details_types_supported).toEqual(['payment_initiation']);
   });
 
   test('says what each supported choice is', async () => {

@@ -11,7 +11,7 @@ import { authorizationRequest, customerAllows, discoverAs } from '../support/thi
 
 /**
  * oidc-provider 9 switches some features on by itself. Each is chosen on purpose, and each choice
- * is held to here: DPoP offered, the bank API the one `resource`, and what discovery does advertise
+ * is held to here: DPoP offered, the bank API the one `resource` (named by payments only), and what discovery does advertise
  * (form_post, pushed authorization requests) really working for an ordinary app.
  */
 
@@ -55,6 +55,24 @@ test('the bank API named as a resource without payment details answers invalid_t
   });
   const answer = await new CustomerAgent([TEST_REDIRECT_URI]).open(request.url.href);
   expect(new URL(answer.url).searchParams.get('error')).toBe('invalid_target');
+});
+
+test('the bank API named as a resource with payment details is accepted: the request goes on to sign-in', async () => {
+  const { config } = await signedInApp();
+  const request = await authorizationRequest(config, 'openid', {
+    resource: passbook.bankApiUrl,
+    authorization_details: JSON.stringify([
+      {
+        type: 'payment_initiation',
+        instructedAmount: { currency: 'EUR', amount: '12.50' },
+        creditorName: 'Jo Bloggs',
+        creditorAccount: { iban: 'NL91ABNA0417164300' },
+      },
+    ]),
+  });
+  const page = await new CustomerAgent([TEST_REDIRECT_URI]).open(request.url.href);
+  expect(page.url).toContain('/interaction/');
+  expect(page.body).toContain('name="password"');
 });
 
 test('response_mode=form_post delivers the code in a self-submitting form the CSP allows', async () => {

@@ -1,4 +1,4 @@
-import type { PromptDetail } from 'oidc-provider';
+import type { KoaContextWithOIDC, PromptDetail } from 'oidc-provider';
 import { CustomerAgent } from '../support/customer-agent.ts';
 import {
   TEST_COOKIE_KEYS,
@@ -8,7 +8,12 @@ import {
   testDatabaseUrl,
   useTestPassbook,
 } from '../support/passbook.ts';
-import { authorizationRequest, completeFlow, discoverAs } from '../support/third-party-app.ts';
+import {
+  authorizationRequest,
+  completeFlow,
+  customerAllows,
+  discoverAs,
+} from '../support/third-party-app.ts';
 import { once } from 'node:events';
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -21,6 +26,7 @@ import {
   logoutTokenRecipient,
   sendBackchannelLogout,
   replaceSigningKeys,
+  restoreSessionGrantAfterwards,
   signInSession,
 } from '../../src/oidc/engine-internals.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -113,6 +119,34 @@ describe('the consent prompt’s details', () => {
     if (!stored) throw new Error('the interaction was not stored');
     const details = consentPromptDetails(stored.payload);
     expect(details.missingOIDCScope.sort()).toEqual(['email', 'openid']);
+  });
+});
+
+describe('the session’s grant for an app, put back after an authorization', () => {
+  test('the engine emits authorization.success after the code names its grant and before it saves the session', async () => {
+    const customer = await createTestCustomer(passbook.knex);
+    const app = await registerTestApp(passbook);
+    const seen: { codeGrant?: string } = {};
+    const marker = 'grant-the-session-held-before';
+    const listener = (ctx: KoaContextWithOIDC) => {
+      if (ctx.oidc.client?.clientId !== app.client_id) return;
+      seen.codeGrant = ctx.oidc.entities.AuthorizationCode?.grantId;
+      restoreSessionGrantAfterwards(ctx, marker);
+    };
+    // Registered before the provider's own listener, which then puts the marker back.
+    passbook.provider.prependListener('authorization.success', listener);
+    try {
+      const request = await authorizationRequest(await discoverAs(passbook, app), 'openid');
+      await customerAllows(new CustomerAgent([TEST_REDIRECT_URI]), request, customer);
+    } finally {
+      passbook.provider.off('authorization.success', listener);
+    }
+    expect(seen.codeGrant).toBeTruthy();
+    const session = await passbook
+      .knex('oidc_models')
+      .where({ kind: 'Session', customer_id: customer.id })
+      .first<{ payload: { authorizations: Record<string, { grantId?: string }> } } | undefined>('payload');
+    expect(session?.payload.authorizations[app.client_id]?.grantId).toBe(marker);
   });
 });
 

@@ -45,7 +45,11 @@ export async function grantsOfCustomer(knex: Knex, customerId: string): Promise<
   }));
 }
 
-/** The customer's newest live grant to this app, so that consent given once is remembered. */
+/**
+ * The customer's newest live grant to this app, so that consent given once is remembered. A
+ * payment's grant (one with authorization details) was consent to that payment only: it is
+ * never what the customer is remembered to have allowed.
+ */
 export async function latestGrantId(
   knex: Knex,
   customerId: string,
@@ -53,6 +57,7 @@ export async function latestGrantId(
 ): Promise<string | undefined> {
   const row: { id: string } | undefined = await liveRows(await forReading(knex), 'Grant')
     .andWhere({ customer_id: customerId, client_id: clientId })
+    .whereRaw("payload->'rar' IS NULL")
     .orderBy('created_at', 'desc')
     .first('id');
   return row?.id;
