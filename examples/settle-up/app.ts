@@ -35,6 +35,11 @@ function bankSaid(error: unknown): string | undefined {
   return undefined;
 }
 
+/** fetch fails with a TypeError; openid-client reports its own timeout with this code. */
+function unreachable(error: unknown): boolean {
+  return error instanceof TypeError || (error instanceof oidc.ClientError && error.code === 'OAUTH_TIMEOUT');
+}
+
 export function createSettleUp(config: SettleUpConfig, bank: BankConnection, log: Logger): SettleUp {
   const sessions = new SessionStore();
   const debt: Debt = DINNER_WITH_JO;
@@ -58,11 +63,19 @@ export function createSettleUp(config: SettleUpConfig, bank: BankConnection, log
     const said = bankSaid(error);
     log.warn({ reason: (error as Error).message, said }, title);
     if (said) return problem(ctx, 502, title, `Your bank answered ${said}. Nothing was paid.`);
+    if (unreachable(error)) {
+      return problem(
+        ctx,
+        503,
+        'Your bank is not answering',
+        "We couldn't reach your bank just now. Try again in a minute.",
+      );
+    }
     problem(
       ctx,
-      503,
-      'Your bank is not answering',
-      "We couldn't reach your bank just now. Try again in a minute.",
+      400,
+      title,
+      "Your bank's answer did not check out, so nothing was paid. Start again from Settle Up.",
     );
   }
 
