@@ -13,7 +13,6 @@ export interface EnvReader {
   url(name: string, fallback: string): string;
   /** A value without which the app cannot work; `why` says where it comes from. */
   required(name: string, why: string): string;
-  optional(name: string, fallback: string): string;
 }
 
 export function envReader(env: Env, ConfigError: ConfigErrorClass): EnvReader {
@@ -38,9 +37,6 @@ export function envReader(env: Env, ConfigError: ConfigErrorClass): EnvReader {
       const value = env[name];
       if (!value) throw new ConfigError(`${name} is required: ${why}`);
       return value;
-    },
-    optional(name, fallback) {
-      return env[name] || fallback;
     },
   };
 }

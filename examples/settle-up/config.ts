@@ -23,7 +23,15 @@ export class SettleUpConfigError extends Error {
   override name = 'SettleUpConfigError';
 }
 
-export const DEFAULT_KEY_FILE = '.data/settle-up-key.json';
+const DEFAULT_KEY_FILE = '.data/settle-up-key.json';
+
+/** Where Settle Up's key is kept; needed before the bank has registered the app. */
+export function settleUpKeyFile(env: Env = process.env): string {
+  return path.resolve(env.SETTLE_UP_KEY_FILE || DEFAULT_KEY_FILE);
+}
+
+const CLIENT_ID =
+  'the client id the bank gave Settle Up when it registered its public keys (the .jwks.json beside SETTLE_UP_KEY_FILE)';
 
 export function loadSettleUpConfig(env: Env = process.env): SettleUpConfig {
   const read = envReader(env, SettleUpConfigError);
@@ -33,7 +41,7 @@ export function loadSettleUpConfig(env: Env = process.env): SettleUpConfig {
     baseUrl: read.url('BASE_URL', `http://localhost:${port}`),
     issuer: read.url('OIDC_ISSUER', 'http://localhost:3000'),
     bankApiUrl: read.url('BANK_API_URL', 'http://localhost:3001'),
-    clientId: read.required('OIDC_CLIENT_ID', 'the client id the bank gave Settle Up'),
-    keyFile: path.resolve(read.optional('SETTLE_UP_KEY_FILE', DEFAULT_KEY_FILE)),
+    clientId: read.required('OIDC_CLIENT_ID', CLIENT_ID),
+    keyFile: settleUpKeyFile(env),
   };
 }
