@@ -18,7 +18,7 @@ export interface Listening {
   close(): Promise<void>;
 }
 
-export async function listen(app: Koa, port: number): Promise<Listening & { port: number }> {
+async function listen(app: Koa, port: number): Promise<Listening & { port: number }> {
   const handle = app.callback();
   // Koa answers a failing request itself, so its promise is not awaited here.
   const server = http.createServer((req, res) => void handle(req, res));
@@ -31,6 +31,31 @@ export async function listen(app: Koa, port: number): Promise<Listening & { port
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+export interface RunningExample<Sessions> {
+  url: string;
+  /** The app's in-memory sessions, for inspecting the example (and its tests). */
+  sessions: Sessions;
+  close(): Promise<void>;
+}
+
+interface ServedAt {
+  port: number;
+  baseUrl: string;
+  issuer: string;
+}
+
+/** Serves an app built by its factory, and says so in the log. */
+export async function serveExample<Sessions>(
+  built: { app: Koa; sessions: Sessions },
+  at: ServedAt,
+  log: Logger,
+  name: string,
+): Promise<RunningExample<Sessions>> {
+  const server = await listen(built.app, at.port);
+  log.info({ port: server.port, issuer: at.issuer }, `${name} is listening`);
+  return { url: at.baseUrl, sessions: built.sessions, close: () => server.close() };
 }
 
 export interface CommandLine {

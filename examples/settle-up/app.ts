@@ -22,6 +22,8 @@ import { SessionStore, type Session } from './sessions.ts';
 
 const SESSION_COOKIE = 'su_session';
 
+type ErrorType = abstract new (...args: never[]) => Error;
+
 export interface SettleUp {
   app: Koa;
   /** The in-memory sessions Settle Up holds. */
@@ -102,29 +104,34 @@ export function createSettleUp(config: SettleUpConfig, bank: BankConnection, log
     ctx.redirect('/');
   }
 
-  function callbackFailed(ctx: Context, error: unknown) {
-    if (error instanceof PaymentDeclinedError) {
-      return problem(ctx, 200, 'You did not approve the payment', `Nothing was paid. You still owe ${owed}.`);
-    }
-    if (error instanceof UnexpectedApprovalError) {
-      log.warn({ reason: error.message }, 'the approval did not match the request');
-      return problem(
-        ctx,
-        502,
-        'Your bank approved a different payment',
-        `Settle Up asked to pay ${owed}, so it paid nothing.`,
-      );
-    }
-    if (error instanceof BankUnavailableError) {
-      log.warn({ reason: error.message }, 'booking the payment got no answer');
-      return problem(
-        ctx,
-        503,
-        'Your bank is not answering',
+  /** What the customer is told when the callback goes wrong in a way Settle Up expects. */
+  const CALLBACK_PROBLEMS: { type: ErrorType; status: number; title: string; message: string }[] = [
+    {
+      type: PaymentDeclinedError,
+      status: 200,
+      title: 'You did not approve the payment',
+      message: `Nothing was paid. You still owe ${owed}.`,
+    },
+    {
+      type: UnexpectedApprovalError,
+      status: 502,
+      title: 'Your bank approved a different payment',
+      message: `Settle Up asked to pay ${owed}, so it paid nothing.`,
+    },
+    {
+      type: BankUnavailableError,
+      status: 503,
+      title: 'Your bank is not answering',
+      message:
         'We could not tell whether the payment went through. Check your bank account before you pay again.',
-      );
-    }
-    bankProblem(ctx, error, 'Paying through your bank failed');
+    },
+  ];
+
+  function callbackFailed(ctx: Context, error: unknown) {
+    const known = CALLBACK_PROBLEMS.find(({ type }) => error instanceof type);
+    if (!known) return bankProblem(ctx, error, 'Paying through your bank failed');
+    log.info({ reason: (error as Error).message }, known.title);
+    problem(ctx, known.status, known.title, known.message);
   }
 
   router.get('/', (ctx) => {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import * as oidc from 'openid-client';
+import { discoverOnce } from '../common/discovery.ts';
 import type { SettleUpConfig } from './config.ts';
 import { approvedPayment, authorizationDetailFor, type ApprovedPayment, type Debt } from './debt.ts';
 
@@ -65,10 +66,6 @@ export interface BankConnection {
   book(approval: Approval, pending: PendingPayment): Promise<BookingOutcome>;
 }
 
-function isLocalhost(url: URL): boolean {
-  return ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
-}
-
 /** The booking request's body: the approved payment's own members, nothing about where or how. */
 function paymentBody(approved: ApprovedPayment): string {
   const {
@@ -107,27 +104,11 @@ async function outcomeOf(response: Response, approved: ApprovedPayment): Promise
 }
 
 export function bankConnection(config: SettleUpConfig, privateKey: oidc.PrivateKey): BankConnection {
-  const issuer = new URL(config.issuer);
   const redirectUri = `${config.baseUrl}/callback`;
   const paymentsUrl = new URL(`${config.bankApiUrl}/payments`);
-  let discovered: Promise<oidc.Configuration> | undefined;
-
-  /** The bank's metadata, fetched once; a failed attempt is retried on the next request. */
-  function configuration(): Promise<oidc.Configuration> {
-    // private_key_jwt: each request to the bank carries an assertion signed with Settle Up's key,
-    // its audience the issuer (openid-client's default, as FAPI 2.0 asks).
-    discovered ??= oidc
-      .discovery(issuer, config.clientId, undefined, oidc.PrivateKeyJwt(privateKey), {
-        // Plain http is for a bank on this machine (the demo) only.
-        execute: isLocalhost(issuer) ? [oidc.allowInsecureRequests] : [],
-        timeout: 5,
-      })
-      .catch((error: unknown) => {
-        discovered = undefined;
-        throw error;
-      });
-    return discovered;
-  }
+  // private_key_jwt: each request to the bank carries an assertion signed with Settle Up's key,
+  // its audience the issuer (openid-client's default, as FAPI 2.0 asks).
+  const configuration = discoverOnce(config.issuer, config.clientId, oidc.PrivateKeyJwt(privateKey));
 
   /** One attempt to book: the bank's answer, or why there was none. */
   async function attempt(
