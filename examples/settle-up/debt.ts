@@ -39,7 +39,7 @@ export const DINNER_WITH_JO: Debt = {
   },
 };
 
-export const PAYMENT_INITIATION = 'payment_initiation';
+const PAYMENT_INITIATION = 'payment_initiation';
 
 export function authorizationDetailFor(debt: Debt): [{ type: string } & PaymentFields] {
   return [{ type: PAYMENT_INITIATION, ...debt.payment }];

@@ -10,13 +10,9 @@ import type { SessionStore } from './sessions.ts';
 
 export type RunningSettleUp = RunningExample<SessionStore>;
 
-export function createSettleUpLogger(level = 'info'): Logger {
-  return createExampleLogger('settle-up', level);
-}
-
 export async function startSettleUp(
   config: SettleUpConfig,
-  log: Logger = createSettleUpLogger(),
+  log: Logger = createExampleLogger('settle-up'),
 ): Promise<RunningSettleUp> {
   const { privateKey } = await ensureSettleUpKey(config.keyFile);
   return serveExample(
