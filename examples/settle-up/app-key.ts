@@ -1,4 +1,5 @@
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import type { PrivateKey } from 'openid-client';
@@ -35,20 +36,54 @@ function publicMembers(jwk: JWK): JWK {
   return { kty, crv, x, y, kid, alg: ALG, use: 'sig' };
 }
 
-/** Written to a temporary file and renamed, so a crash never leaves half a key. */
+function temporaryFor(file: string): string {
+  return `${file}.${randomBytes(6).toString('hex')}.tmp`;
+}
+
+/** Written to a temporary file and renamed, so a crash never leaves half a file. */
 async function writeAtomically(file: string, contents: string, mode: number): Promise<void> {
-  const temporary = `${file}.${process.pid}.tmp`;
+  const temporary = temporaryFor(file);
   await writeFile(temporary, contents, { mode });
   await rename(temporary, file);
 }
 
+/**
+ * A new key, put in place only if there is none yet (link fails where rename would replace):
+ * two first runs at once end up with the one key, the one the bank registers.
+ */
 async function createKey(file: string): Promise<JWK> {
   const { privateKey } = await generateKeyPair(ALG, { extractable: true });
   const jwk = await exportJWK(privateKey);
   jwk.kid = await calculateJwkThumbprint(jwk);
   jwk.alg = ALG;
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  await writeAtomically(file, `${JSON.stringify(jwk, null, 2)}\n`, 0o600);
+  const temporary = temporaryFor(file);
+  await writeFile(temporary, `${JSON.stringify(jwk, null, 2)}\n`, { mode: 0o600 });
+  try {
+    await link(temporary, file);
+    return jwk;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const theirs = await readKey(file);
+    if (!theirs) throw error;
+    return theirs;
+  } finally {
+    await unlink(temporary);
+  }
+}
+
+function parsedKey(file: string, text: string): JWK {
+  let jwk: JWK;
+  try {
+    jwk = JSON.parse(text) as JWK;
+  } catch {
+    throw new SettleUpKeyError(`${file} is not JSON; move it away to make a new key`);
+  }
+  if (jwk.kty !== 'EC' || jwk.crv !== 'P-256' || !jwk.d || !jwk.kid) {
+    throw new SettleUpKeyError(
+      `${file} is not an ES256 private key with a kid; move it away to make a new one`,
+    );
+  }
   return jwk;
 }
 
@@ -60,12 +95,7 @@ async function readKey(file: string): Promise<JWK | undefined> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
-  const jwk = JSON.parse(text) as JWK;
-  if (jwk.kty !== 'EC' || jwk.crv !== 'P-256' || !jwk.d || !jwk.kid) {
-    throw new SettleUpKeyError(
-      `${file} is not an ES256 private key with a kid; move it away to make a new one`,
-    );
-  }
+  const jwk = parsedKey(file, text);
   // Someone may have loosened it since: a private key is for its owner's eyes only.
   await chmod(file, 0o600);
   return jwk;

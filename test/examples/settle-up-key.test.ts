@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -59,6 +59,28 @@ describe('the app key', () => {
     await writeFile(file, JSON.stringify({ kty: 'oct', k: 'c2VjcmV0' }));
     await expect(ensureSettleUpKey(file)).rejects.toThrow(/is not an ES256 private key/);
     expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({ kty: 'oct', k: 'c2VjcmV0' });
+  });
+
+  test('is one key when two first runs make it at once', async () => {
+    const file = path.join(folder, 'race', 'settle-up-key.json');
+    const made = await Promise.all([
+      ensureSettleUpKey(file),
+      ensureSettleUpKey(file),
+      ensureSettleUpKey(file),
+    ]);
+    expect(new Set(made.map((key) => key.privateKey.kid)).size).toBe(1);
+    const { kid } = JSON.parse(await readFile(file, 'utf8')) as { kid: string };
+    expect(made[0]?.privateKey.kid).toBe(kid);
+    expect((await readdir(path.dirname(file))).sort()).toEqual([
+      'settle-up-key.json',
+      'settle-up-key.jwks.json',
+    ]);
+  });
+
+  test('is refused with a reason when the file is not JSON', async () => {
+    const file = path.join(folder, 'garbled.json');
+    await writeFile(file, '{"kty": "EC", ');
+    await expect(ensureSettleUpKey(file)).rejects.toThrow(/is not JSON/);
   });
 
   test('names its public JWK set after itself', () => {
