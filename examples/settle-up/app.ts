@@ -37,9 +37,15 @@ function bankSaid(error: unknown): string | undefined {
   return undefined;
 }
 
-/** fetch fails with a TypeError; openid-client reports its own timeout with this code. */
+/**
+ * Node's fetch says "fetch failed" when nothing answers (openid-client may wrap it as the cause);
+ * openid-client has a code for its timeout. Read by name, as an error from another realm would be.
+ */
 function unreachable(error: unknown): boolean {
-  return error instanceof TypeError || (error instanceof oidc.ClientError && error.code === 'OAUTH_TIMEOUT');
+  if (error instanceof oidc.ClientError && error.code === 'OAUTH_TIMEOUT') return true;
+  const { name, message, cause } = (error ?? {}) as { name?: unknown; message?: unknown; cause?: unknown };
+  if (name === 'TypeError' && message === 'fetch failed') return true;
+  return cause !== undefined && cause !== error && unreachable(cause);
 }
 
 export function createSettleUp(config: SettleUpConfig, bank: BankConnection, log: Logger): SettleUp {

@@ -242,3 +242,24 @@ test('nothing secret reaches the logs', () => {
   expect(logged).not.toMatch(/eyJ[\w-]+\.eyJ/);
   expect(logged).not.toContain('the-code');
 });
+
+test('a bank that cannot be reached is said to be not answering, before anything is asked', async () => {
+  const port = await freePort();
+  const unreachable = await startSettleUp(
+    loadSettleUpConfig({
+      PORT: String(port),
+      OIDC_ISSUER: `http://127.0.0.1:${await freePort()}`,
+      OIDC_CLIENT_ID: 'settle-up',
+      SETTLE_UP_KEY_FILE: path.join(folder, 'settle-up-key.json'),
+    }),
+    pino({ level: 'silent' }),
+  );
+  try {
+    const agent = new CustomerAgent();
+    const page = await agent.submit(await agent.open(`${unreachable.url}/`), '/pay');
+    expect(page.status).toBe(503);
+    expect(page.body).toContain('Your bank is not answering');
+  } finally {
+    await unreachable.close();
+  }
+});
