@@ -1,20 +1,17 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import Router from '@koa/router';
-import { bodyParser } from '@koa/bodyparser';
-import Koa, { type Context } from 'koa';
+import type Koa from 'koa';
+import type { Context } from 'koa';
 import type { Logger } from 'pino';
-import pug from 'pug';
+import { exampleWeb } from '../common/web.ts';
 import { bankApi, BankUnavailableError } from './bank-api.ts';
 import { bankAuthorization, ConnectionEndedError, NotAllowedError } from './bank-connection.ts';
 import type { BudgetBuddyConfig } from './config.ts';
-import { sameSecret, SessionStore, type Notice, type Session } from './sessions.ts';
+import { SessionStore, type Notice, type Session } from './sessions.ts';
 import { categoryLabel, formatDay, formatMoney, summarise } from './summary.ts';
 
 /**
  * Budget Buddy's pages: a welcome page with "Connect your bank", the bank's callback, the
  * dashboard of the customer's spending, and "Disconnect". Every form is a POST carrying the
- * session's CSRF token; no page has inline script or style (see the CSP below).
+ * session's CSRF token; headers, cookie and CSRF checks are ../common/web.ts's.
  */
 
 const SESSION_COOKIE = 'bb_session';
@@ -29,40 +26,6 @@ const NOTICES: Record<Notice, string> = {
   sign_in_failed: "Connecting to your bank didn't work. Please try again.",
 };
 
-const VIEWS = path.join(import.meta.dirname, 'views');
-const render = Object.fromEntries(
-  ['welcome', 'dashboard', 'problem'].map((name) => [name, pug.compileFile(path.join(VIEWS, `${name}.pug`))]),
-) as Record<'welcome' | 'dashboard' | 'problem', pug.compileTemplate>;
-
-const ASSETS: Record<string, { type: string; body: Buffer }> = {
-  'budget-buddy.css': {
-    type: 'text/css; charset=utf-8',
-    body: readFileSync(path.join(import.meta.dirname, 'public', 'budget-buddy.css')),
-  },
-  'logo.svg': {
-    type: 'image/svg+xml',
-    body: readFileSync(path.join(import.meta.dirname, 'public', 'logo.svg')),
-  },
-};
-
-function securityHeaders(issuer: string): Koa.Middleware {
-  // form-action must allow the bank: "Connect your bank" is a form whose answer redirects there.
-  const csp = [
-    "default-src 'none'",
-    "style-src 'self'",
-    "img-src 'self'",
-    `form-action 'self' ${new URL(issuer).origin}`,
-    "frame-ancestors 'none'",
-    "base-uri 'none'",
-  ].join('; ');
-  return async (ctx, next) => {
-    ctx.set('Content-Security-Policy', csp);
-    ctx.set('X-Content-Type-Options', 'nosniff');
-    ctx.set('Referrer-Policy', 'no-referrer');
-    await next();
-  };
-}
-
 export interface BudgetBuddy {
   app: Koa;
   /** The in-memory sessions (and so the tokens) Budget Buddy holds. */
@@ -73,47 +36,26 @@ export function createBudgetBuddy(config: BudgetBuddyConfig, log: Logger): Budge
   const sessions = new SessionStore();
   const authorization = bankAuthorization(config);
   const bank = bankApi(config, authorization);
-  const secureCookies = config.baseUrl.startsWith('https:');
-
-  function useSession(ctx: Context, session: Session): Session {
-    ctx.cookies.set(SESSION_COOKIE, session.id, {
-      httpOnly: true,
-      sameSite: 'lax',
-      secure: secureCookies,
-      signed: false,
-      overwrite: true,
+  const { app, router, forms, currentSession, existingSession, useSession, checkedSession, page, problem } =
+    exampleWeb({
+      name: 'Budget Buddy',
+      footer:
+        "Budget Buddy is an example app. It reads your accounts through your bank's consent screen and never sees your bank password.",
+      cookieName: SESSION_COOKIE,
+      baseUrl: config.baseUrl,
+      issuer: config.issuer,
+      folder: import.meta.dirname,
+      slug: 'budget-buddy',
+      views: ['welcome', 'dashboard'],
+      helpers: { formatMoney, formatDay, categoryLabel },
+      sessions,
+      log,
     });
-    return session;
-  }
-
-  function currentSession(ctx: Context): Session {
-    return sessions.find(ctx.cookies.get(SESSION_COOKIE)) ?? useSession(ctx, sessions.create());
-  }
-
-  function page(ctx: Context, view: keyof typeof render, locals: Record<string, unknown>, status = 200) {
-    ctx.status = status;
-    ctx.type = 'html';
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = render[view]({ formatMoney, formatDay, categoryLabel, ...locals });
-  }
-
-  function problem(ctx: Context, status: number, title: string, message: string) {
-    page(ctx, 'problem', { title, message }, status);
-  }
 
   function takeNotice(session: Session): string | undefined {
     const notice = session.notice && NOTICES[session.notice];
     delete session.notice;
     return notice;
-  }
-
-  /** A state-changing form must carry this session's CSRF token. */
-  function checkedSession(ctx: Context): Session | undefined {
-    const session = sessions.find(ctx.cookies.get(SESSION_COOKIE));
-    const presented = (ctx.request.body as Record<string, unknown> | undefined)?.csrf;
-    if (session && sameSecret(session.csrfToken, presented)) return session;
-    problem(ctx, 403, 'This form has expired', 'Please go back, reload the page and try again.');
-    return undefined;
   }
 
   async function showDashboard(ctx: Context, session: Session) {
@@ -147,9 +89,6 @@ export function createBudgetBuddy(config: BudgetBuddyConfig, log: Logger): Budge
     }
   }
 
-  const router = new Router();
-  const forms = bodyParser({ enableTypes: ['form'], formLimit: '4kb' });
-
   router.get('/', async (ctx) => {
     const session = currentSession(ctx);
     if (session.connection) return showDashboard(ctx, session);
@@ -176,7 +115,7 @@ export function createBudgetBuddy(config: BudgetBuddyConfig, log: Logger): Budge
   });
 
   router.get('/callback', async (ctx) => {
-    const session = sessions.find(ctx.cookies.get(SESSION_COOKIE));
+    const session = existingSession(ctx);
     const pending = session?.pending;
     if (!session || !pending) {
       return problem(
@@ -229,31 +168,5 @@ export function createBudgetBuddy(config: BudgetBuddyConfig, log: Logger): Budge
     ctx.redirect('/');
   });
 
-  router.get('/assets/:file', (ctx) => {
-    const asset = ASSETS[ctx.params.file ?? ''];
-    if (!asset) return;
-    ctx.type = asset.type;
-    ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.body = asset.body;
-  });
-
-  const app = new Koa({ proxy: secureCookies });
-  app.silent = true;
-  app.use(securityHeaders(config.issuer));
-  app.use(async (ctx, next) => {
-    try {
-      await next();
-      if (ctx.status === 404 && ctx.body == null)
-        problem(ctx, 404, 'Page not found', 'There is nothing here.');
-    } catch (error) {
-      const status = (error as { status?: number }).status;
-      if (status && status >= 400 && status < 500)
-        return problem(ctx, status, 'That did not work', 'Please go back and try again.');
-      log.error({ err: error, path: ctx.path }, 'request failed');
-      problem(ctx, 500, 'Something went wrong', 'Please try again in a moment.');
-    }
-  });
-  app.use(router.routes());
-  app.use(router.allowedMethods());
   return { app, sessions };
 }

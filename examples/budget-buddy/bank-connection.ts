@@ -1,4 +1,5 @@
 import * as oidc from 'openid-client';
+import { discoverOnce } from '../common/discovery.ts';
 import type { BudgetBuddyConfig } from './config.ts';
 import type { BankConnection, PendingAuthorization } from './sessions.ts';
 
@@ -19,10 +20,6 @@ export class ConnectionEndedError extends Error {
 /** The customer said no (or cancelled) on the bank's pages. */
 export class NotAllowedError extends Error {
   override name = 'NotAllowedError';
-}
-
-function isLocalhost(url: URL): boolean {
-  return ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
 }
 
 export interface BankAuthorization {
@@ -46,24 +43,12 @@ function connectionFrom(
 }
 
 export function bankAuthorization(config: BudgetBuddyConfig): BankAuthorization {
-  const issuer = new URL(config.issuer);
   const redirectUri = `${config.baseUrl}/callback`;
-  let discovered: Promise<oidc.Configuration> | undefined;
-
-  /** The bank's metadata, fetched once; a failed attempt is retried on the next request. */
-  function configuration(): Promise<oidc.Configuration> {
-    discovered ??= oidc
-      .discovery(issuer, config.clientId, undefined, oidc.ClientSecretBasic(config.clientSecret), {
-        // Plain http is for a bank on this machine (the demo) only.
-        execute: isLocalhost(issuer) ? [oidc.allowInsecureRequests] : [],
-        timeout: 5,
-      })
-      .catch((error: unknown) => {
-        discovered = undefined;
-        throw error;
-      });
-    return discovered;
-  }
+  const configuration = discoverOnce(
+    config.issuer,
+    config.clientId,
+    oidc.ClientSecretBasic(config.clientSecret),
+  );
 
   return {
     async start() {
