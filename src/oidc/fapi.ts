@@ -18,7 +18,7 @@ type Features = NonNullable<Configuration['features']>;
 type ExtraClientMetadata = NonNullable<Configuration['extraClientMetadata']>;
 
 /** FAPI 2.0 Security Profile §5.3.2.1: authorization codes live at most 60 seconds. */
-export const FAPI_CODE_TTL = 60;
+const FAPI_CODE_TTL = 60;
 
 const FAPI_ID_TOKEN_ALGORITHMS = new Set(['ES256', 'PS256']);
 
@@ -26,7 +26,7 @@ interface HasMetadata {
   metadata(): ClientMetadata;
 }
 
-export function isFapiClient(client: HasMetadata | undefined): boolean {
+function isFapiClient(client: HasMetadata | undefined): boolean {
   return client?.metadata()[PROFILE_METADATA] === 'fapi2';
 }
 
