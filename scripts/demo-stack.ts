@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { loadConfig, type Config } from '../src/config.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import type { Knex } from '../src/db/knex.ts';
@@ -11,24 +12,31 @@ import { seedDemoAccounts } from '../src/bank-api/demo-data.ts';
 import { createBankApiLogger, startBankApi } from '../src/bank-api/start.ts';
 import { DEMO_CUSTOMER, seedDemo } from '../src/seed/demo.ts';
 import type { DemoTwoStep } from '../src/seed/demo-two-step.ts';
-import { demoClientsFile, ensureDemoClient } from '../src/seed/demo-clients.ts';
+import { demoClientsFile, ensureDemoClient, ensureDemoKeyedClient } from '../src/seed/demo-clients.ts';
 import { loadBudgetBuddyConfig } from '../examples/budget-buddy/config.ts';
 import { createBudgetBuddyLogger, startBudgetBuddy } from '../examples/budget-buddy/start.ts';
+import { createExampleLogger } from '../examples/common/server.ts';
+import { ensureSettleUpKey } from '../examples/settle-up/app-key.ts';
+import { loadSettleUpConfig } from '../examples/settle-up/config.ts';
+import { startSettleUp } from '../examples/settle-up/start.ts';
 
 /**
- * The whole story on one machine: Passbook (the bank's authorization server), the bank's API and
- * Budget Buddy (a third-party app), each on its own port and wired to the others only by URLs
- * and client credentials, as they would be in production. Passbook and the bank API share one
+ * The whole story on one machine: Passbook (the bank's authorization server), the bank's API,
+ * Budget Buddy (a third-party app that reads) and Settle Up (one that pays, under the FAPI 2.0
+ * profile), each on its own port and wired to the others only by URLs and client credentials or
+ * keys, as they would be in production. Passbook and the bank API share one
  * PostgreSQL database but not a role: the bank API logs in as its own, which owns the schema
  * `bank` and can read nothing of Passbook's.
  */
 
 export const BANK_API_CLIENT_ID = 'bank-api';
+export const SETTLE_UP_CLIENT_ID = 'settle-up';
 
 export interface RunningDemo {
   passbookUrl: string;
   bankApiUrl: string;
   budgetBuddyUrl: string;
+  settleUpUrl: string;
   credentialsFile: string;
   signIn: { username: string; password: string };
   /** The second demo customer, with two-step verification on, and its authenticator secret. */
@@ -51,10 +59,12 @@ function readPort(env: Env, name: string, fallback: number): number {
 }
 
 /** Passbook's configuration for the demo: development, the demo seed, quiet logs. */
-function passbookConfig(env: Env): Config {
+function passbookConfig(env: Env, bankApiUrl: string): Config {
   if (env.NODE_ENV === 'production') throw new DemoError('the demo does not run with NODE_ENV=production');
   return loadConfig({
     ...env,
+    // Payment tokens name the bank API as their audience: the one this demo starts.
+    BANK_API_URL: bankApiUrl,
     NODE_ENV: 'development',
     SEED_DEMO: 'false',
     LOG_LEVEL: env.LOG_LEVEL || 'warn',
@@ -77,9 +87,11 @@ async function demoBankApiRole(knex: Knex, env: Env): Promise<BankApiRole> {
 
 /** Starts the three services; if one fails to start, those already running are stopped again. */
 export async function startDemo(env: Env = process.env): Promise<RunningDemo> {
-  const passbookSettings = passbookConfig(env);
   const bankApiPort = readPort(env, 'BANK_API_PORT', 3001);
   const budgetBuddyPort = readPort(env, 'BUDGET_BUDDY_PORT', 4000);
+  const settleUpPort = readPort(env, 'SETTLE_UP_PORT', 4100);
+  const bankApiUrl = `http://localhost:${bankApiPort}`;
+  const passbookSettings = passbookConfig(env, bankApiUrl);
   const logLevel = passbookSettings.logLevel;
   const running: { close(): Promise<void> }[] = [];
   const close = async () => {
@@ -107,7 +119,7 @@ export async function startDemo(env: Env = process.env): Promise<RunningDemo> {
       passbook.provider.Client.validate(metadata);
 
     const budgetBuddyUrl = `http://localhost:${budgetBuddyPort}`;
-    const bankApiUrl = `http://localhost:${bankApiPort}`;
+    const settleUpUrl = `http://localhost:${settleUpPort}`;
     const { app, twoStep } = await seedDemo(knex, validate, passbook.cipher, config.dataDir, budgetBuddyUrl);
     const customer = await findCustomerByUsername(knex, DEMO_CUSTOMER.username);
     if (!customer) throw new DemoError('the demo customer is missing after seeding');
@@ -135,6 +147,7 @@ export async function startDemo(env: Env = process.env): Promise<RunningDemo> {
       ISSUER: config.issuer,
       CLIENT_ID: resourceServer.credentials.client_id,
       CLIENT_SECRET: resourceServer.credentials.client_secret,
+      BANK_API_URL: bankApiUrl,
       BANK_API_DATABASE_URL: bankApiDatabaseUrl(databaseUrl, bankApiRole),
       LOG_LEVEL: logLevel,
       METRICS_PORT: env.BANK_API_METRICS_PORT,
@@ -158,10 +171,35 @@ export async function startDemo(env: Env = process.env): Promise<RunningDemo> {
     });
     running.push(await startBudgetBuddy(budgetBuddyConfig, createBudgetBuddyLogger(logLevel)));
 
+    // Settle Up makes its key pair on its first start; the bank registers the public half, as
+    // `clients:create --profile fapi2 --jwks-file` would.
+    const settleUpKeyFile = path.join(config.dataDir, 'settle-up-key.json');
+    const settleUpKey = await ensureSettleUpKey(settleUpKeyFile);
+    await ensureDemoKeyedClient(knex, validate, {
+      clientId: SETTLE_UP_CLIENT_ID,
+      name: 'Settle Up',
+      redirectUris: [`${settleUpUrl}/callback`],
+      isPublic: false,
+      scope: 'openid',
+      jwks: settleUpKey.jwks,
+      authSigningAlg: 'ES256',
+      profile: 'fapi2',
+    });
+    const settleUpConfig = loadSettleUpConfig({
+      PORT: String(settleUpPort),
+      BASE_URL: settleUpUrl,
+      OIDC_ISSUER: config.issuer,
+      BANK_API_URL: bankApiUrl,
+      OIDC_CLIENT_ID: SETTLE_UP_CLIENT_ID,
+      SETTLE_UP_KEY_FILE: settleUpKeyFile,
+    });
+    running.push(await startSettleUp(settleUpConfig, createExampleLogger('settle-up', logLevel)));
+
     return {
       passbookUrl: config.issuer,
       bankApiUrl,
       budgetBuddyUrl,
+      settleUpUrl,
       credentialsFile: demoClientsFile(config.dataDir),
       signIn: { username: DEMO_CUSTOMER.username, password: DEMO_CUSTOMER.password },
       twoStep,

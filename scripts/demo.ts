@@ -2,10 +2,12 @@ import { ConfigError } from '../src/config.ts';
 import { BankApiConfigError } from '../src/bank-api/config.ts';
 import { BankApiRoleError } from '../src/bank-api/database-role.ts';
 import { BudgetBuddyConfigError } from '../examples/budget-buddy/config.ts';
+import { SettleUpConfigError } from '../examples/settle-up/config.ts';
+import { SettleUpKeyError } from '../examples/settle-up/app-key.ts';
 import { stopOnSignals } from '../src/service/kit.ts';
 import { DemoError, startDemo, type RunningDemo } from './demo-stack.ts';
 
-/** `npm run demo`: Passbook, the bank's API and Budget Buddy together, then the way in. */
+/** `npm run demo`: Passbook, the bank's API, Budget Buddy and Settle Up together, then the way in. */
 
 function banner(demo: RunningDemo): string {
   return [
@@ -13,6 +15,7 @@ function banner(demo: RunningDemo): string {
     'The Passbook demo is running.',
     '',
     `  Budget Buddy (the app)        ${demo.budgetBuddyUrl}   <- start here`,
+    `  Settle Up (an app that pays)  ${demo.settleUpUrl}`,
     `  Passbook (the bank's sign-in) ${demo.passbookUrl}`,
     `  Bank API                      ${demo.bankApiUrl}`,
     '',
@@ -29,7 +32,15 @@ function banner(demo: RunningDemo): string {
   ].join('\n');
 }
 
-const EXPECTED = [ConfigError, BankApiConfigError, BankApiRoleError, BudgetBuddyConfigError, DemoError];
+const EXPECTED = [
+  ConfigError,
+  BankApiConfigError,
+  BankApiRoleError,
+  BudgetBuddyConfigError,
+  SettleUpConfigError,
+  SettleUpKeyError,
+  DemoError,
+];
 
 async function main(): Promise<void> {
   const demo = await startDemo();
@@ -51,7 +62,7 @@ main().catch((error: unknown) => {
   const { message, code } = error as Error & { code?: string; port?: number };
   const reason =
     code === 'EADDRINUSE'
-      ? `a port is already in use (${message}); stop what uses it or set PORT, BANK_API_PORT, BUDGET_BUDDY_PORT`
+      ? `a port is already in use (${message}); stop what uses it or set PORT, BANK_API_PORT, BUDGET_BUDDY_PORT, SETTLE_UP_PORT`
       : message;
   const expected = EXPECTED.some((type) => error instanceof type);
   process.stderr.write(`demo: ${expected ? reason : `failed to start: ${reason}`}\n`);

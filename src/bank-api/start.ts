@@ -94,7 +94,8 @@ export async function startBankApi(
   const { port } = server.address() as AddressInfo;
   log.info({ port, issuer: config.issuer, metrics: metricsServer?.url }, 'bank API is listening');
   return {
-    url: `http://localhost:${port}`,
+    // Where apps reach it: the address DPoP proofs name and payment tokens are for.
+    url: config.publicUrl,
     knex,
     metricsUrl: metricsServer?.url,
     async close() {

@@ -83,6 +83,23 @@ export interface EnsuredDemoClient {
   created: boolean;
 }
 
+/**
+ * Makes sure a demo app that authenticates with its own key pair (private_key_jwt, no secret) is
+ * registered as wanted: with the public keys it has now, which it made on its first start.
+ */
+export async function ensureDemoKeyedClient(
+  knex: Knex,
+  validate: (metadata: ClientMetadata) => Promise<void>,
+  client: NewClient & { clientId: string },
+): Promise<{ created: boolean }> {
+  const stored = await findClientMetadata(knex, client.clientId);
+  if (stored && sameRegistration(stored, clientMetadataFor(client, client.clientId)))
+    return { created: false };
+  if (stored) await deleteClient(knex, client.clientId);
+  await createClient(knex, client, validate);
+  return { created: true };
+}
+
 /** Makes sure a confidential demo client is registered as wanted, with its secret in the file. */
 export async function ensureDemoClient(
   knex: Knex,

@@ -26,6 +26,7 @@ beforeAll(async () => {
     PORT: String(await freePort()),
     BANK_API_PORT: String(await freePort()),
     BUDGET_BUDDY_PORT: String(await freePort()),
+    SETTLE_UP_PORT: String(await freePort()),
     METRICS_PORT: '0',
     BANK_API_METRICS_PORT: '0',
     PURGE_INTERVAL: '0',
@@ -55,6 +56,15 @@ async function connectBudgetBuddy(demo: RunningDemo): Promise<string> {
   return dashboard.body;
 }
 
+async function knexFor<T>(work: (knex: ReturnType<typeof createKnex>) => Promise<T>): Promise<T> {
+  const knex = createKnex(database.url, 1);
+  try {
+    return await work(knex);
+  } finally {
+    await knex.destroy();
+  }
+}
+
 async function withDemo(work: (demo: RunningDemo) => Promise<void>): Promise<void> {
   const demo = await startDemo(env);
   try {
@@ -76,6 +86,20 @@ test('the first start registers the app and the bank API, keeps their secrets, a
 
     expect((await fetch(`${demo.passbookUrl}/.well-known/openid-configuration`)).status).toBe(200);
     expect((await fetch(`${demo.bankApiUrl}/accounts`)).status).toBe(401);
+    // Settle Up made its key pair and is registered with its public half, as a FAPI 2.0 app.
+    const settleUpKey = path.join(dataDir, 'settle-up-key.json');
+    expect((await stat(settleUpKey)).mode & 0o777).toBe(0o600);
+    expect(await (await fetch(demo.settleUpUrl)).text()).toContain('Pay Jo back €25.00');
+    const settleUp = await knexFor((knex) =>
+      knex('clients')
+        .where({ client_id: 'settle-up' })
+        .first<{ metadata: Record<string, unknown> } | undefined>('metadata'),
+    );
+    expect(settleUp?.metadata).toMatchObject({
+      app_profile: 'fapi2',
+      token_endpoint_auth_method: 'private_key_jwt',
+      redirect_uris: [`${demo.settleUpUrl}/callback`],
+    });
     const dashboard = await connectBudgetBuddy(demo);
     expect(dashboard).toContain('Hi, Dana');
     expect(dashboard).toContain('Everyday Account');
@@ -85,8 +109,10 @@ test('the first start registers the app and the bank API, keeps their secrets, a
 
 test('a second start reuses the registrations and seeds no second set of accounts', async () => {
   const before = await savedCredentials();
+  const settleUpBefore = await readFile(path.join(dataDir, 'settle-up-key.json'), 'utf8');
   await withDemo(async (demo) => {
     expect(await savedCredentials()).toEqual(before);
+    expect(await readFile(path.join(dataDir, 'settle-up-key.json'), 'utf8')).toBe(settleUpBefore);
     await connectBudgetBuddy(demo);
   });
   const knex = createKnex(database.url, 1);
