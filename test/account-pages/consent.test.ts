@@ -87,11 +87,9 @@ test('payments:write is no scope any more: an app asking for it is shown, and gr
   expect(tokens.scope?.split(' ').sort()).toEqual(['openid', 'transactions:read']);
 });
 
-// A payment is now asked for as a payment_initiation authorization detail, which oidc-provider
-// asks consent for on every request (rar_prompt). No scope is always-asked any more, so the
-// always-asked-scope check in src/oidc/consent.ts has nothing to raise it until a scope needs it.
-test.todo('a payment detail is never granted without the screen: prompt=none answers consent_required');
-test.todo('a payment detail once approved is asked for again on every request, with the warning');
+// A payment is asked for as a payment_initiation authorization detail, which oidc-provider asks
+// consent for on every request; test/interactions/payment-consent.test.ts shows it asked again
+// each time and never granted by prompt=none.
 
 test('a denied consent returns access_denied and is recorded in the customer’s activity', async () => {
   const customer = await createTestCustomer(passbook.knex);

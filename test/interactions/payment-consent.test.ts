@@ -12,7 +12,13 @@ import {
 } from '../support/passbook.ts';
 import { startTestBankApi, type TestBankApi } from '../support/bank-api.ts';
 import { authorizationRequest, completeFlow, discoverAs, exchangeCode } from '../support/third-party-app.ts';
-import { createTwoStepCustomer, nextAuthenticatorCode, type TwoStepCustomer } from '../support/two-step.ts';
+import {
+  codeAtStep,
+  createTwoStepCustomer,
+  nextAuthenticatorCode,
+  type TwoStepCustomer,
+} from '../support/two-step.ts';
+import { atTime } from '../support/clock.ts';
 import { openAccounts } from '../../src/bank-api/ledger.ts';
 import { ibanFor } from '../../src/bank-api/money.ts';
 import { enrolAuthenticatorApp } from '../../src/customers/second-factors.ts';
@@ -325,6 +331,23 @@ test('a one-factor session is asked for the second factor before the payment scr
 
   const screen = await signedIn.agent.submit(stepUp, '/code', { code: await nextAuthenticatorCode(secret) });
   expect(screen.document.querySelector('.payment .wording')).not.toBeNull();
+});
+
+test('two factors used more than 5 minutes ago are asked for again before a payment', async () => {
+  const customer = await customerWithAccounts(await createTwoStepCustomer(passbook));
+  const agent = new CustomerAgent([TEST_REDIRECT_URI]);
+  const first = await toPaymentScreen(agent, (await paymentRequest(payment())).url, customer);
+  expect(first.document.querySelector('.payment .wording')).not.toBeNull();
+
+  const later = Date.now() + 6 * 60 * 1000;
+  const stepUp = await atTime(later, async () =>
+    agent.open((await paymentRequest(payment('3.50'))).url.href),
+  );
+  expect(stepUp.document.querySelector('form[action$="/code"]')).not.toBeNull();
+  expect(stepUp.document.querySelector('input[name="password"]')).toBeNull();
+  const code = codeAtStep(customer.authenticatorSecret, Math.floor(later / 30_000));
+  const screen = await atTime(later, () => agent.submit(stepUp, '/code', { code }));
+  expect(screen.document.querySelector('.payment .wording')?.text).toContain('Pay €3.50');
 });
 
 test('a bank API that cannot be reached shows the error page (503), and nothing is granted', async () => {

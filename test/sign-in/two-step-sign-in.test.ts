@@ -188,9 +188,7 @@ describe('step-up: an app that needs two factors gets them from a one-factor ses
     expect(answer.searchParams.get('error')).toMatch(/^(interaction|login)_required$/);
   });
 
-  // Only a request that moves money needs two factors used within the last 5 minutes; the
-  // payment_initiation detail is to raise it, once the payment consent asks for such details.
-  test.todo('a payment detail asks again for two factors used more than 5 minutes ago');
+  // A payment needs two factors used within the last 5 minutes: test/interactions/payment-consent.test.ts.
 
   test('a customer with no second factor is told how to set one up, and the app gets unmet_authentication_requirements', async () => {
     const customer = await createTestCustomer(passbook.knex);
