@@ -98,7 +98,7 @@ function keysMetadata(client: NewClient): Partial<ClientMetadata> {
 /**
  * What the FAPI 2.0 Security Profile asks of an app, written into its metadata so that the
  * engine enforces it: every authorization request pushed first (PAR), tokens bound to the app's
- * DPoP key, ID tokens signed with ES256. src/oidc/fapi.ts refuses an app of this profile whose
+ * DPoP key, ID tokens signed with ES256; and what only such an app may do: ask for payments. src/oidc/fapi.ts refuses an app of this profile whose
  * metadata says otherwise.
  */
 function fapi2Metadata(): Partial<ClientMetadata> {
@@ -107,6 +107,8 @@ function fapi2Metadata(): Partial<ClientMetadata> {
     require_pushed_authorization_requests: true,
     dpop_bound_access_tokens: true,
     id_token_signed_response_alg: 'ES256',
+    // Payments (RFC 9396), each approved on its own screen, are offered to these apps only.
+    authorization_details_types: ['payment_initiation'],
   };
 }
 

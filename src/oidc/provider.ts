@@ -28,7 +28,6 @@ import {
 } from './backchannel-logout.ts';
 import { SUPPORTED_SCOPES, claimsByScope } from './scopes.ts';
 import { PAYMENT_TOKEN_TTL, authorizationDetailsPolicy, bankApiResource } from './authorization-details.ts';
-import { PAYMENT_INITIATION } from '../payments/payment-initiation.ts';
 import { appMarks, codeLifetime, fapiProfile, rotatesRefreshTokens } from './fapi.ts';
 
 /**
@@ -204,9 +203,9 @@ export function createProvider({
       token_endpoint_auth_method: 'client_secret_basic',
       // Apps always learn when the customer last typed the password (for their own step-up rules).
       require_auth_time: true,
-      // Any app may ask for a payment (the engine's default is none): each one is approved on its
-      // own consent screen, after two factors, and its token can make that payment only.
-      authorization_details_types: [PAYMENT_INITIATION],
+      // No ordinary app may ask for a payment: only an app of the FAPI 2.0 profile, whose tokens
+      // are bound to its key, is registered for payment_initiation (src/clients/clients.ts).
+      authorization_details_types: [],
     },
     // Passbook's marks on an app: resource server, FAPI 2.0 profile (checked on every load, fapi.ts).
     extraClientMetadata: appMarks(),

@@ -8,6 +8,7 @@ import {
   useTestPassbook,
 } from '../support/passbook.ts';
 import { authorizationRequest, customerAllows, discoverAs } from '../support/third-party-app.ts';
+import { fapiConfiguration, pushedAuthorizationRequest, registerFapiApp } from '../support/fapi-app.ts';
 
 /**
  * oidc-provider 9 switches some features on by itself. Each is chosen on purpose, and each choice
@@ -58,8 +59,9 @@ test('the bank API named as a resource without payment details answers invalid_t
 });
 
 test('the bank API named as a resource with payment details is accepted: the request goes on to sign-in', async () => {
-  const { config } = await signedInApp();
-  const request = await authorizationRequest(config, 'openid', {
+  // Only an app of the FAPI 2.0 profile may ask for a payment, and it pushes its request.
+  const config = await fapiConfiguration(passbook, await registerFapiApp(passbook));
+  const request = await pushedAuthorizationRequest(config, undefined, {
     resource: passbook.bankApiUrl,
     authorization_details: JSON.stringify([
       {

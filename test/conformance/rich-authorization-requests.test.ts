@@ -3,12 +3,14 @@ import * as oidc from 'openid-client';
 import { CustomerAgent } from '../support/customer-agent.ts';
 import { TEST_REDIRECT_URI, registerTestApp, useTestPassbook } from '../support/passbook.ts';
 import { discoverAs } from '../support/third-party-app.ts';
+import { fapiConfiguration, registerFapiApp } from '../support/fapi-app.ts';
 
 /**
- * RFC 9396 requests for a payment: a detail the bank would not pay exactly as written is refused
- * with `invalid_authorization_details`, at the authorization endpoint (on the app's redirect, as
- * RFC 6749 §4.1.2.1 says) and at the pushed authorization request endpoint (RFC 9126, JSON),
- * before any customer sees it and without anything stored.
+ * RFC 9396 requests for a payment. Only an app of the FAPI 2.0 profile may ask for one, and it
+ * pushes every request (RFC 9126): a detail the bank would not pay exactly as written is refused
+ * there with `invalid_authorization_details` in JSON, before any customer sees it and without
+ * anything stored. An ordinary app asking for a payment is refused on its redirect (RFC 6749
+ * §4.1.2.1), whatever the payment says.
  */
 
 const passbook = useTestPassbook({ PAYMENT_MAX_AMOUNT: '500.00' });
@@ -24,8 +26,9 @@ function payment(overrides: Record<string, unknown> = {}) {
   };
 }
 
+/** An app of the FAPI 2.0 profile: the only kind that may ask for payments. */
 async function appConfig() {
-  return discoverAs(passbook, await registerTestApp(passbook));
+  return fapiConfiguration(passbook, await registerFapiApp(passbook));
 }
 
 async function requestParameters(details: unknown, extra: Record<string, string> = {}) {
@@ -72,37 +75,36 @@ const REFUSED: [string, unknown, RegExp][] = [
 ];
 
 describe('at the authorization endpoint, the app is told on its redirect', () => {
-  test.each(REFUSED)('%s: invalid_authorization_details', async (_name, details, description) => {
-    const config = await appConfig();
+  test('an ordinary app asking for a payment is refused, and nothing is stored', async () => {
+    const config = await discoverAs(passbook, await registerTestApp(passbook));
     const before = await interactionsStored();
-    const url = oidc.buildAuthorizationUrl(config, await requestParameters(details));
+    const url = oidc.buildAuthorizationUrl(config, await requestParameters([payment()]));
     const answer = await new CustomerAgent([TEST_REDIRECT_URI]).open(url.href);
 
     expect(answer.url.startsWith(TEST_REDIRECT_URI)).toBe(true);
     const callback = new URL(answer.url).searchParams;
     expect(callback.get('error')).toBe('invalid_authorization_details');
-    expect(callback.get('error_description')).toMatch(description);
     expect(callback.get('iss')).toBe(passbook.issuer);
+    expect(callback.has('code')).toBe(false);
     expect(await interactionsStored()).toBe(before);
   });
 
-  test('a valid payment goes on to the sign-in page', async () => {
+  test('a FAPI 2.0 app sending its payment to the authorization endpoint, not pushed, is refused', async () => {
     const config = await appConfig();
     const url = oidc.buildAuthorizationUrl(config, await requestParameters([payment()]));
+    const answer = await new CustomerAgent([TEST_REDIRECT_URI]).open(url.href);
+    const callback = new URL(answer.url).searchParams;
+    expect(callback.get('error')).toBe('invalid_request');
+    expect(callback.get('error_description')).toBe('Pushed Authorization Request must be used');
+  });
+
+  test('a valid pushed payment goes on to the sign-in page', async () => {
+    const config = await appConfig();
+    const url = await oidc.buildAuthorizationUrlWithPAR(config, await requestParameters([payment()]));
     const page = await new CustomerAgent([TEST_REDIRECT_URI]).open(url.href);
     expect(page.status).toBe(200);
     expect(page.url).toContain('/interaction/');
     expect(page.body).toContain('name="password"');
-  });
-
-  test('a payment naming another resource answers invalid_target', async () => {
-    const config = await appConfig();
-    const url = oidc.buildAuthorizationUrl(
-      config,
-      await requestParameters([payment()], { resource: 'https://api.elsewhere.example' }),
-    );
-    const answer = await new CustomerAgent([TEST_REDIRECT_URI]).open(url.href);
-    expect(new URL(answer.url).searchParams.get('error')).toBe('invalid_target');
   });
 });
 
@@ -115,6 +117,15 @@ describe('at the pushed authorization request endpoint, the app gets RFC JSON', 
       error_description: expect.stringMatching(description),
       status: 400,
     });
+  });
+
+  test('a payment naming another resource answers invalid_target', async () => {
+    const config = await appConfig();
+    const pushed = oidc.buildAuthorizationUrlWithPAR(
+      config,
+      await requestParameters([payment()], { resource: 'https://api.elsewhere.example' }),
+    );
+    await expect(pushed).rejects.toMatchObject({ error: 'invalid_target', status: 400 });
   });
 
   test('a valid payment is pushed and answered with a request_uri', async () => {

@@ -5,13 +5,14 @@ import { CustomerAgent, type Page } from '../support/customer-agent.ts';
 import {
   TEST_REDIRECT_URI,
   createTestCustomer,
-  registerTestApp,
   startTestPassbook,
   type TestCustomer,
   type TestPassbook,
 } from '../support/passbook.ts';
 import { startTestBankApi, type TestBankApi } from '../support/bank-api.ts';
-import { authorizationRequest, completeFlow, discoverAs, exchangeCode } from '../support/third-party-app.ts';
+import { customerAllows, type AuthorizationRequest } from '../support/third-party-app.ts';
+import { fapiConfiguration, pushedAuthorizationRequest, registerFapiApp } from '../support/fapi-app.ts';
+import { dpopHandle, newDpopKey, type DpopKey } from '../support/dpop.ts';
 import {
   codeAtStep,
   createTwoStepCustomer,
@@ -22,7 +23,6 @@ import { atTime } from '../support/clock.ts';
 import { openAccounts } from '../../src/bank-api/ledger.ts';
 import { ibanFor } from '../../src/bank-api/money.ts';
 import { enrolAuthenticatorApp } from '../../src/customers/second-factors.ts';
-import type { RegisteredClient } from '../../src/clients/clients.ts';
 
 /**
  * A payment request (RFC 9396 payment_initiation) from the customer's side: two factors first, a
@@ -32,7 +32,6 @@ import type { RegisteredClient } from '../../src/clients/clients.ts';
 
 let passbook: TestPassbook;
 let bankApi: TestBankApi;
-let app: RegisteredClient;
 let config: oidc.Configuration;
 
 function newIban(): string {
@@ -73,8 +72,8 @@ async function customerWithAccounts<T extends TestCustomer>(
 beforeAll(async () => {
   passbook = await startTestPassbook();
   bankApi = await startTestBankApi(passbook);
-  app = await registerTestApp(passbook, { name: 'Split It' });
-  config = await discoverAs(passbook, app);
+  // Payments are offered to apps of the FAPI 2.0 profile only: pushed requests, DPoP-bound tokens.
+  config = await fapiConfiguration(passbook, await registerFapiApp(passbook, 'ES256', 'Split It'));
 });
 
 afterAll(async () => {
@@ -92,8 +91,41 @@ function payment(amount = '25.00', creditorName = 'Jo Bloggs', reference = 'Dinn
   };
 }
 
+interface AppRequest extends AuthorizationRequest {
+  dpopKey: DpopKey;
+}
+
+/** The app's pushed request, bound to a DPoP key of its own. */
+async function appRequest(scope = 'openid', extra: Record<string, string> = {}): Promise<AppRequest> {
+  const dpopKey = await newDpopKey();
+  // OpenID Connect grants offline_access (a refresh token) only when consent is asked for.
+  const consent: Record<string, string> = scope.split(' ').includes('offline_access')
+    ? { prompt: 'consent' }
+    : {};
+  const request = await pushedAuthorizationRequest(config, dpopKey, { scope, ...consent, ...extra });
+  return { ...request, dpopKey };
+}
+
 function paymentRequest(detail: object, scope = 'openid', extra: Record<string, string> = {}) {
-  return authorizationRequest(config, scope, { authorization_details: JSON.stringify([detail]), ...extra });
+  return appRequest(scope, { authorization_details: JSON.stringify([detail]), ...extra });
+}
+
+function exchange(callbackUrl: string, request: AppRequest) {
+  return oidc.authorizationCodeGrant(
+    config,
+    new URL(callbackUrl),
+    { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce },
+    undefined,
+    { DPoP: dpopHandle(config, request.dpopKey) },
+  );
+}
+
+/** A whole ordinary sign-in with the app, in a browser of its own; returns that browser. */
+async function signedInWith(customer: TestCustomer, scope: string): Promise<{ agent: CustomerAgent }> {
+  const agent = new CustomerAgent([TEST_REDIRECT_URI]);
+  const request = await appRequest(scope);
+  await exchange(await customerAllows(agent, request, customer), request);
+  return { agent };
 }
 
 /** Signs in with the password and the code, as a two-step customer does, up to the payment screen. */
@@ -153,7 +185,7 @@ test('Allow: the token carries exactly the approved payment, for the bank API, f
     decision: 'allow',
     debtor: customer.accounts.everyday,
   });
-  const tokens = await exchangeCode(config, callback.url, request);
+  const tokens = await exchange(callback.url, request);
 
   const approved = [{ ...payment(), debtorAccount: { iban: customer.accounts.everyday } }];
   expect(tokens.authorization_details).toEqual(approved);
@@ -181,22 +213,21 @@ test('Allow: the token carries exactly the approved payment, for the bank API, f
 
 test('a payment changes nothing of what the customer is remembered to have allowed the app', async () => {
   const customer = await customerWithAccounts(await createTwoStepCustomer(passbook));
-  await completeFlow(passbook, app, customer, 'openid accounts:read');
+  await signedInWith(customer, 'openid accounts:read');
   const request = await paymentRequest(payment());
   const agent = new CustomerAgent([TEST_REDIRECT_URI]);
   const page = await toPaymentScreen(agent, request.url, customer);
-  await exchangeCode(
-    config,
+  await exchange(
     (await agent.submit(page, '/consent', { decision: 'allow', debtor: customer.accounts.everyday })).url,
     request,
   );
 
   // A new device signs in: the remembered consent covers accounts:read, with no screen.
-  const ordinary = await authorizationRequest(config, 'openid accounts:read');
+  const ordinary = await appRequest('openid accounts:read');
   const newDevice = new CustomerAgent([TEST_REDIRECT_URI]);
   const afterSignIn = await toPaymentScreen(newDevice, ordinary.url, customer);
   expect(afterSignIn.url.startsWith(TEST_REDIRECT_URI)).toBe(true);
-  const tokens = await exchangeCode(config, afterSignIn.url, ordinary);
+  const tokens = await exchange(afterSignIn.url, ordinary);
   expect(tokens.scope?.split(' ')).toContain('accounts:read');
   expect(tokens.authorization_details).toBeUndefined();
 });
@@ -206,8 +237,7 @@ test('every payment is its own consent: a second one is asked for again, and its
   const agent = new CustomerAgent([TEST_REDIRECT_URI]);
   const first = await paymentRequest(payment('25.00', 'Jo Bloggs', 'Dinner'));
   const firstPage = await toPaymentScreen(agent, first.url, customer);
-  const firstTokens = await exchangeCode(
-    config,
+  const firstTokens = await exchange(
     (await agent.submit(firstPage, '/consent', { decision: 'allow', debtor: customer.accounts.everyday }))
       .url,
     first,
@@ -224,8 +254,7 @@ test('every payment is its own consent: a second one is asked for again, and its
     customer.accounts.everyday,
     customer.accounts.savings,
   ]);
-  const secondTokens = await exchangeCode(
-    config,
+  const secondTokens = await exchange(
     (await agent.submit(secondPage, '/consent', { decision: 'allow', debtor: customer.accounts.savings }))
       .url,
     second,
@@ -252,16 +281,15 @@ test('an ordinary request after a payment gets a token without the payment', asy
   const agent = new CustomerAgent([TEST_REDIRECT_URI]);
   const request = await paymentRequest(payment());
   const page = await toPaymentScreen(agent, request.url, customer);
-  await exchangeCode(
-    config,
+  await exchange(
     (await agent.submit(page, '/consent', { decision: 'allow', debtor: customer.accounts.everyday })).url,
     request,
   );
 
-  const ordinary = await authorizationRequest(config, 'openid');
+  const ordinary = await appRequest('openid');
   let next = await agent.open(ordinary.url.href);
   if (next.document.querySelector('button[name="decision"]')) next = await agent.consent(next, 'allow');
-  const tokens = await exchangeCode(config, next.url, ordinary);
+  const tokens = await exchange(next.url, ordinary);
   expect(tokens.authorization_details).toBeUndefined();
   expect((await introspect(tokens.access_token)).authorization_details).toBeUndefined();
 });
@@ -316,7 +344,7 @@ test('when no account can cover the payment the screen says so and offers only D
 
 test('a one-factor session is asked for the second factor before the payment screen', async () => {
   const customer = await customerWithAccounts(await createTestCustomer(passbook.knex));
-  const signedIn = await completeFlow(passbook, app, customer, 'openid');
+  const signedIn = await signedInWith(customer, 'openid');
   const secret = randomBytes(20);
   await enrolAuthenticatorApp(passbook.knex, passbook.cipher, customer.id, secret);
 
@@ -389,6 +417,7 @@ test('the token endpoint refuses details restated by the app: the customer’s a
     new URL(callback.url),
     { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce },
     { authorization_details: JSON.stringify([payment('2500.00')]) },
+    { DPoP: dpopHandle(config, request.dpopKey) },
   );
   await expect(restated).rejects.toMatchObject({ error: 'invalid_authorization_details', status: 400 });
 });
@@ -416,17 +445,16 @@ test('a payment leaves the app’s ordinary session-bound token in that browser 
   const customer = await customerWithAccounts(await createTwoStepCustomer(passbook));
   const agent = new CustomerAgent([TEST_REDIRECT_URI]);
   // No offline_access: this token ends with the bank session's grant for the app.
-  const ordinary = await authorizationRequest(config, 'openid accounts:read');
+  const ordinary = await appRequest('openid accounts:read');
   const first = await toPaymentScreen(agent, ordinary.url, customer);
   const callback = first.document.querySelector('button[name="decision"]')
     ? await agent.consent(first, 'allow')
     : first;
-  const ordinaryTokens = await exchangeCode(config, callback.url, ordinary);
+  const ordinaryTokens = await exchange(callback.url, ordinary);
 
   const request = await paymentRequest(payment());
   const page = await agent.open(request.url.href);
-  const paymentTokens = await exchangeCode(
-    config,
+  const paymentTokens = await exchange(
     (await agent.submit(page, '/consent', { decision: 'allow', debtor: customer.accounts.everyday })).url,
     request,
   );
@@ -435,10 +463,10 @@ test('a payment leaves the app’s ordinary session-bound token in that browser 
   expect((await introspect(paymentTokens.access_token)).active).toBe(true);
 
   // The next ordinary request in that browser goes on with the ordinary grant, without the payment.
-  const again = await authorizationRequest(config, 'openid accounts:read');
+  const again = await appRequest('openid accounts:read');
   const answer = await agent.open(again.url.href);
   expect(answer.url.startsWith(TEST_REDIRECT_URI)).toBe(true);
-  const tokens = await exchangeCode(config, answer.url, again);
+  const tokens = await exchange(answer.url, again);
   expect(tokens.authorization_details).toBeUndefined();
   expect((await introspect(ordinaryTokens.access_token)).active).toBe(true);
 });
