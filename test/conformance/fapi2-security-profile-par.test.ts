@@ -504,3 +504,18 @@ describe('DPoP', () => {
     expect(tokens.token_type).toBe('dpop');
   });
 });
+
+test('an app whose key is Ed25519 authenticates and binds its tokens under the name EdDSA', async () => {
+  const edApp = await registerFapiApp(passbook, 'EdDSA', 'Ed Payments');
+  const edConfig = await fapiConfiguration(passbook, edApp);
+  const dpopKey = await newDpopKey('EdDSA');
+  const request = await pushedAuthorizationRequest(edConfig, dpopKey);
+  const tokens = await exchange(
+    request,
+    await customerApproves(request),
+    dpopHandle(edConfig, dpopKey),
+    {},
+    edConfig,
+  );
+  expect(tokens.token_type).toBe('dpop');
+});
