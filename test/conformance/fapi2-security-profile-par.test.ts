@@ -393,6 +393,115 @@ describe('the authorization request', () => {
   });
 });
 
+describe('parameters the authorization request may carry', () => {
+  /** A pushed request, its callback once approved, and the tokens it is redeemed for. */
+  async function flow(params: Record<string, string>, frontChannel: Record<string, string> = {}) {
+    const dpopKey = await newDpopKey();
+    const request = await pushedAuthorizationRequest(config, dpopKey, params);
+    for (const [name, value] of Object.entries(frontChannel)) request.url.searchParams.set(name, value);
+    const customer = await createTestCustomer(passbook.knex);
+    const callback = new URL(await customerAllows(newAgent(), request, customer));
+    return { request, callback, customer, dpop: dpopHandle(config, dpopKey) };
+  }
+
+  test(`${MODULE}ensure-authorization-request-without-nonce-success`, async () => {
+    const dpopKey = await newDpopKey();
+    const pkce = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const url = await pushExactly(
+      {
+        redirect_uri: TEST_REDIRECT_URI,
+        scope: 'openid',
+        state,
+        code_challenge: await oidc.calculatePKCECodeChallenge(pkce),
+        code_challenge_method: 'S256',
+      },
+      dpopKey,
+    );
+    const request = { url, codeVerifier: pkce, state, nonce: '' };
+    const tokens = await exchange(request, await customerApproves(request), dpopHandle(config, dpopKey), {
+      expectedNonce: undefined,
+    });
+    expect(tokens.claims()).not.toHaveProperty('nonce');
+  });
+
+  test.each([
+    ['ensure-authorization-request-with-64-char-nonce-success', 'nonce', 64],
+    ['ensure-authorization-request-with-long-nonce', 'nonce', 384],
+    ['ensure-authorization-request-with-long-state', 'state', 384],
+  ])(`${MODULE}%s`, async (_module, parameter, length) => {
+    const value = 'n'.repeat(length - 8) + oidc.randomState().slice(0, 8);
+    const { request, callback, dpop } = await flow({ [parameter]: value });
+    // Returned whole, neither cut nor refused.
+    const expected = parameter === 'nonce' ? { expectedNonce: value } : { expectedState: value };
+    const tokens = await exchange(request, callback.href, dpop, expected);
+    if (parameter === 'nonce') expect(tokens.claims()?.nonce).toBe(value);
+    else expect(callback.searchParams.get('state')).toBe(value);
+  });
+
+  test(`${MODULE}ensure-other-scope-order-succeeds`, async () => {
+    const { request, callback, customer, dpop } = await flow({ scope: 'profile openid' });
+    const tokens = await exchange(request, callback.href, dpop);
+    expect(tokens.scope?.split(' ').sort()).toEqual(['openid', 'profile']);
+    const userinfo = await oidc.fetchUserInfo(config, tokens.access_token, customer.id, { DPoP: dpop });
+    expect(userinfo.name).toBe(customer.name);
+  });
+
+  test(`${MODULE}test-claims-parameter-identity-claims`, async () => {
+    const claims = {
+      id_token: { name: { essential: true }, 'urn:example:unknown': null },
+      userinfo: { name: null, email: null },
+    };
+    const { request, callback, customer, dpop } = await flow({ claims: JSON.stringify(claims) });
+    const tokens = await exchange(request, callback.href, dpop);
+    expect(tokens.claims()).toMatchObject({ sub: customer.id, name: customer.name });
+    expect(tokens.claims()).not.toHaveProperty('urn:example:unknown');
+    const userinfo = await oidc.fetchUserInfo(config, tokens.access_token, customer.id, { DPoP: dpop });
+    expect(userinfo).toMatchObject({ name: customer.name, email: customer.email });
+  });
+
+  // Only what was pushed counts: what the browser adds beside request_uri is ignored.
+  test(`${MODULE}state-only-outside-request-object-not-used`, async () => {
+    const dpopKey = await newDpopKey();
+    const pkce = oidc.randomPKCECodeVerifier();
+    const url = await pushExactly(
+      {
+        redirect_uri: TEST_REDIRECT_URI,
+        scope: 'openid',
+        code_challenge: await oidc.calculatePKCECodeChallenge(pkce),
+        code_challenge_method: 'S256',
+      },
+      dpopKey,
+    );
+    url.searchParams.set('state', 'added-outside');
+    const callback = new URL(await customerApproves({ url, codeVerifier: pkce, state: '', nonce: '' }));
+    expect(callback.searchParams.has('state')).toBe(false);
+    expect(callback.searchParams.get('code')).toEqual(expect.any(String));
+  });
+
+  test(`${MODULE}ensure-different-state-inside-and-outside-request-object`, async () => {
+    const { request, callback } = await flow({}, { state: 'added-outside' });
+    expect(callback.searchParams.get('state')).toBe(request.state);
+  });
+
+  test(`${MODULE}ensure-different-nonce-inside-and-outside-request-object`, async () => {
+    const { request, callback, dpop } = await flow({}, { nonce: 'added-outside' });
+    const tokens = await exchange(request, callback.href, dpop);
+    expect(tokens.claims()?.nonce).toBe(request.nonce);
+  });
+
+  test(`${MODULE}plain-fapi-tolerate-unregistered-redirect-uri`, async () => {
+    // RFC 9126 §2.4 allows it; the bank refuses it on purpose: redirect URIs match exactly.
+    const refused = await oauthError(
+      pushedAuthorizationRequest(config, await newDpopKey(), {
+        redirect_uri: `${TEST_REDIRECT_URI}/unregistered`,
+      }),
+    );
+    expect(refused.status).toBe(400);
+    expect(['invalid_request', 'invalid_redirect_uri']).toContain(refused.error);
+  });
+});
+
 describe('the token endpoint', () => {
   async function approvedRequest(dpopKey: DpopKey) {
     const request = await pushedAuthorizationRequest(config, dpopKey);
