@@ -230,8 +230,8 @@ describe('PAR', () => {
       method: 'GET',
       headers: { accept: 'application/json' },
     });
+    // RFC 9126 §2: the endpoint takes POST only.
     expect(response.status).toBe(405);
-    expect(response.status).toBeLessThan(500);
   });
 
   test(`${MODULE}par-authorization-request-containing-request_uri-form-param`, async () => {
@@ -313,9 +313,8 @@ describe('client assertions at the token endpoint', () => {
 
   test(`${MODULE}ensure-client-assertion-in-token-endpoint`, async () => {
     const refused = await redeemWith(() => Promise.resolve({ client_id: app.client.client_id }));
-    expect(refused.status).toBeGreaterThanOrEqual(400);
-    expect(refused.status).toBeLessThanOrEqual(401);
-    expect(['invalid_client', 'invalid_request']).toContain(refused.body.error);
+    // The module accepts invalid_client (401) or invalid_request (400).
+    expect(refused).toMatchObject({ status: 401, body: { error: 'invalid_client' } });
   });
 
   test(`${MODULE}ensure-client-id-in-token-endpoint`, async () => {
@@ -383,8 +382,7 @@ describe('the authorization request', () => {
         ...(await pkceParameters()),
       }),
     );
-    expect(refused.status).toBe(400);
-    expect(['unsupported_response_type', 'invalid_request', 'unauthorized_client']).toContain(refused.error);
+    expect(refused).toEqual({ status: 400, error: 'unsupported_response_type' });
   });
 
   test(`${MODULE}ensure-redirect-uri-in-authorization-request`, async () => {
@@ -497,8 +495,7 @@ describe('parameters the authorization request may carry', () => {
         redirect_uri: `${TEST_REDIRECT_URI}/unregistered`,
       }),
     );
-    expect(refused.status).toBe(400);
-    expect(['invalid_request', 'invalid_redirect_uri']).toContain(refused.error);
+    expect(refused).toEqual({ status: 400, error: 'invalid_request' });
   });
 });
 
@@ -609,8 +606,7 @@ describe('DPoP', () => {
     const refused = await oauthError(
       pushedAuthorizationRequest(config, await newDpopKey(), { dpop_jkt: (await newDpopKey()).thumbprint }),
     );
-    expect(refused.status).toBe(400);
-    expect(['invalid_request', 'invalid_dpop_proof']).toContain(refused.error);
+    expect(refused).toEqual({ status: 400, error: 'invalid_request' });
   });
 
   test(`${MODULE}ensure-token-endpoint-fails-with-mismatched-dpop-jkt`, async () => {
