@@ -148,7 +148,7 @@ test('fapi2-security-profile-final-ensure-holder-of-key-required: no DPoP proof,
   expect(refused.error).toBe('invalid_grant');
 });
 
-test('fapi2-security-profile-final-ensure-token-endpoint-fails-with-mismatched-dpop-jkt', async () => {
+test('fapi2-security-profile-final-ensure-token-endpoint-fails-with-mismatched-dpop-proof-jkt', async () => {
   // The code is bound to the key that pushed the request; another key cannot redeem it.
   const request = await pushedAuthorizationRequest(config, await newDpopKey());
   const refused = await oauthError(exchange(request, await customerApproves(request), await newDpopKey()));

@@ -40,7 +40,16 @@ export function fapiConfiguration(passbook: TestPassbook, app: FapiApp): Promise
     new URL(passbook.issuer),
     app.client.client_id,
     undefined,
-    oidc.PrivateKeyJwt({ key: app.privateKey, kid: String(app.publicJwk.kid) }),
+    oidc.PrivateKeyJwt(
+      { key: app.privateKey, kid: String(app.publicJwk.kid) },
+      {
+        // As for DPoP proofs (dpop.ts): the library names an Ed25519 signature `Ed25519`, the
+        // app registered it under FAPI 2.0's name, `EdDSA`.
+        [oidc.modifyAssertion]: (header) => {
+          if (header.alg === 'Ed25519') header.alg = 'EdDSA';
+        },
+      },
+    ),
     { execute: [oidc.allowInsecureRequests] },
   );
 }
