@@ -192,7 +192,8 @@ test('a payment changes nothing of what the customer is remembered to have allow
   expect(afterSignIn.url.startsWith(TEST_REDIRECT_URI)).toBe(true);
   const tokens = await exchangeCode(config, afterSignIn.url, ordinary);
   expect(tokens.scope?.split(' ')).toContain('accounts:read');
-  expect(tokens.authorization_details).toBeUndefined();
+  // Only the accounts the customer shared ride along, never the payment.
+  expect(tokens.authorization_details?.map((detail) => detail.type)).toEqual(['account_information']);
 });
 
 test('every payment is its own consent: a second one is asked for again, and its token carries only itself', async () => {
@@ -416,6 +417,6 @@ test('a payment leaves the app’s ordinary session-bound token in that browser 
   const answer = await agent.open(again.url.href);
   expect(answer.url.startsWith(TEST_REDIRECT_URI)).toBe(true);
   const tokens = await exchangeCode(config, answer.url, again);
-  expect(tokens.authorization_details).toBeUndefined();
+  expect(tokens.authorization_details?.map((detail) => detail.type)).toEqual(['account_information']);
   expect((await introspect(ordinaryTokens.access_token)).active).toBe(true);
 });
