@@ -248,7 +248,11 @@ export function interactionsRouter({
       error = 'Tick at least one account, or choose Deny.';
     }
     if (error) {
-      await showConsent(ctx, interaction, { ticked: ticked.filter((iban) => known.has(iban)), error, status: 400 });
+      await showConsent(ctx, interaction, {
+        ticked: ticked.filter((iban) => known.has(iban)),
+        error,
+        status: 400,
+      });
       return undefined;
     }
     // In the bank's order, each once.
