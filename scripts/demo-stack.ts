@@ -55,6 +55,8 @@ function passbookConfig(env: Env): Config {
   if (env.NODE_ENV === 'production') throw new DemoError('the demo does not run with NODE_ENV=production');
   return loadConfig({
     ...env,
+    // Passbook asks the demo's own bank API which accounts the customer has, wherever it listens.
+    BANK_API_URL: env.BANK_API_URL || `http://localhost:${readPort(env, 'BANK_API_PORT', 3001)}`,
     NODE_ENV: 'development',
     SEED_DEMO: 'false',
     LOG_LEVEL: env.LOG_LEVEL || 'warn',

@@ -262,3 +262,23 @@ test('a token that carries no account choice sees no account and no transaction 
   });
   expect(one.status).toBe(404);
 });
+
+test('the account pages say, per app, which accounts it sees', async () => {
+  const customer = await customerWithAccounts();
+  const request = await authorizationRequest(config, SCOPE);
+  const agent = new CustomerAgent([TEST_REDIRECT_URI]);
+  const page = await toConsentScreen(agent, request.url, customer);
+  await exchangeCode(config, (await agent.consent(page, 'allow', [customer.accounts.savings])).url, request);
+
+  const browser = new CustomerAgent();
+  const signIn = await browser.open(`${passbook.issuer}/account`);
+  const account = await browser.submit(signIn, '/account/sign-in', {
+    username: customer.username,
+    password: customer.password,
+  });
+  const row = account.document
+    .querySelectorAll('li.row')
+    .find((candidate) => candidate.querySelector('h3')?.text === 'Budget Buddy');
+  const grouped = customer.accounts.savings.replace(/(.{4})(?=.)/g, '$1 ');
+  expect(row?.querySelector('.shared-accounts')?.text).toBe(`Sees Rainy day (${grouped})`);
+});
