@@ -4,10 +4,10 @@ import type Provider from 'oidc-provider';
 import type { Interaction, InteractionResults } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
 import { findCustomerById } from '../customers/customers.ts';
-import { recordEvent, requestOrigin } from '../audit/events.ts';
+import { recordEvent, requestOrigin, sessionSecondFactor } from '../audit/events.ts';
 import { answerRefusal, type SignIn, type SignInStep } from '../sign-in/sign-in.ts';
 import { pendingSignIn, verifiedPendingSignIn } from '../sign-in/pending.ts';
-import { TWO_FACTORS_REASON, acrFor } from '../oidc/authentication.ts';
+import { TWO_FACTORS_REASON, USED_RECOVERY_CODE, acrFor, secondFactorOf } from '../oidc/authentication.ts';
 import { CSRF_PURPOSES, csrfToken, isValidCsrfToken } from '../http/csrf.ts';
 import { formBodies, formField, formFields } from '../http/forms.ts';
 import { PageError } from '../http/errors.ts';
@@ -144,6 +144,8 @@ export function interactionsRouter({
     // The session cookie lasts only as long as the browser; the server-side session has its own limits.
     const result = {
       login: { accountId: step.customerId, amr: step.amr, acr: acrFor(step.amr), remember: false },
+      // The activity log names the second factor; amr cannot tell a recovery code from an app's.
+      ...(step.recoveryCodesLeft === undefined ? {} : { [USED_RECOVERY_CODE]: true }),
     };
     if (step.recoveryCodesLeft === undefined) return finish(ctx, result);
     const continueTo = await provider.interactionResult(ctx.req, ctx.res, result, {
@@ -345,7 +347,36 @@ export function interactionsRouter({
     if (missingOIDCClaims.length) grant.addOIDCClaims(missingOIDCClaims);
     const approved: ApprovedPayment = { ...payment, debtorAccount: { iban: chosen.iban } };
     grant.addRar(approved);
-    return grant.save();
+    const grantId = await grant.save();
+    const factor = await paymentFactor(interaction);
+    await recordEvent(knex, {
+      customerId: interaction.session?.accountId,
+      type: 'payment_approved',
+      clientId: clientIdOf(interaction),
+      ...requestOrigin(ctx),
+      detail: {
+        amount: payment.instructedAmount.amount,
+        currency: payment.instructedAmount.currency,
+        creditor: payment.creditorName,
+        ...(factor ? { factor } : {}),
+      },
+    });
+    return grantId;
+  }
+
+  /**
+   * The second factor that let the customer approve: the sign-in or step-up of this very request
+   * if there was one, else the newest sign-in of the session as the activity log recorded it.
+   */
+  async function paymentFactor(interaction: Interaction): Promise<string | undefined> {
+    const login = interaction.lastSubmission?.login;
+    if (login)
+      return secondFactorOf(login.amr ?? [], interaction.lastSubmission?.[USED_RECOVERY_CODE] === true);
+    const session = interaction.session;
+    if (!session) return undefined;
+    const recorded = await sessionSecondFactor(knex, session.accountId, session.uid);
+    // A passkey's amr says so by itself; a code's does not say which kind.
+    return recorded ?? (secondFactorOf(session.amr ?? []) === 'passkey' ? 'passkey' : undefined);
   }
 
   router.use(noStore());
