@@ -103,6 +103,12 @@ export async function createApp(
   app.use(requestTransaction(knex));
   commitBeforeEngineAnswers(provider, log);
   app.use(refuseNulBytes());
+  // The bank API's answer about a customer's accounts, for the consent screens and the account pages.
+  const lookUpAccounts = accountLookup({
+    issuer: config.issuer,
+    bankApiUrl: config.bankApiUrl,
+    signingKeys: () => keys.current(),
+  });
   const routers = [
     health.router,
     assetsRouter(),
@@ -114,14 +120,10 @@ export async function createApp(
       signIn,
       payments: {
         policy: { maxAmount: config.paymentMaxAmount, bankApiUrl: config.bankApiUrl },
-        lookUpAccounts: accountLookup({
-          issuer: config.issuer,
-          bankApiUrl: config.bankApiUrl,
-          signingKeys: () => keys.current(),
-        }),
+        lookUpAccounts,
       },
     }),
-    accountRouter({ provider, knex, cookieKeys, sessions, signIn }),
+    accountRouter({ provider, knex, cookieKeys, sessions, signIn, lookUpAccounts }),
     securityRouter({ knex, cookieKeys, sessions, twoStep }),
     passkeyPagesRouter({ knex, cookieKeys, sessions, issuer: config.issuer, log }),
     passkeySignInRouter({ provider, knex, cookieKeys, sessions, issuer: config.issuer, log }),

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type Provider from 'oidc-provider';
+import { accountInformation, readsAccounts } from '../../src/oidc/account-information.ts';
 
 /**
  * Tokens made the way the provider's own endpoints make them (its models, its adapter), so that
@@ -17,6 +18,13 @@ export interface MintTarget {
 export const CODE_VERIFIER = randomBytes(32).toString('base64url');
 const CODE_CHALLENGE = createHash('sha256').update(CODE_VERIFIER).digest('base64url');
 export const REDIRECT_URI = 'https://app.example/callback';
+/** The account a bench customer shares, as the consent screen would record it (never read by the bank). */
+const SHARED_IBAN = 'NL91ABNA0417164300';
+
+/** The account choice a grant and its tokens carry when the scope reads accounts, as Passbook's consent writes it. */
+function accountChoice(scope: string) {
+  return readsAccounts(scope.split(' ')) ? [accountInformation([SHARED_IBAN])] : undefined;
+}
 
 async function clientOf(provider: Provider, clientId: string) {
   const client = await provider.Client.find(clientId);
@@ -27,6 +35,8 @@ async function clientOf(provider: Provider, clientId: string) {
 export async function mintGrant(provider: Provider, target: MintTarget): Promise<string> {
   const grant = new provider.Grant({ accountId: target.accountId, clientId: target.clientId });
   grant.addOIDCScope(target.scope);
+  const choice = accountChoice(target.scope);
+  if (choice) grant.rar = choice;
   return grant.save();
 }
 
@@ -47,6 +57,7 @@ export async function mintRefreshToken(provider: Provider, target: MintTarget): 
     gty: 'authorization_code',
     rotations: 0,
     scope: target.scope,
+    rar: accountChoice(target.scope),
   });
   return token.save();
 }
@@ -60,6 +71,7 @@ export async function mintAccessToken(provider: Provider, target: MintTarget): P
     client,
     grantId,
     gty: 'authorization_code',
+    rar: accountChoice(target.scope),
   });
   token.scope = target.scope;
   return token.save();
@@ -94,6 +106,7 @@ export async function mintCodes(
       nonce: randomBytes(12).toString('base64url'),
       redirectUri: REDIRECT_URI,
       scope: target.scope,
+      rar: accountChoice(target.scope),
       sessionUid: randomBytes(16).toString('base64url'),
     });
     codes.push(await code.save());

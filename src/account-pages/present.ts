@@ -35,6 +35,20 @@ export function describeDevice(userAgent: string | null | undefined): string {
   return browser ?? system ?? 'Unknown device';
 }
 
+const FACTOR_WORDING: Record<string, string> = {
+  passkey: 'with your passkey',
+  authenticator_app: 'with your authenticator app',
+  recovery_code: 'with a recovery code',
+};
+
+/** "Settle Up: €25.00 to Jo Bloggs, approved with your authenticator app". */
+function paymentApproved(app: string, detail: StoredAuditEvent['detail']): string {
+  const amount = String(detail.amount ?? '');
+  const money = detail.currency === 'EUR' ? `€${amount}` : `${amount} ${String(detail.currency ?? '')}`;
+  const factor = typeof detail.factor === 'string' ? FACTOR_WORDING[detail.factor] : undefined;
+  return `${app}: ${money} to ${String(detail.creditor ?? 'someone')}, approved ${factor ?? 'with two-step verification'}`;
+}
+
 const ACTIVITY: Record<AuditEventType, (app: string, detail: StoredAuditEvent['detail']) => string> = {
   sign_in_succeeded: () => 'Signed in',
   sign_in_failed: () => 'A sign-in failed: wrong password',
@@ -42,6 +56,7 @@ const ACTIVITY: Record<AuditEventType, (app: string, detail: StoredAuditEvent['d
   session_ended: () => 'Signed out a session on another device',
   consent_given: (app) => `Allowed ${app} access`,
   consent_denied: (app) => `Refused ${app} access`,
+  payment_approved: paymentApproved,
   app_revoked: (app) => `Disconnected ${app}`,
   refresh_token_reuse_detected: (app) => `Cut off ${app}: an old token of it was used again`,
   password_changed: () => 'Password changed',

@@ -21,6 +21,9 @@ import {
 import { consentWordingFor } from '../oidc/scopes.ts';
 import { behindSignIn, type BankSession, type BankSessions, type SignedInSession } from './bank-session.ts';
 import { describeActivity, describeDevice, describeOrigin, formatWhen } from './present.ts';
+import { AccountsUnavailable, type LookUpAccounts } from '../payments/account-lookup.ts';
+import { groupedIban } from '../payments/payment-initiation.ts';
+import { readsAccounts } from '../oidc/account-information.ts';
 
 /**
  * The customer's own pages at /account: the apps they have connected and can cut off, the
@@ -33,6 +36,8 @@ export interface AccountDependencies {
   cookieKeys: string[];
   sessions: BankSessions;
   signIn: SignIn;
+  /** The customer's accounts from the bank API, to name the ones each app sees. */
+  lookUpAccounts: LookUpAccounts;
 }
 
 const CSRF_PURPOSE = CSRF_PURPOSES.account;
@@ -44,12 +49,22 @@ interface ConnectedApp {
   clientId: string;
   name: string;
   permissions: string[];
+  /** The accounts the customer let it read, by name and IBAN as the screen shows them. */
+  accounts: string[];
+  readsAccounts: boolean;
   grantedAt: string;
   lastUsedAt: string;
 }
 
+/** "Everyday (NL91 ABNA 0417 1643 00)"; the IBAN alone when the bank cannot name it now. */
+type AccountLabel = (iban: string) => string;
+
 /** One entry per app, however many times the customer consented to it. */
-function connectedApps(grants: CustomerGrant[], appName: (clientId: string) => string): ConnectedApp[] {
+function connectedApps(
+  grants: CustomerGrant[],
+  appName: (clientId: string) => string,
+  accountLabel: AccountLabel,
+): ConnectedApp[] {
   const byClient = new Map<string, CustomerGrant[]>();
   for (const grant of grants) byClient.set(grant.clientId, [...(byClient.get(grant.clientId) ?? []), grant]);
   return [...byClient].map(([clientId, appGrants]) => {
@@ -60,15 +75,40 @@ function connectedApps(grants: CustomerGrant[], appName: (clientId: string) => s
       clientId,
       name: appName(clientId),
       permissions: consentWordingFor(scopes),
+      accounts: [...new Set(appGrants.flatMap((grant) => grant.accounts))].map(accountLabel),
+      readsAccounts: readsAccounts(scopes),
       grantedAt: formatWhen(new Date(firstGranted)),
       lastUsedAt: lastUsed ? formatWhen(new Date(lastUsed)) : 'Not yet',
     };
   });
 }
 
-export function accountRouter({ provider, knex, cookieKeys, sessions, signIn }: AccountDependencies): Router {
+export function accountRouter({
+  provider,
+  knex,
+  cookieKeys,
+  sessions,
+  signIn,
+  lookUpAccounts,
+}: AccountDependencies): Router {
   const router = new Router();
   const forms = formBodies();
+
+  /** Names for the accounts apps see; asked of the bank API only when some app sees one. */
+  async function accountLabels(customerId: string, grants: CustomerGrant[]): Promise<AccountLabel> {
+    const names = new Map<string, string>();
+    if (grants.some((grant) => grant.accounts.length > 0)) {
+      try {
+        for (const account of await lookUpAccounts(customerId)) names.set(account.iban, account.name);
+      } catch (error) {
+        if (!(error instanceof AccountsUnavailable)) throw error;
+      }
+    }
+    return (iban) => {
+      const name = names.get(iban);
+      return name ? `${name} (${groupedIban(iban)})` : groupedIban(iban);
+    };
+  }
 
   async function appNames(clientIds: Iterable<string>): Promise<(clientId: string) => string> {
     const names = new Map<string, string>();
@@ -230,7 +270,7 @@ export function accountRouter({ provider, knex, cookieKeys, sessions, signIn }: 
         wide: true,
         customerName: customer?.name ?? customer?.username,
         csrf: csrfToken(cookieKeys, CSRF_PURPOSE, session.uid),
-        apps: connectedApps(grants, appName),
+        apps: connectedApps(grants, appName, await accountLabels(customerId, grants)),
         sessions: openSessions.map((open) => ({
           uid: open.uid,
           current: open.uid === session.uid,

@@ -17,6 +17,7 @@ export const AUDIT_EVENT_TYPES = [
   'session_ended',
   'consent_given',
   'consent_denied',
+  'payment_approved',
   'app_revoked',
   'refresh_token_reuse_detected',
   'password_changed',
@@ -114,6 +115,27 @@ export async function recentEvents(knex: Knex, customerId: string, limit = 50): 
     ])
     .limit(limit)
     .select('type', 'client_id', 'ip', 'user_agent', 'detail', 'created_at');
+}
+
+/**
+ * The second factor the newest sign-in of this bank session used, as its sign_in_succeeded
+ * event recorded it; undefined when none is recorded (yet).
+ */
+export async function sessionSecondFactor(
+  knex: Knex,
+  customerId: string,
+  sessionUid: string,
+): Promise<string | undefined> {
+  const db = await forReading(knex);
+  const row: { factor: string | null } | undefined = await db(TABLE)
+    .where({ customer_id: customerId, type: 'sign_in_succeeded' })
+    .andWhereRaw("detail->>'session' = ?", [sessionUid])
+    .orderBy([
+      { column: 'created_at', order: 'desc' },
+      { column: 'id', order: 'desc' },
+    ])
+    .first(db.raw("detail->>'factor' as factor"));
+  return row?.factor ?? undefined;
 }
 
 const PURGE_BATCH = 1000;

@@ -6,15 +6,17 @@ import { createGuard, type BankApiState } from './auth.ts';
 import { ApiError, jsonErrors } from './errors.ts';
 import type { Introspect } from './introspection.ts';
 import { consentAccountsRouter, type AccountLookupVerifier } from './consent-accounts.ts';
-import { findAccount, listAccounts, listTransactions, type Account, type Transaction } from './ledger.ts';
+import { listTransactions, type Account, type Transaction } from './ledger.ts';
+import { visibleAccount, visibleAccounts } from './account-visibility.ts';
 import { formatAmount } from './money.ts';
 import { paymentRoutes } from './payment-routes.ts';
 
 /**
  * The bank's API (the resource server): what an app may see and do with a customer's accounts,
  * each route behind the scope the customer granted, and payments behind the one payment the
- * customer approved (payment-routes.ts). A customer only ever sees their own
- * accounts; another customer's account id answers 404, exactly like one that does not exist.
+ * customer approved (payment-routes.ts). An app only ever sees the accounts the customer chose to
+ * share with it (account-visibility.ts); another customer's account id, or one not shared,
+ * answers 404, exactly like one that does not exist.
  */
 
 export interface BankApiDependencies {
@@ -79,21 +81,28 @@ function bankRoutes({ knex, introspect, log, publicUrl }: BankApiDependencies): 
   const guard = createGuard(introspect, log, { knex, publicUrl });
 
   router.get('/accounts', guard.requireScope('accounts:read'), async (ctx) => {
-    const accounts = await listAccounts(knex, ctx.state.token.customerId);
+    const accounts = await visibleAccounts(knex, ctx.state.token);
     ctx.body = { accounts: accounts.map(accountJson) };
   });
 
   router.get('/accounts/:id/transactions', guard.requireScope('transactions:read'), async (ctx) => {
     const { customerId } = ctx.state.token;
     const limit = readLimit(ctx);
-    const account = await findAccount(knex, customerId, ctx.params.id ?? '');
+    const account = await visibleAccount(knex, ctx.state.token, ctx.params.id ?? '');
     if (!account) throw NO_SUCH_ACCOUNT;
     const transactions = await listTransactions(knex, customerId, { accountId: account.id, limit });
     ctx.body = { transactions: transactions.map(transactionJson) };
   });
 
   router.get('/transactions', guard.requireScope('transactions:read'), async (ctx) => {
-    const transactions = await listTransactions(knex, ctx.state.token.customerId, { limit: readLimit(ctx) });
+    const limit = readLimit(ctx);
+    const accounts = await visibleAccounts(knex, ctx.state.token);
+    const transactions = accounts.length
+      ? await listTransactions(knex, ctx.state.token.customerId, {
+          accountIds: accounts.map((account) => account.id),
+          limit,
+        })
+      : [];
     ctx.body = { transactions: transactions.map(transactionJson) };
   });
 

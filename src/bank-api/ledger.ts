@@ -148,11 +148,11 @@ export async function findAccount(
   return row && toAccount(row);
 }
 
-/** The customer's transactions, newest first, from one account or from all of them. */
+/** The customer's transactions, newest first, from one account, from some, or from all of them. */
 export async function listTransactions(
   knex: Knex,
   customerId: string,
-  options: { accountId?: string; limit: number },
+  options: { accountId?: string; accountIds?: readonly string[]; limit: number },
 ): Promise<Transaction[]> {
   const query = knex(`${TRANSACTIONS} as t`)
     .join(`${ACCOUNTS} as a`, 'a.id', 't.account_id')
@@ -173,6 +173,7 @@ export async function listTransactions(
       'a.currency',
     );
   if (options.accountId) query.andWhere('t.account_id', options.accountId);
+  if (options.accountIds) query.whereIn('t.account_id', [...options.accountIds]);
   const rows: TransactionRow[] = await query;
   return rows.map(toTransaction);
 }

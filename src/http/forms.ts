@@ -11,3 +11,10 @@ export function formField(ctx: Context, name: string): string {
   const value = (ctx.request.body as Record<string, unknown> | undefined)?.[name];
   return typeof value === 'string' ? value : '';
 }
+
+/** A field that may repeat, such as ticked checkboxes: every string value, in order. */
+export function formFields(ctx: Context, name: string): string[] {
+  const value = (ctx.request.body as Record<string, unknown> | undefined)?.[name];
+  if (typeof value === 'string') return [value];
+  return Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
+}

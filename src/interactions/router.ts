@@ -4,12 +4,12 @@ import type Provider from 'oidc-provider';
 import type { Interaction, InteractionResults } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
 import { findCustomerById } from '../customers/customers.ts';
-import { recordEvent, requestOrigin } from '../audit/events.ts';
+import { recordEvent, requestOrigin, sessionSecondFactor } from '../audit/events.ts';
 import { answerRefusal, type SignIn, type SignInStep } from '../sign-in/sign-in.ts';
 import { pendingSignIn, verifiedPendingSignIn } from '../sign-in/pending.ts';
-import { TWO_FACTORS_REASON, acrFor } from '../oidc/authentication.ts';
+import { TWO_FACTORS_REASON, USED_RECOVERY_CODE, acrFor, secondFactorOf } from '../oidc/authentication.ts';
 import { CSRF_PURPOSES, csrfToken, isValidCsrfToken } from '../http/csrf.ts';
-import { formBodies, formField } from '../http/forms.ts';
+import { formBodies, formField, formFields } from '../http/forms.ts';
 import { PageError } from '../http/errors.ts';
 import { noStore } from '../http/security-headers.ts';
 import { renderPage } from '../http/views.ts';
@@ -26,6 +26,7 @@ import {
   type PaymentPolicy,
 } from '../payments/payment-initiation.ts';
 import { AccountsUnavailable, type LookUpAccounts, type PayableAccount } from '../payments/account-lookup.ts';
+import { accountInformation, readsAccounts, sharedIbans } from '../oidc/account-information.ts';
 
 /**
  * The bank's sign-in and consent screens. oidc-provider sends the customer here with an
@@ -143,6 +144,8 @@ export function interactionsRouter({
     // The session cookie lasts only as long as the browser; the server-side session has its own limits.
     const result = {
       login: { accountId: step.customerId, amr: step.amr, acr: acrFor(step.amr), remember: false },
+      // The activity log names the second factor; amr cannot tell a recovery code from an app's.
+      ...(step.recoveryCodesLeft === undefined ? {} : { [USED_RECOVERY_CODE]: true }),
     };
     if (step.recoveryCodesLeft === undefined) return finish(ctx, result);
     const continueTo = await provider.interactionResult(ctx.req, ctx.res, result, {
@@ -174,20 +177,88 @@ export function interactionsRouter({
     );
   }
 
-  async function showConsent(ctx: Context, interaction: Interaction) {
-    const requested = (textParam(interaction.params, 'scope') ?? '').split(' ');
+  /**
+   * The customer's accounts to choose from when the request reads accounts, asked of the bank API
+   * each time; none (and a word on the screen) when it cannot say, so that nothing is shared.
+   */
+  async function accountsToShare(interaction: Interaction): Promise<PayableAccount[] | 'unavailable'> {
+    try {
+      return await payments.lookUpAccounts(String(interaction.session?.accountId));
+    } catch (error) {
+      if (error instanceof AccountsUnavailable) return 'unavailable';
+      throw error;
+    }
+  }
+
+  /** The IBANs ticked when the screen opens: the choice the app holds already, else every account. */
+  async function previouslyShared(interaction: Interaction, accounts: PayableAccount[]): Promise<string[]> {
+    const grant = interaction.grantId ? await provider.Grant.find(interaction.grantId) : undefined;
+    const shared = sharedIbans(grant?.rar);
+    return shared.length ? shared : accounts.map((account) => account.iban);
+  }
+
+  async function showConsent(
+    ctx: Context,
+    interaction: Interaction,
+    options: { ticked?: string[]; error?: string; status?: number } = {},
+  ) {
+    const requested = requestedScopes(interaction);
     const notYetAllowed = consentPromptDetails(interaction).missingOIDCScope;
     const customer = await findCustomerById(knex, String(interaction.session?.accountId));
     const alwaysAsk = SCOPE_CATALOGUE.filter((entry) => entry.alwaysAsk && requested.includes(entry.scope));
-    renderPage(ctx, 'consent', {
-      title: 'Allow access',
-      uid: interaction.uid,
-      csrf: csrfToken(cookieKeys, CSRF_PURPOSE, interaction.uid),
-      clientName: await clientName(interaction),
-      customerName: customer?.name ?? customer?.username ?? 'you',
-      permissions: consentLinesFor(requested, notYetAllowed),
-      sensitive: alwaysAsk.map((entry) => entry.consentWording),
-    });
+    const offered = readsAccounts(requested) ? await accountsToShare(interaction) : [];
+    const accounts = offered === 'unavailable' ? [] : offered;
+    const ticked = new Set(options.ticked ?? (await previouslyShared(interaction, accounts)));
+    renderPage(
+      ctx,
+      'consent',
+      {
+        title: 'Allow access',
+        uid: interaction.uid,
+        csrf: csrfToken(cookieKeys, CSRF_PURPOSE, interaction.uid),
+        clientName: await clientName(interaction),
+        customerName: customer?.name ?? customer?.username ?? 'you',
+        permissions: consentLinesFor(requested, notYetAllowed),
+        sensitive: alwaysAsk.map((entry) => entry.consentWording),
+        readsAccounts: readsAccounts(requested),
+        accountsUnavailable: offered === 'unavailable',
+        accounts: accounts.map((account) => ({
+          iban: account.iban,
+          groupedIban: groupedIban(account.iban),
+          name: account.name,
+          ticked: ticked.has(account.iban),
+        })),
+        error: options.error,
+      },
+      options.status,
+    );
+  }
+
+  /**
+   * The accounts the customer ticked, each one the bank API offers now (the form is never
+   * trusted); undefined, with the screen shown again, when a tick is not one of them or none is.
+   */
+  async function chosenAccounts(ctx: Context, interaction: Interaction): Promise<string[] | undefined> {
+    const offered = await accountsToShare(interaction);
+    // The bank cannot say which accounts there are: the app is connected with none of them.
+    if (offered === 'unavailable') return [];
+    const ticked = formFields(ctx, 'account');
+    const known = new Set(offered.map((account) => account.iban));
+    let error: string | undefined;
+    if (ticked.some((iban) => !known.has(iban))) error = 'Choose only among the accounts shown.';
+    else if (offered.length > 0 && ticked.length === 0) {
+      error = 'Tick at least one account, or choose Deny.';
+    }
+    if (error) {
+      await showConsent(ctx, interaction, {
+        ticked: ticked.filter((iban) => known.has(iban)),
+        error,
+        status: 400,
+      });
+      return undefined;
+    }
+    // In the bank's order, each once.
+    return offered.map((account) => account.iban).filter((iban) => ticked.includes(iban));
   }
 
   /** The payment this interaction asks the customer to approve, if it is a payment request. */
@@ -276,7 +347,36 @@ export function interactionsRouter({
     if (missingOIDCClaims.length) grant.addOIDCClaims(missingOIDCClaims);
     const approved: ApprovedPayment = { ...payment, debtorAccount: { iban: chosen.iban } };
     grant.addRar(approved);
-    return grant.save();
+    const grantId = await grant.save();
+    const factor = await paymentFactor(interaction);
+    await recordEvent(knex, {
+      customerId: interaction.session?.accountId,
+      type: 'payment_approved',
+      clientId: clientIdOf(interaction),
+      ...requestOrigin(ctx),
+      detail: {
+        amount: payment.instructedAmount.amount,
+        currency: payment.instructedAmount.currency,
+        creditor: payment.creditorName,
+        ...(factor ? { factor } : {}),
+      },
+    });
+    return grantId;
+  }
+
+  /**
+   * The second factor that let the customer approve: the sign-in or step-up of this very request
+   * if there was one, else the newest sign-in of the session as the activity log recorded it.
+   */
+  async function paymentFactor(interaction: Interaction): Promise<string | undefined> {
+    const login = interaction.lastSubmission?.login;
+    if (login)
+      return secondFactorOf(login.amr ?? [], interaction.lastSubmission?.[USED_RECOVERY_CODE] === true);
+    const session = interaction.session;
+    if (!session) return undefined;
+    const recorded = await sessionSecondFactor(knex, session.accountId, session.uid);
+    // A passkey's amr says so by itself; a code's does not say which kind.
+    return recorded ?? (secondFactorOf(session.amr ?? []) === 'passkey' ? 'passkey' : undefined);
   }
 
   router.use(noStore());
@@ -367,10 +467,16 @@ export function interactionsRouter({
       return;
     }
     const payment = paymentOf(interaction);
-    const grantId = payment
-      ? await approvePayment(ctx, interaction, payment)
-      : await grantRequestedAccess(provider, interaction);
-    if (grantId) await finish(ctx, { consent: { grantId } });
+    if (payment) {
+      const grantId = await approvePayment(ctx, interaction, payment);
+      if (grantId) await finish(ctx, { consent: { grantId } });
+      return;
+    }
+    const accounts = readsAccounts(requestedScopes(interaction))
+      ? await chosenAccounts(ctx, interaction)
+      : null;
+    if (accounts === undefined) return;
+    await finish(ctx, { consent: { grantId: await grantRequestedAccess(provider, interaction, accounts) } });
   });
 
   router.post('/abort', forms, async (ctx) => {
@@ -387,8 +493,21 @@ function clientIdOf(interaction: Interaction): string {
   return textParam(interaction.params, 'client_id') ?? '';
 }
 
-/** Adds what the consent screen showed to the customer's grant for this app, and saves it. */
-async function grantRequestedAccess(provider: Provider, interaction: Interaction): Promise<string> {
+/** The scopes the app asks for in this interaction. */
+function requestedScopes(interaction: Interaction): string[] {
+  return (textParam(interaction.params, 'scope') ?? '').split(' ');
+}
+
+/**
+ * Adds what the consent screen showed to the customer's grant for this app, and saves it. The
+ * accounts chosen (null when the request reads none) replace any earlier choice: a reused grant
+ * would otherwise keep every choice ever made.
+ */
+async function grantRequestedAccess(
+  provider: Provider,
+  interaction: Interaction,
+  accounts: string[] | null,
+): Promise<string> {
   const { missingOIDCScope, missingOIDCClaims } = consentPromptDetails(interaction);
   const accountId = String(interaction.session?.accountId);
   const clientId = clientIdOf(interaction);
@@ -396,5 +515,6 @@ async function grantRequestedAccess(provider: Provider, interaction: Interaction
   const grant = existing ?? new provider.Grant({ accountId, clientId });
   if (missingOIDCScope.length) grant.addOIDCScope(missingOIDCScope.join(' '));
   if (missingOIDCClaims.length) grant.addOIDCClaims(missingOIDCClaims);
+  if (accounts) grant.rar = [accountInformation(accounts)];
   return grant.save();
 }

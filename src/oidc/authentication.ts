@@ -32,6 +32,23 @@ export function acrFor(amr: readonly string[]): string {
   return amr.includes('mfa') ? ACR.twoFactors : ACR.password;
 }
 
+/** Which second factor a sign-in used, as the activity log names it; never a secret. */
+export type SecondFactor = 'passkey' | 'authenticator_app' | 'recovery_code';
+
+/**
+ * The interaction result member that says a recovery code was the second factor. RFC 8176 has
+ * no word for one (a recovery code is an `otp` too), so amr alone cannot tell it from an
+ * authenticator app's code.
+ */
+export const USED_RECOVERY_CODE = 'usedRecoveryCode';
+
+/** The second factor behind an amr (RFC 8176), or undefined for a password alone. */
+export function secondFactorOf(amr: readonly string[], usedRecoveryCode = false): SecondFactor | undefined {
+  if (amr.includes('hwk') || amr.includes('swk')) return 'passkey';
+  if (amr.includes('otp')) return usedRecoveryCode ? 'recovery_code' : 'authenticator_app';
+  return undefined;
+}
+
 export type HasSecondFactor = (customerId: string) => Promise<boolean>;
 
 interface SessionFacts {

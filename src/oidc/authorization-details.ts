@@ -12,6 +12,7 @@ import {
   parsePaymentRequest,
   type PaymentPolicy,
 } from '../payments/payment-initiation.ts';
+import { accountInformationOf, holdsPayment } from './account-information.ts';
 
 /**
  * Rich authorization requests (RFC 9396): the details an app may ask for, and which of them ride
@@ -22,6 +23,12 @@ import {
  * details are what the customer approved on the consent screen for this very request, on a grant
  * of its own (consent.ts): a code carries them only when its request asked for a payment, and an
  * access token only what its code carries.
+ *
+ * An ordinary (scope) grant carries the customer's choice of accounts instead, the
+ * `account_information` detail (account-information.ts), which no app may request: its codes
+ * carry only that detail, their access tokens and refresh tokens carry it on, and a refresh takes
+ * the grant's current choice. The engine attaches details to any access token, not only to a
+ * resource's, so the bank API reads the choice in introspection's `authorization_details`.
  */
 
 type ResourceIndicators = NonNullable<NonNullable<Configuration['features']>['resourceIndicators']>;
@@ -35,7 +42,7 @@ function asksForDetails(ctx: KoaContextWithOIDC): boolean {
 
 /** At the authorization endpoint, the request; at the token endpoint, the code it redeems. */
 function isForPayment(ctx: KoaContextWithOIDC): boolean {
-  return asksForDetails(ctx) || (ctx.oidc.entities.AuthorizationCode?.rar?.length ?? 0) > 0;
+  return asksForDetails(ctx) || holdsPayment(ctx.oidc.entities.AuthorizationCode?.rar);
 }
 
 /** RFC 8707: the bank API is the only resource; a request for details defaults to it. */
@@ -77,9 +84,9 @@ function validatePayment(policy: PaymentPolicy) {
   };
 }
 
-// A grant used for anything but this payment request contributes no details to its code.
+// A payment request's code carries its payment; any other code only the customer's account choice.
 const forGrantSource: AuthorizationDetailsForGrantSource = (ctx) =>
-  asksForDetails(ctx) ? ctx.oidc.grant?.rar : undefined;
+  asksForDetails(ctx) ? ctx.oidc.grant?.rar : accountInformationOf(ctx.oidc.grant?.rar);
 
 // The approved payment is fixed at consent: an app cannot narrow or restate it at the token endpoint.
 const forAccessToken: AuthorizationDetailsForAccessToken = (ctx, _token, source) => {
@@ -88,6 +95,8 @@ const forAccessToken: AuthorizationDetailsForAccessToken = (ctx, _token, source)
       'a payment is fixed when the customer approves it; send no authorization_details to the token endpoint',
     );
   }
+  // A refresh reads the choice the customer holds now, so a narrower one made since applies at once.
+  if (ctx.oidc.params?.grant_type === 'refresh_token') return accountInformationOf(ctx.oidc.grant?.rar);
   return source?.rar;
 };
 

@@ -3,6 +3,7 @@ import type { Knex } from '../db/knex.ts';
 import { latestGrantId } from './storage/grants-and-sessions.ts';
 import { SCOPE_CATALOGUE } from './scopes.ts';
 import { restoreSessionGrantAfterwards } from './engine-internals.ts';
+import { accountInformationOf, holdsPayment } from './account-information.ts';
 
 /**
  * When the bank asks the customer for consent, and what a consent given once covers later.
@@ -10,7 +11,7 @@ import { restoreSessionGrantAfterwards } from './engine-internals.ts';
  * - Consent is remembered per customer and app: a new sign-in of the same app skips the screen
  *   for what was allowed before.
  * - Each sign-in's authorization gets a grant of its own (a phone and a laptop each hold one),
- *   started from what the customer allowed last time. What an app does with one device's tokens
+ *   started from what the customer allowed last time, the accounts they chose included. What an app does with one device's tokens
  *   (revoking them on "Disconnect", or a replayed refresh token that cuts off that chain) ends
  *   that device's access only. The customer's own Revoke on the account pages ends them all.
  * - A scope marked `alwaysAsk` in the catalogue (none is, now that payments are authorization
@@ -73,7 +74,7 @@ export function rememberedConsent(knex: Knex): NonNullable<Configuration['loadEx
     const currentId = result?.consent?.grantId ?? session.grantIdFor(client.clientId);
     const current = currentId ? await provider.Grant.find(currentId) : undefined;
     // An earlier payment's grant is never extended: its details would ride along.
-    if (current && !current.rar?.length) return current;
+    if (current && !holdsPayment(current.rar)) return current;
     const rememberedId = await latestGrantId(knex, session.accountId, client.clientId);
     const remembered = rememberedId ? await provider.Grant.find(rememberedId) : undefined;
     if (!remembered) return undefined;
@@ -82,6 +83,8 @@ export function rememberedConsent(knex: Knex): NonNullable<Configuration['loadEx
     if (scope) grant.addOIDCScope(scope);
     const claims = remembered.getOIDCClaims();
     if (claims.length) grant.addOIDCClaims(claims);
+    const accounts = accountInformationOf(remembered.rar);
+    if (accounts) grant.rar = accounts;
     await grant.save();
     return grant;
   };

@@ -2,10 +2,11 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { requestOrigin, type AuditRecorder } from '../audit/events.ts';
 import { textParam } from './engine-internals.ts';
+import { USED_RECOVERY_CODE, secondFactorOf } from './authentication.ts';
 
 /**
- * What the provider does that the customer's activity log must know: sign-ins, consents and
- * refresh-token reuse. The activity log writes them once the request has committed (a failure
+ * What the provider does that the customer's activity log must know: sign-ins (with the second
+ * factor used), consents and refresh-token reuse. The activity log writes them once the request has committed (a failure
  * there is logged and never fails the customer's or the app's request). When an app last got a
  * token is stored with the token itself (src/oidc/storage/adapter.ts).
  */
@@ -18,15 +19,18 @@ export function recordProviderEvents(provider: Provider, audit: AuditRecorder): 
     const { result, session, client } = ctx.oidc;
     const clientId = client?.clientId;
     if (result?.login) {
+      const factor = secondFactorOf(result.login.amr ?? [], result[USED_RECOVERY_CODE] === true);
       record({
         customerId: result.login.accountId,
         type: 'sign_in_succeeded',
         clientId,
         ...requestOrigin(ctx),
-        detail: session ? { session: session.uid } : {},
+        detail: { ...(session ? { session: session.uid } : {}), ...(factor ? { factor } : {}) },
       });
     }
-    if (result?.consent && session?.accountId) {
+    // A payment's approval is recorded as payment_approved by its consent screen, with the payment.
+    const forPayment = ctx.oidc.params?.authorization_details !== undefined;
+    if (result?.consent && session?.accountId && !forPayment) {
       record({
         customerId: session.accountId,
         type: 'consent_given',

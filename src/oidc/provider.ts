@@ -28,6 +28,7 @@ import {
 } from './backchannel-logout.ts';
 import { SUPPORTED_SCOPES, claimsByScope } from './scopes.ts';
 import { PAYMENT_TOKEN_TTL, authorizationDetailsPolicy, bankApiResource } from './authorization-details.ts';
+import { holdsPayment } from './account-information.ts';
 import { appMarks, codeLifetime, fapiProfile, rotatesRefreshTokens } from './fapi.ts';
 
 /**
@@ -119,7 +120,9 @@ function lifetimesPolicy(lifetimes: Lifetimes): Configuration['ttl'] {
     // A grant outlives every refresh token issued under it, or refresh tokens would die early. A
     // payment's grant lives as long as its code and then its token can, and no longer.
     Grant: (_ctx, grant) =>
-      grant.rar?.length ? lifetimes.authorizationCode + PAYMENT_TOKEN_TTL : lifetimes.refreshTokenMaxAge,
+      holdsPayment(grant.rar)
+        ? lifetimes.authorizationCode + PAYMENT_TOKEN_TTL
+        : lifetimes.refreshTokenMaxAge,
     // Sliding: each rotation gets the full window again, but never past the cap from first sign-in.
     RefreshToken(_ctx, token) {
       const now = Math.floor(Date.now() / 1000);
@@ -242,7 +245,9 @@ export function createProvider({
     rotateRefreshToken: rotatesRefreshTokens,
     // A payment's token is for that payment only: nothing outlives it to make another.
     issueRefreshToken: (_ctx, client, code) =>
-      client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access') && !code.rar?.length,
+      client.grantTypeAllowed('refresh_token') &&
+      code.scopes.has('offline_access') &&
+      !holdsPayment(code.rar),
 
     // Every feature is chosen here on purpose, including those oidc-provider 9 turns on by itself:
     // discovery advertises exactly this list (test/conformance/discovery-jwks.test.ts pins it).

@@ -23,6 +23,9 @@ import { atTime } from '../support/clock.ts';
 import { openAccounts } from '../../src/bank-api/ledger.ts';
 import { ibanFor } from '../../src/bank-api/money.ts';
 import { enrolAuthenticatorApp } from '../../src/customers/second-factors.ts';
+import { recentEvents } from '../../src/audit/events.ts';
+import { describeActivity } from '../../src/account-pages/present.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * A payment request (RFC 9396 payment_initiation) from the customer's side: two factors first, a
@@ -229,7 +232,8 @@ test('a payment changes nothing of what the customer is remembered to have allow
   expect(afterSignIn.url.startsWith(TEST_REDIRECT_URI)).toBe(true);
   const tokens = await exchange(afterSignIn.url, ordinary);
   expect(tokens.scope?.split(' ')).toContain('accounts:read');
-  expect(tokens.authorization_details).toBeUndefined();
+  // Only the accounts the customer shared ride along, never the payment.
+  expect(tokens.authorization_details?.map((detail) => detail.type)).toEqual(['account_information']);
 });
 
 test('every payment is its own consent: a second one is asked for again, and its token carries only itself', async () => {
@@ -467,6 +471,58 @@ test('a payment leaves the app’s ordinary session-bound token in that browser 
   const answer = await agent.open(again.url.href);
   expect(answer.url.startsWith(TEST_REDIRECT_URI)).toBe(true);
   const tokens = await exchange(answer.url, again);
-  expect(tokens.authorization_details).toBeUndefined();
+  expect(tokens.authorization_details?.map((detail) => detail.type)).toEqual(['account_information']);
   expect((await introspect(ordinaryTokens.access_token)).active).toBe(true);
+});
+
+describe('the activity names each approved payment and the second factor that approved it', () => {
+  async function activityOf(customerId: string) {
+    const events = await recentEvents(passbook.knex, customerId);
+    return events.map((event) => ({ event, what: describeActivity(event, () => 'Split It') }));
+  }
+
+  test('with the authenticator app: amount, creditor and factor, and no plain consent', async () => {
+    const customer = await customerWithAccounts(await createTwoStepCustomer(passbook));
+    const request = await paymentRequest(payment());
+    const agent = new CustomerAgent([TEST_REDIRECT_URI]);
+    const page = await toPaymentScreen(agent, request.url, customer);
+    await agent.submit(page, '/consent', { decision: 'allow', debtor: customer.accounts.everyday });
+
+    // The sign-in lands off the request path; once it has, any consent_given would have too.
+    const signedIn = async () =>
+      (await activityOf(customer.id)).some(({ event }) => event.type === 'sign_in_succeeded');
+    expect(await eventually(signedIn)).toBe(true);
+    const activity = await activityOf(customer.id);
+    const approved = activity.filter(({ event }) => event.type === 'payment_approved');
+    expect(approved.map(({ what }) => what)).toEqual([
+      'Split It: €25.00 to Jo Bloggs, approved with your authenticator app',
+    ]);
+    expect(approved[0]?.event.detail).toEqual({
+      amount: '25.00',
+      currency: 'EUR',
+      creditor: 'Jo Bloggs',
+      factor: 'authenticator_app',
+    });
+    expect(activity.some(({ event }) => event.type === 'consent_given')).toBe(false);
+  });
+
+  test('with a recovery code', async () => {
+    const customer = await customerWithAccounts(await createTwoStepCustomer(passbook));
+    const request = await paymentRequest(payment('7.50', 'Sam Lender'));
+    const agent = new CustomerAgent([TEST_REDIRECT_URI]);
+    const codePage = await agent.signIn(
+      await agent.open(request.url.href),
+      customer.username,
+      customer.password,
+    );
+    const codesLeft = await agent.submit(codePage, '/code', { code: String(customer.recoveryCodes[0]) });
+    const onward = codesLeft.document.querySelector('a.button')?.getAttribute('href') ?? '';
+    const page = await agent.open(new URL(onward, codesLeft.url).href);
+    await agent.submit(page, '/consent', { decision: 'allow', debtor: customer.accounts.everyday });
+
+    const approved = (await activityOf(customer.id)).filter(({ event }) => event.type === 'payment_approved');
+    expect(approved.map(({ what }) => what)).toEqual([
+      'Split It: €7.50 to Sam Lender, approved with a recovery code',
+    ]);
+  });
 });

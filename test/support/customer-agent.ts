@@ -65,10 +65,16 @@ export class CustomerAgent {
   }
 
   /**
-   * Submits the form on the page whose action matches `actionContains`, with its hidden fields
-   * and the given values; `button` names the submit button pressed ({ decision: 'allow' }).
+   * Submits the form on the page whose action matches `actionContains`, as a browser would: its
+   * hidden fields and the boxes ticked by default, then the given values (a list for a field that
+   * repeats, such as checkboxes; it replaces what was ticked), with the button pressed
+   * ({ decision: 'allow' }).
    */
-  async submit(page: Page, actionContains: string, values: Record<string, string> = {}): Promise<Page> {
+  async submit(
+    page: Page,
+    actionContains: string,
+    values: Record<string, string | string[]> = {},
+  ): Promise<Page> {
     const form = page.document
       .querySelectorAll('form')
       .find((candidate) => (candidate.getAttribute('action') ?? '').includes(actionContains));
@@ -77,10 +83,17 @@ export class CustomerAgent {
     const fields = new URLSearchParams();
     for (const input of form.querySelectorAll('input')) {
       const name = input.getAttribute('name');
-      if (name && input.getAttribute('type') === 'hidden')
-        fields.set(name, input.getAttribute('value') ?? '');
+      const type = input.getAttribute('type');
+      if (!name) continue;
+      if (type === 'hidden') fields.set(name, input.getAttribute('value') ?? '');
+      if ((type === 'checkbox' || type === 'radio') && input.hasAttribute('checked')) {
+        fields.append(name, input.getAttribute('value') ?? 'on');
+      }
     }
-    for (const [name, value] of Object.entries(values)) fields.set(name, value);
+    for (const [name, value] of Object.entries(values)) {
+      fields.delete(name);
+      for (const item of Array.isArray(value) ? value : [value]) fields.append(name, item);
+    }
     const action = new URL(form.getAttribute('action') ?? page.url, page.url).href;
     return this.open(action, {
       method: 'POST',
@@ -94,8 +107,8 @@ export class CustomerAgent {
     return this.submit(page, '/login', { username, password });
   }
 
-  /** Answers the bank's consent screen. */
-  consent(page: Page, decision: 'allow' | 'deny'): Promise<Page> {
-    return this.submit(page, '/consent', { decision });
+  /** Answers the bank's consent screen; `accounts` ticks exactly those IBANs instead of the defaults. */
+  consent(page: Page, decision: 'allow' | 'deny', accounts?: string[]): Promise<Page> {
+    return this.submit(page, '/consent', { decision, ...(accounts ? { account: accounts } : {}) });
   }
 }

@@ -4,8 +4,10 @@ import type { TestPassbook } from './passbook.ts';
  * Access tokens minted the way Passbook's token endpoint saves them (a Grant and an AccessToken
  * through its own provider and adapter), so that the bank API can be tested with tokens that no
  * consent screen offers yet: a payment token carries one payment_initiation detail (RFC 9396)
- * and names the bank API as its audience (RFC 8707), with no scope.
+ * and names the bank API as its audience (RFC 8707), with no scope. An ordinary token that reads
+ * accounts carries the customer's account choice (`accounts`) as Passbook's consent screen writes it.
  */
+import { accountInformation } from '../../src/oidc/account-information.ts';
 
 export interface PaymentDetail extends Record<string, unknown> {
   type: string;
@@ -24,6 +26,8 @@ export interface MintOptions {
   details?: PaymentDetail[];
   audience?: string;
   scope?: string;
+  /** The IBANs the customer chose to share: an account_information detail beside any others. */
+  accounts?: string[];
   /** How the customer signed in; two factors unless said otherwise. */
   signIn?: SignIn;
 }
@@ -67,8 +71,12 @@ export async function mintAccessToken(passbook: TestPassbook, options: MintOptio
   const { clientId, customerId: accountId } = options;
   const client = await passbook.provider.Client.find(clientId);
   if (!client) throw new Error(`no app ${clientId}`);
+  const details = [
+    ...(options.details ?? []),
+    ...(options.accounts ? [accountInformation(options.accounts)] : []),
+  ];
   const grant = new passbook.provider.Grant({ accountId, clientId });
-  if (options.details) grant.rar = options.details;
+  if (details.length) grant.rar = details;
   if (options.scope) grant.addOIDCScope(options.scope);
   const grantId = await grant.save();
   const token = new passbook.provider.AccessToken({
@@ -77,7 +85,7 @@ export async function mintAccessToken(passbook: TestPassbook, options: MintOptio
     grantId,
     gty: 'authorization_code',
     expiresIn: 300,
-    ...(options.details ? { rar: options.details } : {}),
+    ...(details.length ? { rar: details } : {}),
     ...(options.audience !== undefined ? { aud: options.audience } : {}),
   });
   token.scope = options.scope ?? '';

@@ -2,6 +2,7 @@ import type { AdapterPayload } from 'oidc-provider';
 import type { Knex } from '../../db/knex.ts';
 import { forReading, forWriting } from '../../db/request-transaction.ts';
 import { TABLE, deleteInBatches, liveRows } from './table.ts';
+import { sharedIbans } from '../account-information.ts';
 
 /**
  * The customer's view of their own grants and sessions in `oidc_models`, for the account pages and
@@ -13,6 +14,8 @@ export interface CustomerGrant {
   grantId: string;
   clientId: string;
   scope: string;
+  /** The IBANs the customer chose to let the app read (account-information.ts). */
+  accounts: string[];
   grantedAt: Date;
   lastUsedAt: Date | null;
 }
@@ -40,6 +43,7 @@ export async function grantsOfCustomer(knex: Knex, customerId: string): Promise<
     grantId: row.id,
     clientId: row.client_id,
     scope: grantedScope(row.payload),
+    accounts: sharedIbans(Array.isArray(row.payload.rar) ? row.payload.rar : undefined),
     grantedAt: row.created_at,
     lastUsedAt: row.last_used_at,
   }));
@@ -47,7 +51,7 @@ export async function grantsOfCustomer(knex: Knex, customerId: string): Promise<
 
 /**
  * The customer's newest live grant to this app, so that consent given once is remembered. A
- * payment's grant (one with authorization details) was consent to that payment only: it is
+ * payment's grant (one with a payment_initiation detail) was consent to that payment only: it is
  * never what the customer is remembered to have allowed.
  */
 export async function latestGrantId(
@@ -57,7 +61,8 @@ export async function latestGrantId(
 ): Promise<string | undefined> {
   const row: { id: string } | undefined = await liveRows(await forReading(knex), 'Grant')
     .andWhere({ customer_id: customerId, client_id: clientId })
-    .whereRaw("payload->'rar' IS NULL")
+    // A payment's grant is its own; an ordinary one may hold the customer's account choice.
+    .whereRaw(`NOT coalesce(payload->'rar' @> '[{"type":"payment_initiation"}]', false)`)
     .orderBy('created_at', 'desc')
     .first('id');
   return row?.id;
