@@ -13,7 +13,7 @@ import { findAccount, listAccounts, type Account } from './ledger.ts';
 const ACCOUNT_INFORMATION = 'account_information';
 
 /** The IBANs the token's account_information detail lists for reading; empty when it has none. */
-export function sharedIbans(token: AccessToken): ReadonlySet<string> {
+function sharedIbans(token: AccessToken): ReadonlySet<string> {
   const details = token.authorizationDetails.filter((detail) => detail.type === ACCOUNT_INFORMATION);
   // More than one choice is not something Passbook issues: read it as none.
   const [detail, ...others] = details;

@@ -16,7 +16,7 @@ import { PAYMENT_INITIATION } from '../payments/payment-initiation.ts';
 export const ACCOUNT_INFORMATION = 'account_information';
 
 /** The scopes that read accounts, and so need the customer to choose which. */
-export const ACCOUNT_SCOPES: readonly string[] = ['accounts:read', 'transactions:read'];
+const ACCOUNT_SCOPES: readonly string[] = ['accounts:read', 'transactions:read'];
 
 // A type alias rather than an interface, so that it is a JSON object to oidc-provider's types too.
 export type AccountInformation = {
