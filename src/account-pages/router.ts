@@ -22,7 +22,7 @@ import { consentWordingFor } from '../oidc/scopes.ts';
 import { behindSignIn, type BankSession, type BankSessions, type SignedInSession } from './bank-session.ts';
 import { describeActivity, describeDevice, describeOrigin, formatWhen } from './present.ts';
 import { AccountsUnavailable, type LookUpAccounts } from '../payments/account-lookup.ts';
-import { groupedIban } from '../payments/payment-initiation.ts';
+import { groupedIban } from '../payments/iban.ts';
 import { readsAccounts } from '../oidc/account-information.ts';
 
 /**

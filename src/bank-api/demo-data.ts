@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from '../db/knex.ts';
-import { ibanFor } from './money.ts';
+import { ibanFor } from '../payments/iban.ts';
 import { openAccounts, type NewAccount } from './ledger.ts';
 
 /**

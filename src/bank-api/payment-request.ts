@@ -1,5 +1,6 @@
 import { ApiError } from './errors.ts';
-import { normaliseIban, parseAmount } from './money.ts';
+import { parseAmount } from './money.ts';
+import { normaliseIban } from '../payments/iban.ts';
 
 /**
  * A payment in the words of a `payment_initiation` authorization detail (RFC 9396 §2), read from

@@ -18,13 +18,13 @@ import { consentPromptDetails, textParam } from '../oidc/engine-internals.ts';
 import { isDatabaseUnavailable } from '../db/unavailable.ts';
 import {
   covers,
-  groupedIban,
   parsePaymentRequest,
   paymentWording,
   type ApprovedPayment,
   type PaymentInitiation,
   type PaymentPolicy,
 } from '../payments/payment-initiation.ts';
+import { groupedIban } from '../payments/iban.ts';
 import { AccountsUnavailable, type LookUpAccounts, type PayableAccount } from '../payments/account-lookup.ts';
 import { accountInformation, readsAccounts, sharedIbans } from '../oidc/account-information.ts';
 

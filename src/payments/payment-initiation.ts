@@ -6,6 +6,8 @@
  * The approved detail adds the account the customer chose to pay from (`debtorAccount`).
  */
 
+import { groupedIban, isValidIban } from './iban.ts';
+
 export const PAYMENT_INITIATION = 'payment_initiation';
 
 const ACTIONS = ['initiate', 'status'] as const;
@@ -54,8 +56,6 @@ const AMOUNT = /^(0|[1-9]\d{0,14})\.\d{2}$/;
 // paragraph separators: none of them belongs in a name or reference a customer reads.
 const NOT_PLAIN = /[\p{C}\p{Zl}\p{Zp}]/u;
 
-const IBAN = /^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$/;
-
 function refuse(message: string): never {
   throw new InvalidPaymentDetails(message);
 }
@@ -75,22 +75,6 @@ function exactMembers(value: unknown, name: string, allowed: readonly string[]):
 function amountInCents(amount: string): bigint | undefined {
   if (!AMOUNT.test(amount)) return undefined;
   return BigInt(amount.replace('.', ''));
-}
-
-/** ISO 13616: the IBAN in electronic form (capitals, no spaces) with right check digits. */
-export function isValidIban(iban: string): boolean {
-  if (!IBAN.test(iban)) return false;
-  let remainder = 0;
-  for (const character of iban.slice(4) + iban.slice(0, 4)) {
-    const value = Number.parseInt(character, 36);
-    remainder = (value >= 10 ? remainder * 100 + value : remainder * 10 + value) % 97;
-  }
-  return remainder === 1;
-}
-
-/** "NL91ABNA0417164300" → "NL91 ABNA 0417 1643 00", as printed for a person. */
-export function groupedIban(iban: string): string {
-  return iban.replace(/(.{4})(?=.)/g, '$1 ');
 }
 
 function plainText(value: unknown, name: string, maxLength: number): string {

@@ -8,7 +8,7 @@ import {
   type TestPassbook,
 } from '../support/passbook.ts';
 import { openAccounts } from '../../src/bank-api/ledger.ts';
-import { ibanFor } from '../../src/bank-api/money.ts';
+import { ibanFor } from '../../src/payments/iban.ts';
 import { loadSigningKeys } from '../../src/oidc/keys.ts';
 import { AccountsUnavailable, accountLookup, accountLookupToken } from '../../src/payments/account-lookup.ts';
 

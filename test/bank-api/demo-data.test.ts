@@ -1,5 +1,6 @@
 import { demoAccounts, seedDemoAccounts } from '../../src/bank-api/demo-data.ts';
-import { formatAmount, ibanFor, normaliseIban, parseAmount } from '../../src/bank-api/money.ts';
+import { formatAmount, parseAmount } from '../../src/bank-api/money.ts';
+import { ibanFor, normaliseIban } from '../../src/payments/iban.ts';
 import { createKnex } from '../../src/db/knex.ts';
 import { testBankApiDatabaseUrl } from '../support/bank-api.ts';
 import { createTestCustomer, useTestPassbook } from '../support/passbook.ts';

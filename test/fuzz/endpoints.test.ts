@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { openAccounts } from '../../src/bank-api/ledger.ts';
-import { ibanFor } from '../../src/bank-api/money.ts';
+import { ibanFor } from '../../src/payments/iban.ts';
 import type { RegisteredClient } from '../../src/clients/clients.ts';
 import { startTestBankApi, type TestBankApi } from '../support/bank-api.ts';
 import type { CustomerAgent } from '../support/customer-agent.ts';

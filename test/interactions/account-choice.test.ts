@@ -14,7 +14,7 @@ import { callBankApi, startTestBankApi, type TestBankApi } from '../support/bank
 import { mintAccessToken } from '../support/payment-tokens.ts';
 import { authorizationRequest, discoverAs, exchangeCode } from '../support/third-party-app.ts';
 import { openAccounts } from '../../src/bank-api/ledger.ts';
-import { ibanFor } from '../../src/bank-api/money.ts';
+import { ibanFor } from '../../src/payments/iban.ts';
 import type { RegisteredClient } from '../../src/clients/clients.ts';
 
 /**

@@ -21,7 +21,7 @@ import {
 } from '../support/two-step.ts';
 import { atTime } from '../support/clock.ts';
 import { openAccounts } from '../../src/bank-api/ledger.ts';
-import { ibanFor } from '../../src/bank-api/money.ts';
+import { ibanFor } from '../../src/payments/iban.ts';
 import { enrolAuthenticatorApp } from '../../src/customers/second-factors.ts';
 import { recentEvents } from '../../src/audit/events.ts';
 import { describeActivity } from '../../src/account-pages/present.ts';

@@ -1,13 +1,12 @@
 import {
   InvalidPaymentDetails,
   covers,
-  groupedIban,
-  isValidIban,
   parsePaymentInitiation,
   parsePaymentRequest,
   paymentWording,
   type PaymentPolicy,
 } from '../../src/payments/payment-initiation.ts';
+import { groupedIban, isValidIban } from '../../src/payments/iban.ts';
 
 const policy: PaymentPolicy = { maxAmount: '10000.00', bankApiUrl: 'https://bank-api.example' };
 
