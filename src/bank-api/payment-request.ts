@@ -1,6 +1,7 @@
 import { ApiError } from './errors.ts';
 import { parseAmount } from './money.ts';
 import { normaliseIban } from '../payments/iban.ts';
+import { isPaymentText } from '../payments/payment-text.ts';
 
 /**
  * A payment in the words of a `payment_initiation` authorization detail (RFC 9396 §2), read from
@@ -29,11 +30,6 @@ const PAYMENT_MEMBERS: ReadonlySet<string> = new Set([...REQUIRED, ...OPTIONAL])
 /** The most one payment may move in this demo bank, in cents. */
 const PAYMENT_LIMIT_MINOR = 1_000_000;
 
-// Control, format (bidi overrides), surrogate, private-use and unassigned characters, and line or
-// paragraph separators: none belongs in a name or reference a customer reads. The same rule as the
-// consent screen's, so that whatever the customer could approve, the bank API can read.
-const NOT_PLAIN = /[\p{C}\p{Zl}\p{Zp}]/u;
-
 /** Why a payment cannot be read; the caller decides what that means for its answer. */
 export class PaymentShapeError extends Error {
   override name = 'PaymentShapeError';
@@ -48,11 +44,10 @@ function onlyMembers(value: Record<string, unknown>, allowed: readonly string[],
   if (unknown.length) throw new PaymentShapeError(`${field} has unknown member(s): ${unknown.join(', ')}`);
 }
 
-// Never trimmed: it is compared exactly, and " Jo Bloggs" is not the name the customer approved.
+// The consent screen's rule (src/payments/payment-text.ts), so that what was approved can be read.
 function plainText(value: unknown, field: string, maxLength: number): string {
   if (typeof value !== 'string') throw new PaymentShapeError(`${field} must be a string`);
-  const length = [...value].length;
-  if (length === 0 || length > maxLength || value.trim() === '' || NOT_PLAIN.test(value)) {
+  if (!isPaymentText(value, maxLength)) {
     throw new PaymentShapeError(`${field} must be 1 to ${maxLength} characters of plain text`);
   }
   return value;

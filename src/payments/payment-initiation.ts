@@ -7,6 +7,7 @@
  */
 
 import { groupedIban, isValidIban } from './iban.ts';
+import { isPaymentText } from './payment-text.ts';
 
 export const PAYMENT_INITIATION = 'payment_initiation';
 
@@ -54,8 +55,6 @@ const AMOUNT = /^(0|[1-9]\d{0,14})\.\d{2}$/;
 
 // Control, format (bidi overrides), surrogate, private-use and unassigned characters, and line or
 // paragraph separators: none of them belongs in a name or reference a customer reads.
-const NOT_PLAIN = /[\p{C}\p{Zl}\p{Zp}]/u;
-
 function refuse(message: string): never {
   throw new InvalidPaymentDetails(message);
 }
@@ -79,10 +78,7 @@ function amountInCents(amount: string): bigint | undefined {
 
 function plainText(value: unknown, name: string, maxLength: number): string {
   if (typeof value !== 'string') refuse(`${name} must be a string`);
-  const length = [...value].length;
-  if (length < 1 || length > maxLength || value.trim() === '' || NOT_PLAIN.test(value)) {
-    refuse(`${name} must be 1 to ${maxLength} characters of plain text`);
-  }
+  if (!isPaymentText(value, maxLength)) refuse(`${name} must be 1 to ${maxLength} characters of plain text`);
   return value;
 }
 
