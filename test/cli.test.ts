@@ -5,7 +5,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import argon2 from 'argon2';
-import { exportJWK, generateKeyPair } from 'jose';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { createKnex, type Knex } from '../src/db/knex.ts';
 import { testDatabaseUrl } from './support/passbook.ts';
 import { PROJECT_ROOT } from './support/project.ts';
@@ -181,6 +181,18 @@ describe('customers:create', () => {
   });
 });
 
+/** An app's JWK set, written to a file of its own, as its developers would hand it over. */
+async function keyFile(key: JWK): Promise<string> {
+  const file = path.join(await mkdtemp(path.join(os.tmpdir(), 'passbook-cli-keys-')), 'app-keys.json');
+  await writeFile(file, JSON.stringify({ keys: [key] }));
+  return file;
+}
+
+function createFapiApp(name: string, jwksFile: string): string[] {
+  const flags = ['--redirect-uri', 'https://pay.example/cb', '--profile', 'fapi2', '--jwks-file', jwksFile];
+  return ['clients:create', '--name', name, ...flags];
+}
+
 describe('clients:create', () => {
   test('a confidential client gets a secret once; the table keeps only its digest', async () => {
     const name = unique('app');
@@ -249,21 +261,8 @@ describe('clients:create', () => {
   test('--profile fapi2 --jwks-file registers a FAPI 2.0 app: no secret, its keys, PAR and DPoP required', async () => {
     const name = unique('fapi');
     const { publicKey } = await generateKeyPair('ES256');
-    const file = path.join(await mkdtemp(path.join(os.tmpdir(), 'passbook-cli-keys-')), 'app-keys.json');
-    await writeFile(file, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'app-1' }] }));
-    const printed = succeeded(
-      await cli([
-        'clients:create',
-        '--name',
-        name,
-        '--redirect-uri',
-        'https://pay.example/cb',
-        '--profile',
-        'fapi2',
-        '--jwks-file',
-        file,
-      ]),
-    );
+    const file = await keyFile({ ...(await exportJWK(publicKey)), kid: 'app-1' });
+    const printed = succeeded(await cli(createFapiApp(name, file)));
 
     expect(printed.client_secret).toBeUndefined();
     expect(printed).toMatchObject({ token_endpoint_auth_method: 'private_key_jwt', profile: 'fapi2' });
@@ -306,19 +305,7 @@ describe('clients:create', () => {
   test('a key file with a private key is refused, saying so, and inserts nothing', async () => {
     const name = unique('fapi');
     const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-    const file = path.join(await mkdtemp(path.join(os.tmpdir(), 'passbook-cli-keys-')), 'app-keys.json');
-    await writeFile(file, JSON.stringify({ keys: [await exportJWK(privateKey)] }));
-    const result = await cli([
-      'clients:create',
-      '--name',
-      name,
-      '--redirect-uri',
-      'https://pay.example/cb',
-      '--profile',
-      'fapi2',
-      '--jwks-file',
-      file,
-    ]);
+    const result = await cli(createFapiApp(name, await keyFile(await exportJWK(privateKey))));
     expect(result.code).toBe(1);
     expect(stderrLines(result)).toEqual([expect.stringContaining('private member "d"')]);
     expect(await clientsNamed(name)).toBe(0);

@@ -3,6 +3,7 @@ import type { RegisteredClient } from '../../src/clients/clients.ts';
 import { registerBankApiClient } from '../support/bank-api.ts';
 import { CustomerAgent } from '../support/customer-agent.ts';
 import { dpopHandle, dpopProof, newDpopKey, type DpopKey } from '../support/dpop.ts';
+import { pushedAuthorizationRequest } from '../support/fapi-app.ts';
 import {
   TEST_REDIRECT_URI,
   basicAuthorization,
@@ -212,29 +213,16 @@ test('a confidential app’s refresh token is bound to its client authentication
   expect(await introspect(moved.access_token)).toMatchObject({ cnf: { jkt: newKey.thumbprint } });
 });
 
-/** A request pushed with a proof from `key`, allowed by a customer: the callback and its verifier. */
+/** A request pushed with a proof from `key`, allowed by a customer: redeem its code with a key. */
 async function pushedWithProof(config: oidc.Configuration, key: DpopKey) {
   const customer = await createTestCustomer(passbook.knex);
-  const codeVerifier = oidc.randomPKCECodeVerifier();
-  const state = oidc.randomState();
-  const url = await oidc.buildAuthorizationUrlWithPAR(
-    config,
-    {
-      redirect_uri: TEST_REDIRECT_URI,
-      scope: 'openid',
-      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
-      code_challenge_method: 'S256',
-      state,
-    },
-    { DPoP: dpopHandle(config, key) },
-  );
-  const request = { url, codeVerifier, state, nonce: '' };
+  const request = await pushedAuthorizationRequest(config, key);
   const callback = await customerAllows(new CustomerAgent([TEST_REDIRECT_URI]), request, customer);
   return (redeemWith: DpopKey) =>
     oidc.authorizationCodeGrant(
       config,
       new URL(callback),
-      { pkceCodeVerifier: codeVerifier, expectedState: state },
+      { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce },
       undefined,
       { DPoP: dpopHandle(config, redeemWith) },
     );
