@@ -80,6 +80,12 @@ export interface Config {
   lifetimes: Lifetimes;
   /** How often each process re-reads the signing keys, in seconds (KEY_REFRESH_INTERVAL). */
   keyRefreshIntervalSeconds: number;
+  /**
+   * TOKEN_CACHE_MAX_AGE: seconds a process keeps a copy of a live access token it has looked up
+   * (src/oidc/storage/live-tokens.ts), at most; any change to the token or its grant ends the copy
+   * on every node at once. 0 turns the cache off.
+   */
+  tokenCacheMaxAgeSeconds: number;
   /** Seconds a key made by `keys:rotate` waits, published, before it signs (KEY_ACTIVATION_DELAY). */
   keyActivationDelaySeconds: number;
   /**
@@ -336,6 +342,7 @@ export function loadConfig(env: Env = process.env, defaults: ConfigDefaults = {}
     throttle: readThrottle(env),
     lifetimes: readLifetimes(env),
     keyRefreshIntervalSeconds: readInteger(env, 'KEY_REFRESH_INTERVAL', 60, 1, 3600),
+    tokenCacheMaxAgeSeconds: readInteger(env, 'TOKEN_CACHE_MAX_AGE', 30, 0, 300),
     keyActivationDelaySeconds: readInteger(env, 'KEY_ACTIVATION_DELAY', 3600, 0, 30 * DAY),
     backchannelLogoutAllowedHosts: readHostList(
       env,

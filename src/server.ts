@@ -30,6 +30,7 @@ import { withPrefetchScope } from './oidc/storage/adapter.ts';
 import { requestTransaction } from './db/request-transaction.ts';
 import { commitBeforeEngineAnswers } from './oidc/commit-before-answer.ts';
 import type { PassbookMetrics } from './metrics/passbook.ts';
+import type { LiveTokenCache } from './oidc/storage/live-tokens.ts';
 import { accountLookup } from './payments/account-lookup.ts';
 
 export interface PassbookApp {
@@ -54,6 +55,7 @@ export async function createApp(
   knex: Knex,
   log: Logger,
   metrics: PassbookMetrics,
+  liveTokens?: LiveTokenCache,
 ): Promise<PassbookApp> {
   const [cookieKeys, cipher] = await Promise.all([
     loadCookieKeys(knex, config.cookieKeys),
@@ -68,6 +70,7 @@ export async function createApp(
     cookieKeys,
     hasSecondFactor: (customerId) => factors.hasAuthenticatorApp(customerId),
     dpopNonceSecret: dpopNonceSecret(config, cipher),
+    liveTokens,
   });
   const keys = signingKeyRefresher(provider, knex, cipher, signingKeys, log);
   provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'provider error'));

@@ -8,6 +8,8 @@ import { migrate } from './db/migrate.ts';
 import { openDatabase, type Database } from './db/open.ts';
 import type { Logger } from './log.ts';
 import { startPurgeTimer } from './oidc/storage/purge.ts';
+import { startModelChangeFeed, type ModelChangeFeed } from './oidc/storage/change-feed.ts';
+import { LiveTokenCache } from './oidc/storage/live-tokens.ts';
 import { throttlePurgeTask } from './sign-in/throttle.ts';
 import { auditRetentionPurgeTask } from './audit/events.ts';
 import { DEMO_CLIENT_ID, DEMO_CUSTOMER, DEMO_REDIRECT_URI, seedDemo, type DemoSeed } from './seed/demo.ts';
@@ -58,19 +60,41 @@ function announceDemo(config: Config, log: Logger, seed: DemoSeed): void {
   }
 }
 
+/** Copies kept at most: a few kilobytes each, so some tens of megabytes at worst. */
+const TOKEN_CACHE_ENTRIES = 20_000;
+
+/** The live-token cache and the change feed it trusts, unless TOKEN_CACHE_MAX_AGE is 0. */
+function startTokenCache(
+  config: Config,
+  database: Database,
+  log: Logger,
+): { cache: LiveTokenCache; feed: ModelChangeFeed } | undefined {
+  if (config.tokenCacheMaxAgeSeconds === 0) return undefined;
+  const feed = startModelChangeFeed(database.url, { log });
+  const cache = new LiveTokenCache(feed, {
+    maxAgeMs: config.tokenCacheMaxAgeSeconds * 1000,
+    maxEntries: TOKEN_CACHE_ENTRIES,
+  });
+  return { cache, feed };
+}
+
 /** Database, migrations, optional demo seed, HTTP server, purge timer: a running Passbook. */
 export async function startPassbook(config: Config, log: Logger): Promise<RunningPassbook> {
   const database = await openDatabase(config, log);
   let metricsServer: MetricsServer | undefined;
+  let tokenCache: ReturnType<typeof startTokenCache>;
   try {
     const applied = await migrate(database.knex);
     if (applied.length) log.info({ applied }, 'migrations applied');
     const metrics = passbookMetrics(database.knex);
+    tokenCache = startTokenCache(config, database, log);
+    if (tokenCache) metrics.observeTokenCache(tokenCache.cache, tokenCache.feed);
     const { app, provider, audit, cipher, keys, health } = await createApp(
       config,
       database.knex,
       log,
       metrics,
+      tokenCache?.cache,
     );
     if (config.seedDemo) {
       const seed = await seedDemo(
@@ -108,6 +132,7 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
           await stopPurge();
           await stopKeyRefresh();
           await audit.drain();
+          await tokenCache?.feed.close();
           await metricsServer?.close();
           await database.close();
         })();
@@ -117,6 +142,7 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
       },
     };
   } catch (error) {
+    await tokenCache?.feed.close();
     await metricsServer?.close();
     await database.close();
     throw error;

@@ -5,6 +5,8 @@ import { createKnex, type Knex } from './knex.ts';
 
 export interface Database {
   knex: Knex;
+  /** Where it is, for a connection of its own (the change feed, src/oidc/storage/change-feed.ts). */
+  url: string;
   /** True when Passbook runs on its own embedded PostgreSQL. */
   embedded: boolean;
   close(): Promise<void>;
@@ -14,12 +16,13 @@ export interface Database {
 export async function openDatabase(config: Config, log: Logger): Promise<Database> {
   if (config.databaseUrl) {
     const knex = createKnex(config.databaseUrl, undefined, log, config.databaseTimeouts);
-    return { knex, embedded: false, close: () => knex.destroy() };
+    return { knex, url: config.databaseUrl, embedded: false, close: () => knex.destroy() };
   }
   const embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPostgresPort, log);
   const knex = createKnex(embedded.url, undefined, log, config.databaseTimeouts);
   return {
     knex,
+    url: embedded.url,
     embedded: true,
     async close() {
       await knex.destroy();

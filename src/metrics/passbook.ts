@@ -7,6 +7,9 @@ import { countDatabaseUse } from './database.ts';
 import { httpMetrics } from './http.ts';
 import { countProviderEvents } from './provider-events.ts';
 import { countSignIns } from './sign-in.ts';
+import { countTokenCache } from './token-cache.ts';
+import type { ModelChangeFeed } from '../oidc/storage/change-feed.ts';
+import type { LiveTokenCache } from '../oidc/storage/live-tokens.ts';
 
 /**
  * One Passbook's metrics (docs/metrics.md): a registry of its own rather than prom-client's
@@ -19,6 +22,7 @@ export interface PassbookMetrics {
   http: Koa.Middleware;
   observeProvider(provider: Provider): void;
   countSignIns(signIn: SignIn): SignIn;
+  observeTokenCache(cache: LiveTokenCache, feed: ModelChangeFeed): void;
 }
 
 export function passbookMetrics(knex: Knex): PassbookMetrics {
@@ -42,5 +46,6 @@ export function passbookMetrics(knex: Knex): PassbookMetrics {
       countProviderEvents(provider, registry, throttleRefusals);
     },
     countSignIns: (signIn) => countSignIns(signIn, registry, throttleRefusals),
+    observeTokenCache: (cache, feed) => countTokenCache(cache, feed, registry),
   };
 }

@@ -12,6 +12,7 @@ import { findCustomerById, standardClaims } from '../customers/customers.ts';
 import { renderErrorPage, renderPage } from '../http/views.ts';
 import { RESOURCE_SERVER_METADATA } from '../clients/clients.ts';
 import { postgresAdapterFactory } from './storage/adapter.ts';
+import type { LiveTokenCache } from './storage/live-tokens.ts';
 import { askForAlwaysAskedScopes, rememberedConsent } from './consent.ts';
 import { ACR_VALUES, requireTwoFactorsWhereNeeded, type HasSecondFactor } from './authentication.ts';
 import {
@@ -50,6 +51,8 @@ export interface ProviderDependencies {
   hasSecondFactor: HasSecondFactor;
   /** What DPoP nonces are made from: the same 32 bytes on every node (dpopNonceSecret). */
   dpopNonceSecret: Buffer;
+  /** The process's copies of live access tokens (storage/live-tokens.ts); none without it. */
+  liveTokens?: LiveTokenCache;
 }
 
 /**
@@ -175,10 +178,11 @@ export function createProvider({
   storage = 'postgres',
   hasSecondFactor,
   dpopNonceSecret: nonceSecret,
+  liveTokens,
 }: ProviderDependencies): Provider {
   const existingGrant = rememberedConsent(knex);
   const configuration: Configuration & SessionBinding = {
-    ...(storage === 'postgres' ? { adapter: postgresAdapterFactory(knex) } : {}),
+    ...(storage === 'postgres' ? { adapter: postgresAdapterFactory(knex, liveTokens) } : {}),
     findAccount: accountFinder(knex),
     jwks: { keys: signingKeys },
     cookies: {

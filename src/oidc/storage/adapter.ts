@@ -4,17 +4,20 @@ import { errors } from 'oidc-provider';
 import type { Knex } from '../../db/knex.ts';
 import { findClientMetadata } from '../../clients/clients.ts';
 import { MAX_IDENTIFIER_LENGTH, isStorableJson, isStorableText } from '../../db/storable.ts';
-import { forReading, forWriting } from '../../db/request-transaction.ts';
+import { afterCommit, forReading, forWriting } from '../../db/request-transaction.ts';
 import { TABLE, deleteInBatches, liveRows } from './table.ts';
 import { markGrantUsed } from './grants-and-sessions.ts';
 import { ReplayDetected, answerUnavailableDatabase } from '../engine-internals.ts';
+import type { LiveTokenCache, TokenWithGrant } from './live-tokens.ts';
 
 /**
  * The adapter oidc-provider stores its models through: one row of `oidc_models` per session,
  * interaction, code, token, grant, PAR request and replay record (see table.ts), and clients read
  * from `clients`. Within a request every write goes into the request's transaction
  * (src/db/request-transaction.ts): a refresh's consume, its new tokens and the grant's last use
- * commit together, before the app sees any of them.
+ * commit together, before the app sees any of them. Access tokens, with their grants, are also
+ * looked up in the process's live-token cache (live-tokens.ts) by requests that have written
+ * nothing yet, such as introspection and UserInfo.
  */
 
 /** Consumed refresh tokens kept per grant, so that replaying a recent one is still recognised. */
@@ -58,15 +61,11 @@ function forgetPrefetchedGrant(grantId: string): void {
  */
 const FIND = `SELECT payload, consumed_at FROM ${TABLE}
   WHERE kind = ? AND id = ? AND (expires_at IS NULL OR expires_at > ?) LIMIT 1`;
-const FIND_WITH_GRANT = `SELECT t.payload, t.consumed_at, t.grant_id, g.payload AS grant_payload
+const FIND_WITH_GRANT = `SELECT t.payload, t.consumed_at, t.expires_at, t.grant_id,
+    g.payload AS grant_payload, g.expires_at AS grant_expires_at
   FROM ${TABLE} t
   LEFT JOIN ${TABLE} g ON g.kind = 'Grant' AND g.id = t.grant_id AND (g.expires_at IS NULL OR g.expires_at > ?)
   WHERE t.kind = ? AND t.id = ? AND (t.expires_at IS NULL OR t.expires_at > ?) LIMIT 1`;
-
-interface TokenRow extends ModelRow {
-  grant_id: string | null;
-  grant_payload: AdapterPayload | null;
-}
 
 function toEpochSeconds(date: Date): number {
   return Math.floor(date.getTime() / 1000);
@@ -117,13 +116,29 @@ function unstorable(what: string): Error {
   return new errors.InvalidRequest(`${what} contains characters that cannot be accepted`);
 }
 
+/** The kinds whose rows the live-token cache holds copies of. */
+const CACHED_KINDS = new Set(['AccessToken', 'Grant']);
+
 export class PostgresAdapter implements Adapter {
   private readonly knex: Knex;
   private readonly kind: string;
+  private readonly liveTokens: LiveTokenCache | undefined;
 
-  constructor(knex: Knex, kind: string) {
+  constructor(knex: Knex, kind: string, liveTokens?: LiveTokenCache) {
     this.knex = knex;
     this.kind = kind;
+    this.liveTokens = CACHED_KINDS.has(kind) ? liveTokens : undefined;
+  }
+
+  /**
+   * A change to a row the cache may hold, applied to this process's copies at once and again
+   * once it has committed: the change feed brings it to the other processes, and back here.
+   */
+  private async changing(id: string, kind = this.kind): Promise<void> {
+    const cache = this.liveTokens;
+    if (!cache) return;
+    cache.changed({ kind, id });
+    await afterCommit(this.knex, () => cache.changed({ kind, id }));
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number | undefined): Promise<void> {
@@ -131,6 +146,7 @@ export class PostgresAdapter implements Adapter {
     const indexed = [payload.grantId, payload.uid, payload.userCode, payload.accountId, payload.clientId];
     if (!indexed.every(isStorableOptionalKey) || !isStorableJson(payload)) throw unstorable('the request');
     if (this.kind === 'Grant') forgetPrefetchedGrant(id);
+    await this.changing(id);
     const row = {
       kind: this.kind,
       id,
@@ -167,16 +183,30 @@ export class PostgresAdapter implements Adapter {
       return grant ?? undefined;
     }
     if (GRANT_BOUND_KINDS.has(this.kind)) return this.findWithGrant(id);
+    return this.findOwn(id);
+  }
+
+  private async findOwn(id: string): Promise<AdapterPayload | undefined> {
     const db = await forReading(this.knex);
     const { rows } = await db.raw<{ rows: ModelRow[] }>(FIND, [this.kind, id, new Date()]);
     return withConsumed(rows[0]);
   }
 
   private async findWithGrant(id: string): Promise<AdapterPayload | undefined> {
-    const now = new Date();
     const db = await forReading(this.knex);
-    const { rows } = await db.raw<{ rows: TokenRow[] }>(FIND_WITH_GRANT, [now, this.kind, id, now]);
-    const row = rows[0];
+    // Within a request that has written, only the request's own transaction sees its writes.
+    const cache = db === this.knex ? this.liveTokens : undefined;
+    let row = cache?.lookup(id);
+    if (!row) {
+      const read = cache?.beginRead(id);
+      const now = new Date();
+      try {
+        const { rows } = await db.raw<{ rows: TokenWithGrant[] }>(FIND_WITH_GRANT, [now, this.kind, id, now]);
+        row = rows[0];
+      } finally {
+        if (read) cache?.endRead(read, row);
+      }
+    }
     if (row?.grant_id) prefetchedGrants.getStore()?.set(row.grant_id, row.grant_payload);
     return withConsumed(row);
   }
@@ -200,6 +230,7 @@ export class PostgresAdapter implements Adapter {
   async destroy(id: string): Promise<void> {
     if (!isStorableKey(id)) throw unstorable('an identifier');
     if (this.kind === 'Grant') forgetPrefetchedGrant(id);
+    await this.changing(id);
     const db = await forWriting(this.knex);
     await db(TABLE).where({ kind: this.kind, id }).delete();
   }
@@ -224,6 +255,8 @@ export class PostgresAdapter implements Adapter {
   async revokeByGrantId(grantId: string): Promise<void> {
     if (!isStorableKey(grantId)) throw unstorable('a grant identifier');
     forgetPrefetchedGrant(grantId);
+    // Every copy of a token under the grant goes, as the grant's own change would take them.
+    await this.changing(grantId, 'Grant');
     const db = await forWriting(this.knex);
     await deleteInBatches(db, (query) => query.where({ kind: this.kind, grant_id: grantId }));
   }
@@ -316,7 +349,8 @@ function answeringUnavailable(adapter: Adapter): Adapter {
 }
 
 /** oidc-provider's `adapter` option: one adapter per model name. */
-export function postgresAdapterFactory(knex: Knex): (kind: string) => Adapter {
+export function postgresAdapterFactory(knex: Knex, liveTokens?: LiveTokenCache): (kind: string) => Adapter {
   const clients = answeringUnavailable(new ClientAdapter(knex));
-  return (kind) => (kind === 'Client' ? clients : answeringUnavailable(new PostgresAdapter(knex, kind)));
+  return (kind) =>
+    kind === 'Client' ? clients : answeringUnavailable(new PostgresAdapter(knex, kind, liveTokens));
 }
