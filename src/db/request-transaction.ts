@@ -18,6 +18,10 @@ import type { Knex } from './knex.ts';
  *   after refresh-token reuse revokes the grant on purpose).
  * - A commit counts only when PostgreSQL answered COMMIT: a connection lost underneath it, or a
  *   transaction PostgreSQL had already failed, throws CommitFailed, and the caller answers 503.
+ * - Writes an owner holds back (`beforeCommit`) are made when the request settles, inside its
+ *   transaction; in a request that began none, the one such work runs on its own, outside any
+ *   transaction, which saves BEGIN and COMMIT when it is a single statement (the token endpoint's
+ *   writes, src/oidc/storage/deferred-writes.ts). Such work that fails fails the commit.
  * - Work that must not hold a transaction open waits for the commit (`afterCommit`: the activity
  *   log, back-channel logout calls) or commits what was written before it (`outsideRequestTransaction`:
  *   the argon2id hash).
@@ -27,12 +31,15 @@ import type { Knex } from './knex.ts';
  */
 
 type AfterCommit = () => void | Promise<void>;
+/** Writes made at the request's end, with the handle given: its transaction, or the pool. */
+type BeforeCommit = (db: Knex) => Promise<void>;
 
 interface RequestScope {
   readonly knex: Knex;
   /** Begun at the first write; undefined before it, and again after an early commit. */
   transaction: Promise<Knex.Transaction> | undefined;
   afterCommit: AfterCommit[];
+  beforeCommit: BeforeCommit[];
   settled: boolean;
 }
 
@@ -78,6 +85,35 @@ async function begin(knex: Knex): Promise<Knex.Transaction> {
  * Runs `work` once the request's writes so far are committed, and drops it if they are rolled
  * back; outside a request, at once. The request's answer waits for it.
  */
+/**
+ * Holds `work` back until the request settles (see above); false outside a request, where the
+ * caller writes at once. Once the request has written, its reads see held-back writes only
+ * after the owner has made them: each owner flushes its own before it reads.
+ */
+export function beforeCommit(knex: Knex, work: BeforeCommit): boolean {
+  const scope = openScope(knex);
+  if (!scope) return false;
+  scope.beforeCommit.push(work);
+  return true;
+}
+
+/**
+ * Makes the held-back writes. A single one in a request that began no transaction runs on the
+ * pool; otherwise they go into the transaction, begun now if need be.
+ */
+async function makeHeldBackWrites(scope: RequestScope): Promise<void> {
+  const held = scope.beforeCommit.splice(0);
+  if (held.length === 0) return;
+  const [only] = held;
+  if (only && held.length === 1 && !scope.transaction) {
+    await only(scope.knex);
+    return;
+  }
+  scope.transaction ??= begin(scope.knex);
+  const transaction = await scope.transaction;
+  for (const work of held) await work(transaction);
+}
+
 export async function afterCommit(knex: Knex, work: AfterCommit): Promise<void> {
   const scope = openScope(knex);
   if (scope) scope.afterCommit.push(work);
@@ -92,6 +128,7 @@ export async function afterCommit(knex: Knex, work: AfterCommit): Promise<void> 
  */
 export async function outsideRequestTransaction<T>(knex: Knex, work: () => Promise<T>): Promise<T> {
   const scope = openScope(knex);
+  if (scope) await makeHeldBackWrites(scope);
   if (scope?.transaction) {
     const begun = scope.transaction;
     scope.transaction = undefined;
@@ -160,9 +197,18 @@ async function runAll(work: AfterCommit[]): Promise<void> {
 export async function settleRequestTransaction(outcome: 'commit' | 'rollback'): Promise<void> {
   const scope = scopes.getStore();
   if (!scope || scope.settled) return;
+  if (outcome === 'commit') {
+    try {
+      await makeHeldBackWrites(scope);
+    } catch (error) {
+      await settleRequestTransaction('rollback');
+      throw error;
+    }
+  }
   scope.settled = true;
   const begun = scope.transaction;
   const afterwards = scope.afterCommit.splice(0);
+  scope.beforeCommit.length = 0;
   if (outcome === 'rollback') {
     if (begun) rollBack(begun);
     return;
@@ -182,7 +228,13 @@ export function commitsWrites(status: number): boolean {
  * The answer as it stood (a redirect, cookies for a session that was not stored) is dropped.
  */
 export function requestTransaction(knex: Knex): Middleware {
-  const newScope = (): RequestScope => ({ knex, transaction: undefined, afterCommit: [], settled: false });
+  const newScope = (): RequestScope => ({
+    knex,
+    transaction: undefined,
+    afterCommit: [],
+    beforeCommit: [],
+    settled: false,
+  });
   return (ctx, next) =>
     scopes.run(newScope(), async () => {
       try {

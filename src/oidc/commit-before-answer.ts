@@ -1,5 +1,6 @@
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import { errors } from 'oidc-provider';
 import type { Logger } from '../log.ts';
 import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db/unavailable.ts';
 import { commitsWrites, settleRequestTransaction } from '../db/request-transaction.ts';
@@ -14,7 +15,17 @@ import { answersErrorsWithPage } from './provider.ts';
  * that failed replaces the answer with an error in the route's own form (the error page where a
  * browser opened it, RFC JSON for an app): 503 temporarily_unavailable with Retry-After when the
  * database could not be reached, so that the app retries what was not stored; 500 otherwise.
+ * A write held back to the commit that is the app's error (a code or refresh token another
+ * request redeemed first, src/oidc/storage/held-writes.ts) is answered as that error.
  */
+
+/** The app's error found at the commit, answered as the engine would have: nothing was stored. */
+function answerClientError(ctx: Context, error: errors.OIDCProviderError): void {
+  ctx.remove('Location');
+  ctx.remove('Set-Cookie');
+  ctx.status = error.statusCode;
+  ctx.body = { error: error.error, error_description: error.error_description };
+}
 
 function answerFailedCommit(ctx: Context, error: unknown): void {
   const unavailable = isDatabaseUnavailable(error);
@@ -41,6 +52,10 @@ export function commitBeforeEngineAnswers(provider: Provider, log: Logger): void
     try {
       await settleRequestTransaction(!escaped && commitsWrites(ctx.status) ? 'commit' : 'rollback');
     } catch (error) {
+      if (error instanceof errors.OIDCProviderError && error.statusCode < 500) {
+        answerClientError(ctx, error);
+        return;
+      }
       log[isDatabaseUnavailable(error) ? 'warn' : 'error']({ err: error, path: ctx.path }, 'commit failed');
       answerFailedCommit(ctx, error);
     }

@@ -303,3 +303,9 @@ export function restoreSessionGrants(provider: Provider): void {
     if (grantId && session && client) session.grantIdFor(client.clientId, grantId);
   });
 }
+
+/** Whether the request under way is at the engine's token endpoint (the grant types' route). */
+export function atTokenEndpoint(): boolean {
+  const ctx = Provider.ctx;
+  return ctx !== undefined && engineRoute(ctx) === 'token';
+}

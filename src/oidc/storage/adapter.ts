@@ -6,8 +6,10 @@ import { findClientMetadata } from '../../clients/clients.ts';
 import { MAX_IDENTIFIER_LENGTH, isStorableJson, isStorableText } from '../../db/storable.ts';
 import { afterCommit, forReading, forWriting } from '../../db/request-transaction.ts';
 import { TABLE, deleteInBatches, liveRows } from './table.ts';
-import { markGrantUsed } from './grants-and-sessions.ts';
-import { ReplayDetected, answerUnavailableDatabase } from '../engine-internals.ts';
+import { grantUseToRecord, markGrantUsed } from './grants-and-sessions.ts';
+import { ReplayDetected, answerUnavailableDatabase, atTokenEndpoint } from '../engine-internals.ts';
+import { beforeCommit } from '../../db/request-transaction.ts';
+import { makeHeldWrites, type HeldWrite, type ModelRowWrite } from './held-writes.ts';
 import type { LiveTokenCache, TokenWithGrant } from './live-tokens.ts';
 
 /**
@@ -44,15 +46,53 @@ interface ModelRow {
  * one round trip instead of two, and both rows from one snapshot. The scope is one HTTP request
  * (withPrefetchScope); an entry serves one find, and any write to the grant drops it.
  */
-const prefetchedGrants = new AsyncLocalStorage<Map<string, AdapterPayload | null>>();
+interface RequestStorage {
+  prefetchedGrants: Map<string, AdapterPayload | null>;
+  /** A token-endpoint request's writes, held back until it settles (held-writes.ts). */
+  held: HeldWrite[] | undefined;
+}
+
+const requestStorage = new AsyncLocalStorage<RequestStorage>();
 const GRANT_BOUND_KINDS = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode']);
 
+/** One HTTP request's prefetched grants and held-back writes. */
 export function withPrefetchScope<T>(work: () => Promise<T>): Promise<T> {
-  return prefetchedGrants.run(new Map(), work);
+  return requestStorage.run({ prefetchedGrants: new Map(), held: undefined }, work);
+}
+
+function prefetchedGrants(): Map<string, AdapterPayload | null> | undefined {
+  return requestStorage.getStore()?.prefetchedGrants;
 }
 
 function forgetPrefetchedGrant(grantId: string): void {
-  prefetchedGrants.getStore()?.delete(grantId);
+  prefetchedGrants()?.delete(grantId);
+}
+
+/**
+ * Holds `write` back until the request settles, on the token endpoint only: its writes are few
+ * and known (a consume, new tokens, the grant's last use). False where it must be made now.
+ */
+function holdBack(knex: Knex, write: HeldWrite): boolean {
+  const storage = requestStorage.getStore();
+  if (!storage || !atTokenEndpoint()) return false;
+  if (!storage.held) {
+    const held: HeldWrite[] = [];
+    if (!beforeCommit(knex, (db) => makeHeldWrites(db, held.splice(0), alreadyConsumed))) return false;
+    storage.held = held;
+  }
+  storage.held.push(write);
+  return true;
+}
+
+/**
+ * Makes the request's held-back writes now, in its transaction: before anything else reads or
+ * writes the table, so that the request sees its own writes and they land in the order made.
+ */
+export async function makeHeldBackWritesNow(knex: Knex): Promise<void> {
+  const held = requestStorage.getStore()?.held;
+  if (!held?.length) return;
+  const db = await forWriting(knex);
+  await makeHeldWrites(db, held.splice(0), alreadyConsumed);
 }
 
 /*
@@ -147,7 +187,7 @@ export class PostgresAdapter implements Adapter {
     if (!indexed.every(isStorableOptionalKey) || !isStorableJson(payload)) throw unstorable('the request');
     if (this.kind === 'Grant') forgetPrefetchedGrant(id);
     await this.changing(id);
-    const row = {
+    const row: ModelRowWrite = {
       kind: this.kind,
       id,
       payload,
@@ -158,6 +198,11 @@ export class PostgresAdapter implements Adapter {
       client_id: payload.clientId ?? null,
       expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
     };
+    if (this.kind !== 'ReplayDetection' && holdBack(this.knex, { type: 'upsert', row })) {
+      this.holdBackFollowUps(payload);
+      return;
+    }
+    await makeHeldBackWritesNow(this.knex);
     const db = await forWriting(this.knex);
     if (this.kind === 'ReplayDetection') {
       await insertReplayRecord(db, row);
@@ -174,9 +219,21 @@ export class PostgresAdapter implements Adapter {
     }
   }
 
+  /** What a held-back upsert brings along: the grant's last use, a chain's pruning. */
+  private holdBackFollowUps(payload: AdapterPayload): void {
+    const grantId = typeof payload.grantId === 'string' ? payload.grantId : undefined;
+    if (!grantId) return;
+    const use = this.kind === 'AccessToken' ? grantUseToRecord(grantId) : undefined;
+    if (use) holdBack(this.knex, { type: 'grant-used', grantId, ...use });
+    if (this.kind === 'RefreshToken' && prunesOnSave(payload)) {
+      holdBack(this.knex, { type: 'prune-consumed', grantId, keep: CONSUMED_REFRESH_TOKENS_KEPT });
+    }
+  }
+
   async find(id: string): Promise<AdapterPayload | undefined> {
     if (!isStorableKey(id)) return undefined;
-    const prefetched = this.kind === 'Grant' ? prefetchedGrants.getStore() : undefined;
+    await makeHeldBackWritesNow(this.knex);
+    const prefetched = this.kind === 'Grant' ? prefetchedGrants() : undefined;
     if (prefetched?.has(id)) {
       const grant = prefetched.get(id);
       prefetched.delete(id);
@@ -207,12 +264,13 @@ export class PostgresAdapter implements Adapter {
         if (read) cache?.endRead(read, row);
       }
     }
-    if (row?.grant_id) prefetchedGrants.getStore()?.set(row.grant_id, row.grant_payload);
+    if (row?.grant_id) prefetchedGrants()?.set(row.grant_id, row.grant_payload);
     return withConsumed(row);
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
     if (!isStorableKey(uid)) return undefined;
+    await makeHeldBackWritesNow(this.knex);
     const row: ModelRow | undefined = await liveRows(await forReading(this.knex), this.kind)
       .andWhere({ uid })
       .first('payload', 'consumed_at');
@@ -221,6 +279,7 @@ export class PostgresAdapter implements Adapter {
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
     if (!isStorableKey(userCode)) return undefined;
+    await makeHeldBackWritesNow(this.knex);
     const row: ModelRow | undefined = await liveRows(await forReading(this.knex), this.kind)
       .andWhere({ user_code: userCode })
       .first('payload', 'consumed_at');
@@ -231,6 +290,7 @@ export class PostgresAdapter implements Adapter {
     if (!isStorableKey(id)) throw unstorable('an identifier');
     if (this.kind === 'Grant') forgetPrefetchedGrant(id);
     await this.changing(id);
+    await makeHeldBackWritesNow(this.knex);
     const db = await forWriting(this.knex);
     await db(TABLE).where({ kind: this.kind, id }).delete();
   }
@@ -243,6 +303,8 @@ export class PostgresAdapter implements Adapter {
    */
   async consume(id: string): Promise<void> {
     if (!isStorableKey(id)) throw unstorable('an identifier');
+    if (holdBack(this.knex, { type: 'consume', kind: this.kind, id, at: new Date() })) return;
+    await makeHeldBackWritesNow(this.knex);
     const db = await forWriting(this.knex);
     const updated = await db(TABLE)
       .where({ kind: this.kind, id })
@@ -257,6 +319,7 @@ export class PostgresAdapter implements Adapter {
     forgetPrefetchedGrant(grantId);
     // Every copy of a token under the grant goes, as the grant's own change would take them.
     await this.changing(grantId, 'Grant');
+    await makeHeldBackWritesNow(this.knex);
     const db = await forWriting(this.knex);
     await deleteInBatches(db, (query) => query.where({ kind: this.kind, grant_id: grantId }));
   }

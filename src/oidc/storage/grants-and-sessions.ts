@@ -71,6 +71,22 @@ export async function latestGrantId(
 /** How often last_used_at is written at most: the account pages need minutes, not milliseconds. */
 const LAST_USED_RESOLUTION_MS = 60_000;
 
+/** Grants this process wrote last_used_at for lately, and when: most token requests need not write it. */
+const recentlyMarked = new Map<string, number>();
+const RECENTLY_MARKED_KEPT = 10_000;
+
+/**
+ * The last use to record for a grant used now, or undefined when this process recorded one less
+ * than a minute ago (another node's record may be newer still, which is as good).
+ */
+export function grantUseToRecord(grantId: string, now = new Date()): { at: Date; unlessSince: Date } | undefined {
+  const marked = recentlyMarked.get(grantId);
+  if (marked !== undefined && now.getTime() - marked < LAST_USED_RESOLUTION_MS) return undefined;
+  if (recentlyMarked.size >= RECENTLY_MARKED_KEPT) recentlyMarked.clear();
+  recentlyMarked.set(grantId, now.getTime());
+  return { at: now, unlessSince: new Date(now.getTime() - LAST_USED_RESOLUTION_MS) };
+}
+
 export async function markGrantUsed(knex: Knex, grantId: string, now = new Date()): Promise<void> {
   const db = await forWriting(knex);
   await db(TABLE)
