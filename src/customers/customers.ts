@@ -1,6 +1,7 @@
 import type { Knex } from '../db/knex.ts';
 import { forReading, forWriting, outsideRequestTransaction } from '../db/request-transaction.ts';
 import { isStorableText } from '../db/storable.ts';
+import { preparedRaw } from '../db/prepared.ts';
 import {
   MAX_PASSWORD_LENGTH,
   MIN_PASSWORD_LENGTH,
@@ -86,10 +87,14 @@ export async function findCustomerByUsername(knex: Knex, username: string): Prom
     .first('id', 'username', 'name', 'email', 'email_verified', 'updated_at');
 }
 
+// Every token request and UserInfo call looks the customer up: prepared (src/db/prepared.ts).
+const FIND_BY_ID = `SELECT id, username, name, email, email_verified, updated_at FROM ${TABLE} WHERE id = ?`;
+
 export async function findCustomerById(knex: Knex, id: string): Promise<Customer | undefined> {
   if (!/^[0-9a-f-]{36}$/i.test(id)) return undefined;
   const db = await forReading(knex);
-  return db(TABLE).where({ id }).first('id', 'username', 'name', 'email', 'email_verified', 'updated_at');
+  const { rows } = await preparedRaw<{ rows: Customer[] }>(db, FIND_BY_ID, [id]);
+  return rows[0];
 }
 
 /**

@@ -9,6 +9,7 @@ import { TABLE, deleteInBatches, liveRows } from './table.ts';
 import { grantUseToRecord, markGrantUsed } from './grants-and-sessions.ts';
 import { ReplayDetected, answerUnavailableDatabase, atTokenEndpoint } from '../engine-internals.ts';
 import { beforeCommit } from '../../db/request-transaction.ts';
+import { preparedRaw } from '../../db/prepared.ts';
 import { makeHeldWrites, type HeldWrite, type ModelRowWrite } from './held-writes.ts';
 import type { LiveTokenCache, TokenWithGrant } from './live-tokens.ts';
 
@@ -245,7 +246,7 @@ export class PostgresAdapter implements Adapter {
 
   private async findOwn(id: string): Promise<AdapterPayload | undefined> {
     const db = await forReading(this.knex);
-    const { rows } = await db.raw<{ rows: ModelRow[] }>(FIND, [this.kind, id, new Date()]);
+    const { rows } = await preparedRaw<{ rows: ModelRow[] }>(db, FIND, [this.kind, id, new Date()]);
     return withConsumed(rows[0]);
   }
 
@@ -258,7 +259,7 @@ export class PostgresAdapter implements Adapter {
       const read = cache?.beginRead(id);
       const now = new Date();
       try {
-        const { rows } = await db.raw<{ rows: TokenWithGrant[] }>(FIND_WITH_GRANT, [now, this.kind, id, now]);
+        const { rows } = await preparedRaw<{ rows: TokenWithGrant[] }>(db, FIND_WITH_GRANT, [now, this.kind, id, now]);
         row = rows[0];
       } finally {
         if (read) cache?.endRead(read, row);

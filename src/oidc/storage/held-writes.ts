@@ -1,5 +1,6 @@
 import type { AdapterPayload } from 'oidc-provider';
 import type { Knex } from '../../db/knex.ts';
+import { preparedRaw } from '../../db/prepared.ts';
 import { TABLE } from './table.ts';
 
 /**
@@ -148,7 +149,11 @@ export async function makeHeldWrites(
     return;
   }
   const { statement, consumes } = combined(batch);
-  const { rows } = await db.raw<{ rows: Record<string, number>[] }>(statement.sql, statement.bindings);
+  const { rows } = await preparedRaw<{ rows: Record<string, number>[] }>(
+    db,
+    statement.sql,
+    statement.bindings,
+  );
   const counts = rows[0] ?? {};
   consumes.forEach((write, index) => {
     if (counts[`consumed_${index}`] !== 1 && write.type === 'consume') throw lostConsume(write.kind);
