@@ -5,7 +5,8 @@ import net, { type AddressInfo, type Socket } from 'node:net';
  * A TCP proxy between Passbook and PostgreSQL that can cut a connection just before a given
  * statement reaches the server, as a network failure or a killed backend would: Passbook changes
  * nothing for it. It reads the client's side of PostgreSQL's protocol, where every statement
- * starts with one message: Query ('Q') or Parse ('P').
+ * is one Query ('Q') or one Bind ('B') of a statement parsed earlier on the connection ('P'),
+ * perhaps long before: a prepared statement is parsed once and bound at each run.
  */
 
 export interface CutStatement {
@@ -31,12 +32,33 @@ export interface CuttingProxy {
 
 const STARTUP_DONE = Symbol('startup done');
 
-/** The SQL a Query or Parse message carries. */
-function statementText(type: number, body: Buffer): string {
-  // Parse: a statement name, then the query; Query: the query. Both NUL-terminated.
-  const start = type === 0x50 ? body.indexOf(0) + 1 : 0;
+interface ConnectionState {
+  startup: boolean | typeof STARTUP_DONE;
+  /** The SQL of each statement parsed on the connection, by name ('' is the unnamed one). */
+  parsed: Map<string, string>;
+}
+
+const QUERY = 0x51;
+const PARSE = 0x50;
+const BIND = 0x42;
+
+/** The NUL-terminated string at `start`, and where the next field begins. */
+function cString(body: Buffer, start: number): [string, number] {
   const end = body.indexOf(0, start);
-  return body.toString('utf8', start, end < 0 ? body.length : end);
+  const stop = end < 0 ? body.length : end;
+  return [body.toString('utf8', start, stop), stop + 1];
+}
+
+/** A Parse message's statement name and SQL. */
+function parsed(body: Buffer): [string, string] {
+  const [name, next] = cString(body, 0);
+  return [name, cString(body, next)[0]];
+}
+
+/** The statement a Bind message runs: its name comes after the portal's. */
+function boundName(body: Buffer): string {
+  const [, next] = cString(body, 0);
+  return cString(body, next)[0];
 }
 
 export async function startCuttingProxy(databaseUrl: string): Promise<CuttingProxy> {
@@ -48,7 +70,7 @@ export async function startCuttingProxy(databaseUrl: string): Promise<CuttingPro
   const sockets = new Set<Socket>();
 
   /** Forwards what may go through; returns false when the connection is to be cut. */
-  function inspect(pending: Buffer, state: { startup: boolean | typeof STARTUP_DONE }) {
+  function inspect(pending: Buffer, state: ConnectionState) {
     let offset = 0;
     const forward: Buffer[] = [];
     for (;;) {
@@ -66,8 +88,14 @@ export async function startCuttingProxy(databaseUrl: string): Promise<CuttingPro
       const type = pending[offset] ?? 0;
       const length = pending.readInt32BE(offset + 1) + 1;
       if (pending.length - offset < length) break;
-      if (counting && (type === 0x51 || type === 0x50)) {
-        const sql = statementText(type, pending.subarray(offset + 5, offset + length));
+      const body = pending.subarray(offset + 5, offset + length);
+      if (type === PARSE) {
+        const [name, text] = parsed(body);
+        state.parsed.set(name, text);
+      }
+      const sql =
+        type === QUERY ? cString(body, 0)[0] : type === BIND ? state.parsed.get(boundName(body)) : undefined;
+      if (counting && sql !== undefined) {
         statements.push(sql);
         if (statements.length === cutAt) {
           cut = { sql };
@@ -85,7 +113,7 @@ export async function startCuttingProxy(databaseUrl: string): Promise<CuttingPro
     const upstream = net.connect(Number(target.port || 5432), target.hostname);
     sockets.add(client);
     sockets.add(upstream);
-    const state: { startup: boolean | typeof STARTUP_DONE } = { startup: false };
+    const state: ConnectionState = { startup: false, parsed: new Map() };
     let pending: Buffer = Buffer.alloc(0);
     const end = () => {
       client.destroy();
