@@ -26,6 +26,8 @@ export interface RunningPassbook {
   cipher: DataCipher;
   /** Re-reads the signing keys now (each process also does every KEY_REFRESH_INTERVAL). */
   refreshSigningKeys(): Promise<void>;
+  /** The live-token cache and its change feed, unless TOKEN_CACHE_MAX_AGE is 0. */
+  tokenCache: { cache: LiveTokenCache; feed: ModelChangeFeed } | undefined;
   /** Where GET /metrics is served (docs/metrics.md), unless METRICS_PORT is off. */
   metricsUrl: string | undefined;
   /**
@@ -122,6 +124,7 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
       database,
       cipher,
       refreshSigningKeys: () => keys.refresh(),
+      tokenCache,
       metricsUrl: metricsServer?.url,
       async close() {
         const deadline = Date.now() + config.shutdownTimeoutSeconds * 1000;

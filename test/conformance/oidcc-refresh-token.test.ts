@@ -187,6 +187,23 @@ describe('F23: rotation and reuse detection', () => {
         expect((result.reason as oidc.ResponseBodyError).error).toBe('invalid_grant');
       }
     }
+    // The losers stored nothing: the grant's one live refresh token is the winner's.
+    const [winner] = winners;
+    const grant: { grant_id: string } | undefined = await passbook
+      .knex('oidc_models')
+      .where({ kind: 'RefreshToken', id: refreshToken })
+      .first('grant_id');
+    const live: { id: string }[] = await passbook
+      .knex('oidc_models')
+      .where({ kind: 'RefreshToken', grant_id: grant?.grant_id })
+      .whereNull('consumed_at')
+      .select('id');
+    expect(live).toEqual([{ id: winner?.value.refresh_token }]);
+    const accessTokens: { count: string }[] = await passbook
+      .knex('oidc_models')
+      .where({ kind: 'AccessToken', grant_id: grant?.grant_id })
+      .count();
+    expect(accessTokens).toEqual([{ count: '2' }]);
   });
 });
 

@@ -259,7 +259,12 @@ export class PostgresAdapter implements Adapter {
       const read = cache?.beginRead(id);
       const now = new Date();
       try {
-        const { rows } = await preparedRaw<{ rows: TokenWithGrant[] }>(db, FIND_WITH_GRANT, [now, this.kind, id, now]);
+        const { rows } = await preparedRaw<{ rows: TokenWithGrant[] }>(db, FIND_WITH_GRANT, [
+          now,
+          this.kind,
+          id,
+          now,
+        ]);
         row = rows[0];
       } finally {
         if (read) cache?.endRead(read, row);

@@ -32,6 +32,8 @@ export interface ModelChangeFeed {
   onChange(listener: (change: ModelChange) => void): void;
   /** Called each time the feed stops being live: everything learnt while it was must go. */
   onOutage(listener: () => void): void;
+  /** The PostgreSQL backend listening now (pg_stat_activity.pid), if connected. */
+  backendPid(): number | undefined;
   close(): Promise<void>;
 }
 
@@ -49,7 +51,10 @@ interface FeedOptions {
 }
 
 /** Listens on `connectionString` until closed, reconnecting after any loss. */
-export function startModelChangeFeed(connectionString: string, { log, now = Date.now }: FeedOptions): ModelChangeFeed {
+export function startModelChangeFeed(
+  connectionString: string,
+  { log, now = Date.now }: FeedOptions,
+): ModelChangeFeed {
   const heartbeat = `heartbeat:${randomBytes(9).toString('base64url')}`;
   const changeListeners: ((change: ModelChange) => void)[] = [];
   const outageListeners: (() => void)[] = [];
@@ -87,7 +92,7 @@ export function startModelChangeFeed(connectionString: string, { log, now = Date
     void connection.end().catch(() => {});
     if (!closed) {
       log.warn({ why }, 'token cache: change feed lost, reconnecting');
-      reconnectTimer = setTimeout(connect, RECONNECT_DELAY_MS);
+      reconnectTimer = setTimeout(() => void connect(), RECONNECT_DELAY_MS);
     }
   };
 
@@ -155,6 +160,7 @@ export function startModelChangeFeed(connectionString: string, { log, now = Date
     isLive,
     onChange: (listener) => changeListeners.push(listener),
     onOutage: (listener) => outageListeners.push(listener),
+    backendPid: () => (listening ? (client as { processID?: number } | undefined)?.processID : undefined),
     async close() {
       closed = true;
       clearInterval(ticker);

@@ -79,7 +79,10 @@ const RECENTLY_MARKED_KEPT = 10_000;
  * The last use to record for a grant used now, or undefined when this process recorded one less
  * than a minute ago (another node's record may be newer still, which is as good).
  */
-export function grantUseToRecord(grantId: string, now = new Date()): { at: Date; unlessSince: Date } | undefined {
+export function grantUseToRecord(
+  grantId: string,
+  now = new Date(),
+): { at: Date; unlessSince: Date } | undefined {
   const marked = recentlyMarked.get(grantId);
   if (marked !== undefined && now.getTime() - marked < LAST_USED_RESOLUTION_MS) return undefined;
   if (recentlyMarked.size >= RECENTLY_MARKED_KEPT) recentlyMarked.clear();

@@ -102,7 +102,8 @@ function withoutSupersededUpserts(writes: HeldWrite[]): HeldWrite[] {
     if (write.type === 'upsert') lastUpsert.set(`${write.row.kind}:${write.row.id}`, index);
   });
   return writes.filter(
-    (write, index) => write.type !== 'upsert' || lastUpsert.get(`${write.row.kind}:${write.row.id}`) === index,
+    (write, index) =>
+      write.type !== 'upsert' || lastUpsert.get(`${write.row.kind}:${write.row.id}`) === index,
   );
 }
 
@@ -122,7 +123,9 @@ function combined(writes: HeldWrite[]): { statement: Statement; consumes: HeldWr
     ...consumes.map((write, index) => ({ name: `consumed_${index}`, ...statementOf(write, condition) })),
     ...others.map((write, index) => ({ name: `written_${index}`, ...statementOf(write, condition) })),
   ];
-  const counts = consumes.map((_, index) => `(SELECT count(*) FROM consumed_${index})::int AS consumed_${index}`);
+  const counts = consumes.map(
+    (_, index) => `(SELECT count(*) FROM consumed_${index})::int AS consumed_${index}`,
+  );
   return {
     consumes,
     statement: {
@@ -161,7 +164,11 @@ export async function makeHeldWrites(
 }
 
 /** One row touched twice: in order, all or nothing (a savepoint within the request's transaction). */
-async function makeOneByOne(db: Knex, writes: HeldWrite[], lostConsume: (kind: string) => Error): Promise<void> {
+async function makeOneByOne(
+  db: Knex,
+  writes: HeldWrite[],
+  lostConsume: (kind: string) => Error,
+): Promise<void> {
   await db.transaction(async (trx) => {
     for (const write of writes) {
       const { sql, bindings } = statementOf(write, 'true');
