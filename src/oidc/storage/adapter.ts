@@ -89,7 +89,7 @@ function holdBack(knex: Knex, write: HeldWrite): boolean {
  * Makes the request's held-back writes now, in its transaction: before anything else reads or
  * writes the table, so that the request sees its own writes and they land in the order made.
  */
-export async function makeHeldBackWritesNow(knex: Knex): Promise<void> {
+async function makeHeldBackWritesNow(knex: Knex): Promise<void> {
   const held = requestStorage.getStore()?.held;
   if (!held?.length) return;
   const db = await forWriting(knex);

@@ -14,11 +14,11 @@ import type { Logger } from '../../service/kit.ts';
  * stays not live until it has reconnected and heard its heartbeat again.
  */
 
-export const CHANGE_CHANNEL = 'oidc_model_changes';
+const CHANGE_CHANNEL = 'oidc_model_changes';
 /** How often the feed sends its heartbeat through PostgreSQL to itself. */
-export const HEARTBEAT_INTERVAL_MS = 1_000;
+const HEARTBEAT_INTERVAL_MS = 1_000;
 /** A heartbeat older than this means notifications may be late or lost: the feed is not live. */
-export const HEARTBEAT_LATE_MS = 3_000;
+const HEARTBEAT_LATE_MS = 3_000;
 /** Silent this long, the connection is given up (it may be half-open) and a new one made. */
 const RECONNECT_AFTER_SILENCE_MS = 10_000;
 const RECONNECT_DELAY_MS = 1_000;
@@ -37,7 +37,7 @@ export interface ModelChangeFeed {
   close(): Promise<void>;
 }
 
-export function parseChange(payload: string): ModelChange | undefined {
+function parseChange(payload: string): ModelChange | undefined {
   if (payload === '*') return { kind: '*' };
   const colon = payload.indexOf(':');
   if (colon <= 0) return undefined;
