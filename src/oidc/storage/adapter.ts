@@ -5,8 +5,8 @@ import type { Knex } from '../../db/knex.ts';
 import { findClientMetadata } from '../../clients/clients.ts';
 import { MAX_IDENTIFIER_LENGTH, isStorableJson, isStorableText } from '../../db/storable.ts';
 import { afterCommit, forReading, forWriting } from '../../db/request-transaction.ts';
-import { TABLE, deleteInBatches, liveRows } from './table.ts';
-import { grantUseToRecord, markGrantUsed } from './grants-and-sessions.ts';
+import { TABLE, deleteInBatches } from './table.ts';
+import { grantUseToRecord } from './grants-and-sessions.ts';
 import { ReplayDetected, answerUnavailableDatabase, atTokenEndpoint } from '../engine-internals.ts';
 import { beforeCommit } from '../../db/request-transaction.ts';
 import { preparedRaw } from '../../db/prepared.ts';
@@ -117,6 +117,12 @@ function withConsumed(row: ModelRow | undefined): AdapterPayload | undefined {
   return row.consumed_at ? { ...row.payload, consumed: toEpochSeconds(row.consumed_at) } : row.payload;
 }
 
+const FIND_BY_UID = `SELECT payload, consumed_at FROM ${TABLE}
+  WHERE kind = ? AND uid = ? AND (expires_at IS NULL OR expires_at > ?) LIMIT 1`;
+const FIND_BY_USER_CODE = `SELECT payload, consumed_at FROM ${TABLE}
+  WHERE kind = ? AND user_code = ? AND (expires_at IS NULL OR expires_at > ?) LIMIT 1`;
+const DESTROY = `DELETE FROM ${TABLE} WHERE kind = ? AND id = ?`;
+
 /** The error a lost race to consume an artefact answers with. */
 function alreadyConsumed(kind: string): Error {
   return kind === 'PushedAuthorizationRequest'
@@ -199,36 +205,30 @@ export class PostgresAdapter implements Adapter {
       client_id: payload.clientId ?? null,
       expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
     };
-    if (this.kind !== 'ReplayDetection' && holdBack(this.knex, { type: 'upsert', row })) {
-      this.holdBackFollowUps(payload);
-      return;
-    }
+    const writes: HeldWrite[] = [{ type: 'upsert', row }, ...this.followUps(payload)];
+    if (this.kind !== 'ReplayDetection' && writes.every((write) => holdBack(this.knex, write))) return;
     await makeHeldBackWritesNow(this.knex);
     const db = await forWriting(this.knex);
     if (this.kind === 'ReplayDetection') {
       await insertReplayRecord(db, row);
       return;
     }
-    await db(TABLE)
-      .insert(row)
-      .onConflict(['kind', 'id'])
-      .merge(['payload', 'grant_id', 'uid', 'user_code', 'customer_id', 'client_id', 'expires_at']);
-    // An access token issued is the grant used: the account pages show when an app last was.
-    if (this.kind === 'AccessToken' && payload.grantId) await markGrantUsed(db, payload.grantId);
-    if (this.kind === 'RefreshToken' && payload.grantId && prunesOnSave(payload)) {
-      await pruneConsumedRefreshTokens(db, payload.grantId);
-    }
+    await makeHeldWrites(db, writes, alreadyConsumed);
   }
 
-  /** What a held-back upsert brings along: the grant's last use, a chain's pruning. */
-  private holdBackFollowUps(payload: AdapterPayload): void {
+  /**
+   * What an upsert brings along, in the same statement: an access token issued is the grant used
+   * (the account pages show when an app last was); a refresh token's chain is pruned.
+   */
+  private followUps(payload: AdapterPayload): HeldWrite[] {
     const grantId = typeof payload.grantId === 'string' ? payload.grantId : undefined;
-    if (!grantId) return;
+    if (!grantId) return [];
     const use = this.kind === 'AccessToken' ? grantUseToRecord(grantId) : undefined;
-    if (use) holdBack(this.knex, { type: 'grant-used', grantId, ...use });
-    if (this.kind === 'RefreshToken' && prunesOnSave(payload)) {
-      holdBack(this.knex, { type: 'prune-consumed', grantId, keep: CONSUMED_REFRESH_TOKENS_KEPT });
-    }
+    const prune = this.kind === 'RefreshToken' && prunesOnSave(payload);
+    return [
+      ...(use ? [{ type: 'grant-used' as const, grantId, ...use }] : []),
+      ...(prune ? [{ type: 'prune-consumed' as const, grantId, keep: CONSUMED_REFRESH_TOKENS_KEPT }] : []),
+    ];
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
@@ -277,19 +277,21 @@ export class PostgresAdapter implements Adapter {
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
     if (!isStorableKey(uid)) return undefined;
     await makeHeldBackWritesNow(this.knex);
-    const row: ModelRow | undefined = await liveRows(await forReading(this.knex), this.kind)
-      .andWhere({ uid })
-      .first('payload', 'consumed_at');
-    return withConsumed(row);
+    const db = await forReading(this.knex);
+    const { rows } = await preparedRaw<{ rows: ModelRow[] }>(db, FIND_BY_UID, [this.kind, uid, new Date()]);
+    return withConsumed(rows[0]);
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
     if (!isStorableKey(userCode)) return undefined;
     await makeHeldBackWritesNow(this.knex);
-    const row: ModelRow | undefined = await liveRows(await forReading(this.knex), this.kind)
-      .andWhere({ user_code: userCode })
-      .first('payload', 'consumed_at');
-    return withConsumed(row);
+    const db = await forReading(this.knex);
+    const { rows } = await preparedRaw<{ rows: ModelRow[] }>(db, FIND_BY_USER_CODE, [
+      this.kind,
+      userCode,
+      new Date(),
+    ]);
+    return withConsumed(rows[0]);
   }
 
   async destroy(id: string): Promise<void> {
@@ -298,7 +300,7 @@ export class PostgresAdapter implements Adapter {
     await this.changing(id);
     await makeHeldBackWritesNow(this.knex);
     const db = await forWriting(this.knex);
-    await db(TABLE).where({ kind: this.kind, id }).delete();
+    await preparedRaw(db, DESTROY, [this.kind, id]);
   }
 
   /**
@@ -312,11 +314,7 @@ export class PostgresAdapter implements Adapter {
     if (holdBack(this.knex, { type: 'consume', kind: this.kind, id, at: new Date() })) return;
     await makeHeldBackWritesNow(this.knex);
     const db = await forWriting(this.knex);
-    const updated = await db(TABLE)
-      .where({ kind: this.kind, id })
-      .whereNull('consumed_at')
-      .update({ consumed_at: new Date() });
-    if (updated === 0) throw alreadyConsumed(this.kind);
+    await makeHeldWrites(db, [{ type: 'consume', kind: this.kind, id, at: new Date() }], alreadyConsumed);
   }
 
   /** Deletes in batches, so that revoking a grant with many tokens never holds a long lock. */
@@ -349,20 +347,6 @@ async function insertReplayRecord(db: Knex, row: ReplayRecordRow): Promise<void>
     new Date(),
   ]);
   if (rows.length === 0) throw new ReplayDetected();
-}
-
-async function pruneConsumedRefreshTokens(db: Knex, grantId: string): Promise<void> {
-  const keep = db(TABLE)
-    .select('id')
-    .where({ kind: 'RefreshToken', grant_id: grantId })
-    .whereNotNull('consumed_at')
-    .orderBy('consumed_at', 'desc')
-    .limit(CONSUMED_REFRESH_TOKENS_KEPT);
-  await db(TABLE)
-    .where({ kind: 'RefreshToken', grant_id: grantId })
-    .whereNotNull('consumed_at')
-    .whereNotIn('id', keep)
-    .delete();
 }
 
 /** How long a client read from `clients` is reused: a client deleted by the CLI stops working within this. */

@@ -90,19 +90,6 @@ export function grantUseToRecord(
   return { at: now, unlessSince: new Date(now.getTime() - LAST_USED_RESOLUTION_MS) };
 }
 
-export async function markGrantUsed(knex: Knex, grantId: string, now = new Date()): Promise<void> {
-  const db = await forWriting(knex);
-  await db(TABLE)
-    .where({ kind: 'Grant', id: grantId })
-    .andWhere((where) => {
-      // A knex builder is thenable; this one is a group of conditions, never run on its own.
-      void where
-        .whereNull('last_used_at')
-        .orWhere('last_used_at', '<', new Date(now.getTime() - LAST_USED_RESOLUTION_MS));
-    })
-    .update({ last_used_at: now });
-}
-
 /**
  * Ends the given grants at once: every code, access token and refresh token issued under them,
  * then the grants themselves. The app's next call anywhere fails.
