@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import pg, { escapeIdentifier } from 'pg';
 import { migrate } from '../../src/db/migrate.ts';
 import { createKnex, type Knex } from '../../src/db/knex.ts';
 import { createLogger } from '../../src/log.ts';
@@ -19,6 +19,8 @@ export interface BenchDatabase {
   version: string;
   /** The benchmark's pool: seeding, minting and filling. */
   knex: Knex;
+  /** Has `role` (cluster-wide, unlike the database) dropped with the database at the end. */
+  dropRoleAtEnd(role: string): void;
   drop(): Promise<void>;
 }
 
@@ -94,10 +96,15 @@ export async function createBenchDatabase(): Promise<BenchDatabase> {
   }
   const url = withDatabase(server.adminUrl, name);
   const knex = createKnex(url, 16);
+  const roles: string[] = [];
+  const dropRoleAtEnd = (role: string) => void roles.push(role);
   const drop = async () => {
     await knex.destroy();
     try {
       await adminQuery(server.adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      // Only now: a role cannot be dropped while the database still grants it anything.
+      for (const role of roles)
+        await adminQuery(server.adminUrl, `DROP ROLE IF EXISTS ${escapeIdentifier(role)}`);
     } finally {
       await server.stop();
     }
@@ -105,7 +112,14 @@ export async function createBenchDatabase(): Promise<BenchDatabase> {
   try {
     await migrate(knex);
     const [row] = await adminQuery<{ server_version: string }>(server.adminUrl, 'SHOW server_version');
-    return { url, server: server.label, version: `PostgreSQL ${row?.server_version ?? '?'}`, knex, drop };
+    return {
+      url,
+      server: server.label,
+      version: `PostgreSQL ${row?.server_version ?? '?'}`,
+      knex,
+      dropRoleAtEnd,
+      drop,
+    };
   } catch (error) {
     await drop();
     throw error;
