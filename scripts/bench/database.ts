@@ -5,6 +5,7 @@ import path from 'node:path';
 import pg, { escapeIdentifier } from 'pg';
 import { migrate } from '../../src/db/migrate.ts';
 import { createKnex, type Knex } from '../../src/db/knex.ts';
+import { DEFAULT_DATABASE_TIMEOUTS } from '../../src/db/timeouts.ts';
 import { createLogger } from '../../src/log.ts';
 
 /**
@@ -25,6 +26,13 @@ export interface BenchDatabase {
 }
 
 const MACHINE_POSTGRES = 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/**
+ * The benchmark's own pool waits as long as a fill of a million rows and its VACUUM take: the
+ * request-sized timeouts would end the connection under them (the client gives up a moment after
+ * the statement timeout, whatever the session's statement_timeout says).
+ */
+const BENCH_POOL_TIMEOUTS = { ...DEFAULT_DATABASE_TIMEOUTS, statementMs: 600_000 };
 
 function withDatabase(url: string, database: string): string {
   const parsed = new URL(url);
@@ -95,7 +103,7 @@ export async function createBenchDatabase(): Promise<BenchDatabase> {
     throw error;
   }
   const url = withDatabase(server.adminUrl, name);
-  const knex = createKnex(url, 16);
+  const knex = createKnex(url, 16, undefined, BENCH_POOL_TIMEOUTS);
   const roles: string[] = [];
   const dropRoleAtEnd = (role: string) => void roles.push(role);
   const drop = async () => {
