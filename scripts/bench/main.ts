@@ -45,10 +45,10 @@ import type { LoadSpec } from './workloads.ts';
 /**
  * `npm run bench`: Passbook in production mode and the in-memory ceiling, each in its own
  * process on 127.0.0.1, driven one workload at a time by autocannon from a third process, on a
- * database created for the run and dropped at its end, even on failure. For a while a second
- * Passbook process runs beside the first on the same database, for the token workloads split
- * over both ("Passbook ×2") and for the revocation delay between them; then the bank API, in a
- * process of its own, serves transactions, introspecting every request at the first Passbook.
+ * database created for the run and dropped at its end, even on failure. Then, for a while, a
+ * second Passbook process runs beside the first on the same database, for the token workloads
+ * split over both ("Passbook ×2") and for the revocation delay between them; last, the bank API,
+ * in a process of its own, serves transactions, introspecting every request at the first Passbook.
  *
  *   npm run bench [-- --quick] [--only id,id,…] [--no-ceiling] [--no-growth]   (ids: options.ts)
  */
@@ -531,10 +531,11 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
     cleanups,
   };
   await passbookWorkloads(run);
-  await withSecondPassbook(run);
-  await bankApiWorkload(run);
   if (options.ceiling) await ceilingWorkloads(run);
   await growthWorkloads(run);
+  // Last, so that every one-process figure is taken as before any of them ran.
+  await withSecondPassbook(run);
+  await bankApiWorkload(run);
 
   const rows = sortRows(run.rows);
   const logged = await Promise.all(
