@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import pg, { escapeIdentifier } from 'pg';
 import { migrate } from '../../src/db/migrate.ts';
 import { createKnex, type Knex } from '../../src/db/knex.ts';
+import { DEFAULT_DATABASE_TIMEOUTS } from '../../src/db/timeouts.ts';
 import { createLogger } from '../../src/log.ts';
 
 /**
@@ -19,10 +20,19 @@ export interface BenchDatabase {
   version: string;
   /** The benchmark's pool: seeding, minting and filling. */
   knex: Knex;
+  /** Has `role` (cluster-wide, unlike the database) dropped with the database at the end. */
+  dropRoleAtEnd(role: string): void;
   drop(): Promise<void>;
 }
 
 const MACHINE_POSTGRES = 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/**
+ * The benchmark's own pool waits as long as a fill of a million rows and its VACUUM take: the
+ * request-sized timeouts would end the connection under them (the client gives up a moment after
+ * the statement timeout, whatever the session's statement_timeout says).
+ */
+const BENCH_POOL_TIMEOUTS = { ...DEFAULT_DATABASE_TIMEOUTS, statementMs: 600_000 };
 
 function withDatabase(url: string, database: string): string {
   const parsed = new URL(url);
@@ -93,11 +103,16 @@ export async function createBenchDatabase(): Promise<BenchDatabase> {
     throw error;
   }
   const url = withDatabase(server.adminUrl, name);
-  const knex = createKnex(url, 16);
+  const knex = createKnex(url, 16, undefined, BENCH_POOL_TIMEOUTS);
+  const roles: string[] = [];
+  const dropRoleAtEnd = (role: string) => void roles.push(role);
   const drop = async () => {
     await knex.destroy();
     try {
       await adminQuery(server.adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      // Only now: a role cannot be dropped while the database still grants it anything.
+      for (const role of roles)
+        await adminQuery(server.adminUrl, `DROP ROLE IF EXISTS ${escapeIdentifier(role)}`);
     } finally {
       await server.stop();
     }
@@ -105,7 +120,14 @@ export async function createBenchDatabase(): Promise<BenchDatabase> {
   try {
     await migrate(knex);
     const [row] = await adminQuery<{ server_version: string }>(server.adminUrl, 'SHOW server_version');
-    return { url, server: server.label, version: `PostgreSQL ${row?.server_version ?? '?'}`, knex, drop };
+    return {
+      url,
+      server: server.label,
+      version: `PostgreSQL ${row?.server_version ?? '?'}`,
+      knex,
+      dropRoleAtEnd,
+      drop,
+    };
   } catch (error) {
     await drop();
     throw error;

@@ -13,6 +13,7 @@ import {
   mintCodes,
   mintRefreshToken,
 } from './mint.ts';
+import { checkTransactions, startBenchBankApi } from './bank-api.ts';
 import { parseOptions, UsageError, type BenchOptions } from './options.ts';
 import {
   freePort,
@@ -27,12 +28,16 @@ import { benchProvider } from './provider.ts';
 import {
   checksText,
   markdownReport,
+  notesText,
+  revocationText,
   textTable,
   type Machine,
   type Report,
+  type RevocationDelay,
   type Row,
   type ServerName,
 } from './report.ts';
+import { measureRevocationDelay } from './revocation.ts';
 import { APP_SCOPE, seedBench, type BenchSeed } from './seed.ts';
 import { checkTargets, failedRows } from './targets.ts';
 import type { LoadSpec } from './workloads.ts';
@@ -40,7 +45,12 @@ import type { LoadSpec } from './workloads.ts';
 /**
  * `npm run bench`: Passbook in production mode and the in-memory ceiling, each in its own
  * process on 127.0.0.1, driven one workload at a time by autocannon from a third process, on a
- * database created for the run and dropped at its end, even on failure.
+ * database created for the run and dropped at its end, even on failure. Then, for a while, a
+ * second Passbook process runs beside the first on the same database, for the token workloads
+ * split over both ("Passbook ×2") and for the revocation delay between them; last, the bank API,
+ * in a process of its own, serves transactions, introspecting every request at the first Passbook.
+ *
+ *   npm run bench [-- --quick] [--only id,id,…] [--no-ceiling] [--no-growth]   (ids: options.ts)
  */
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -59,19 +69,43 @@ const LABELS: Record<string, string> = {
   refresh: 'Refresh grant (rotation)',
   introspection: 'Introspection (opaque access token)',
   userinfo: 'UserInfo',
+  'bank-api': 'Bank API: 50 transactions (introspected at Passbook)',
   discovery: 'Discovery',
   jwks: 'JWKS',
 };
 const ORDER = Object.keys(LABELS);
+const SERVER_ORDER: ServerName[] = ['Passbook', 'Passbook ×2', 'bank API → Passbook', 'in-memory ceiling'];
+/** What the bank-API workload asks for: a page of the customer's transactions over the shared accounts. */
+const TRANSACTIONS_PATH = '/transactions?limit=50';
+
+/** What a workload is measured on: where the load goes, and whose figures count. */
+interface Target {
+  name: ServerName;
+  /** The load is split evenly over these. */
+  urls: string[];
+  processes: ServerProcess[];
+}
+
+function alone(server: ServerProcess, name: ServerName): Target {
+  return { name, urls: [server.url], processes: [server] };
+}
 
 interface Run {
   options: BenchOptions;
   database: BenchDatabase;
   passbook: ServerProcess;
+  /** The first Passbook's environment, which a second one shares. */
+  passbookEnv: Record<string, string>;
+  nodeFlags: string[];
   ceiling: CeilingProcess;
   twin: Provider;
   seed: BenchSeed;
   rows: Row[];
+  revocation?: RevocationDelay;
+  /** Every server's log, for the errors they logged. */
+  logFiles: string[];
+  /** Run at the end, even on failure: servers started midway stop there too. */
+  cleanups: (() => Promise<void>)[];
 }
 
 function say(line: string): void {
@@ -82,55 +116,67 @@ function wanted(options: BenchOptions, workload: string): boolean {
   return options.only.length === 0 || options.only.includes(workload);
 }
 
-/** Samples the server's resident memory while `work` runs; returns the work's result and the peak. */
-async function withPeakRss<T>(server: ServerProcess, work: () => Promise<T>): Promise<[T, number]> {
-  let peak = await server.rss();
-  const timer = setInterval(() => {
-    server.rss().then(
-      (rss) => {
-        peak = Math.max(peak, rss);
-      },
-      () => {},
+/** Samples each server's resident memory while `work` runs; returns the work's result and each one's peak. */
+async function withPeakRss<T>(servers: ServerProcess[], work: () => Promise<T>): Promise<[T, number[]]> {
+  const peaks = await Promise.all(servers.map((server) => server.rss()));
+  const sample = () =>
+    Promise.all(
+      servers.map((server, i) =>
+        server.rss().then(
+          (rss) => {
+            peaks[i] = Math.max(peaks[i] ?? 0, rss);
+          },
+          () => {},
+        ),
+      ),
     );
-  }, 100);
+  const timer = setInterval(() => void sample(), 100);
   try {
     const result = await work();
-    return [result, Math.max(peak, await server.rss())];
+    await sample();
+    return [result, peaks];
   } finally {
     clearInterval(timer);
   }
 }
 
+const total = (values: number[]) => values.reduce((sum, value) => sum + value, 0);
+const cpuOf = (servers: ServerProcess[]) => Promise.all(servers.map((server) => server.cpuSeconds()));
+
 type Workload = Pick<LoadSpec, 'connections'> & Record<string, unknown>;
 
 async function measure(
   run: Run,
-  server: ServerProcess,
+  target: Target,
   workload: string,
-  spec: Omit<LoadSpec, 'url' | 'warmupSeconds' | 'durationSeconds' | 'connections'> & Partial<Workload>,
+  spec: Omit<LoadSpec, 'urls' | 'warmupSeconds' | 'durationSeconds' | 'connections'> & Partial<Workload>,
   filled: number | null,
 ): Promise<void> {
-  const storedRows = server.name === 'Passbook' ? await countModels(run.database.knex) : null;
+  const servers = target.processes;
+  const storedRows = target.name === 'in-memory ceiling' ? null : await countModels(run.database.knex);
   const full = {
-    url: server.url,
+    urls: target.urls,
     warmupSeconds: run.options.warmupSeconds,
     durationSeconds: run.options.durationSeconds,
     connections: run.options.connections,
     ...spec,
   } as LoadSpec;
-  const cpuBefore = await server.cpuSeconds();
+  const cpuBefore = await cpuOf(servers);
   const machineBefore = await machineCpuSeconds();
   const started = performance.now();
-  const [result, peakRssBytes] = await withPeakRss(server, () => runLoad(full));
+  const [result, peaks] = await withPeakRss(servers, () => runLoad(full));
   const seconds = (performance.now() - started) / 1000;
   const machineAfter = await machineCpuSeconds();
-  const serverCores = ((await server.cpuSeconds()) - cpuBefore) / seconds;
+  const cores = (await cpuOf(servers)).map((after, i) => (after - (cpuBefore[i] ?? 0)) / seconds);
   const machineCores = (machineAfter.busy - machineBefore.busy) / seconds;
-  if (!server.alive()) throw new Error(`${server.name} died during ${workload}; see ${server.logFile}`);
+  const dead = servers.find((server) => !server.alive());
+  if (dead) throw new Error(`${dead.name} died during ${workload}; see ${dead.logFile}`);
+  const peakRssBytes = total(peaks);
+  const serverCores = total(cores);
   const row: Row = {
     workload,
     label: LABELS[workload] ?? workload,
-    server: server.name as ServerName,
+    server: target.name,
     storedRows,
     filled,
     connections: full.connections,
@@ -145,13 +191,21 @@ async function measure(
     loadCores: result.cpuSeconds / seconds,
     machineCores,
     unit: workload === 'sign-in' ? 'flow' : 'request',
+    processes:
+      servers.length > 1
+        ? servers.map((server, i) => ({
+            name: server.name,
+            peakRssBytes: peaks[i] ?? 0,
+            cores: cores[i] ?? 0,
+          }))
+        : undefined,
   };
   run.rows.push(row);
   say(
     `  ${row.label} on ${row.server}${filled ? ` (+${filled.toLocaleString('en-US')} rows)` : ''}: ` +
       `${Math.round(row.perSecond)}/s, p50 ${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms, ` +
       `${row.errors} errors, peak RSS ${Math.round(peakRssBytes / 2 ** 20)} MB, ` +
-      `CPU: server ${serverCores.toFixed(2)}, load ${row.loadCores.toFixed(2)}, machine ${machineCores.toFixed(2)} cores` +
+      `CPU: server${servers.length > 1 ? `s ${cores.map((value) => value.toFixed(2)).join(' + ')} =` : ''} ${serverCores.toFixed(2)}, load ${row.loadCores.toFixed(2)}, machine ${machineCores.toFixed(2)} cores` +
       (row.errors ? `\n    ${row.errorSample ?? ''}` : ''),
   );
 }
@@ -160,46 +214,52 @@ function tokenTarget(seed: BenchSeed) {
   return { accountId: seed.tokenCustomer.id, clientId: seed.app.clientId, scope: APP_SCOPE };
 }
 
-async function readOnlyWorkloads(run: Run, server: ServerProcess): Promise<void> {
+async function readOnlyWorkloads(run: Run, target: Target): Promise<void> {
+  const filled = target.name === 'Passbook' ? 0 : null;
   if (wanted(run.options, 'discovery'))
     await measure(
       run,
-      server,
+      target,
       'discovery',
       { kind: 'get', path: '/.well-known/openid-configuration' },
-      server.name === 'Passbook' ? 0 : null,
+      filled,
     );
-  if (wanted(run.options, 'jwks'))
-    await measure(run, server, 'jwks', { kind: 'get', path: '/jwks' }, server.name === 'Passbook' ? 0 : null);
+  if (wanted(run.options, 'jwks')) await measure(run, target, 'jwks', { kind: 'get', path: '/jwks' }, filled);
+}
+
+async function userinfoWorkload(run: Run, target: Target): Promise<void> {
+  const token = await mintAccessToken(run.twin, tokenTarget(run.seed));
+  await measure(run, target, 'userinfo', { kind: 'get', path: '/me', bearer: token }, 0);
+}
+
+async function codeExchangeWorkload(run: Run, target: Target): Promise<void> {
+  const { options, twin, seed } = run;
+  const count = Math.ceil((options.warmupSeconds + options.durationSeconds) * CODES_PER_SECOND);
+  const batches = await inParallel(Math.ceil(count / CODES_PER_GRANT), 16, () =>
+    mintCodes(twin, tokenTarget(seed), CODES_PER_GRANT, CODES_PER_GRANT),
+  );
+  say(`  (minted ${count.toLocaleString('en-US')} authorization codes)`);
+  await measure(
+    run,
+    target,
+    'code-exchange',
+    {
+      kind: 'code',
+      client: seed.app,
+      codes: batches.flat(),
+      verifier: CODE_VERIFIER,
+      redirectUri: REDIRECT_URI,
+    },
+    0,
+  );
 }
 
 async function passbookWorkloads(run: Run): Promise<void> {
-  const { twin, seed, options, passbook } = run;
+  const { seed, options } = run;
+  const passbook = alone(run.passbook, 'Passbook');
   await readOnlyWorkloads(run, passbook);
-  if (wanted(options, 'userinfo')) {
-    const token = await mintAccessToken(twin, tokenTarget(seed));
-    await measure(run, passbook, 'userinfo', { kind: 'get', path: '/me', bearer: token }, 0);
-  }
-  if (wanted(options, 'code-exchange')) {
-    const count = Math.ceil((options.warmupSeconds + options.durationSeconds) * CODES_PER_SECOND);
-    const batches = await inParallel(Math.ceil(count / CODES_PER_GRANT), 16, () =>
-      mintCodes(twin, tokenTarget(seed), CODES_PER_GRANT, CODES_PER_GRANT),
-    );
-    say(`  (minted ${count.toLocaleString('en-US')} authorization codes)`);
-    await measure(
-      run,
-      passbook,
-      'code-exchange',
-      {
-        kind: 'code',
-        client: seed.app,
-        codes: batches.flat(),
-        verifier: CODE_VERIFIER,
-        redirectUri: REDIRECT_URI,
-      },
-      0,
-    );
-  }
+  if (wanted(options, 'userinfo')) await userinfoWorkload(run, passbook);
+  if (wanted(options, 'code-exchange')) await codeExchangeWorkload(run, passbook);
   if (wanted(options, 'sign-in')) {
     await measure(
       run,
@@ -221,31 +281,39 @@ async function passbookWorkloads(run: Run): Promise<void> {
 /** Introspection and refresh, on the token table as it is (emptied, then filled to `filled` rows). */
 async function tokenWorkloads(
   run: Run,
-  server: ServerProcess,
+  target: Target,
   filled: number | null,
   mintAccess: () => Promise<string>,
   mintRefresh: (count: number) => Promise<string[]>,
+  wants: (workload: string) => boolean = (workload) => wanted(run.options, workload),
 ): Promise<void> {
-  if (wanted(run.options, 'introspection')) {
+  if (wants('introspection')) {
     const token = await mintAccess();
     await measure(
       run,
-      server,
+      target,
       'introspection',
       { kind: 'introspect', client: run.seed.resourceServer, token },
       filled,
     );
   }
-  if (wanted(run.options, 'refresh')) {
+  if (wants('refresh')) {
     const tokens = await mintRefresh(REFRESH_POOL);
-    await measure(run, server, 'refresh', { kind: 'refresh', client: run.seed.app, tokens }, filled);
+    await measure(run, target, 'refresh', { kind: 'refresh', client: run.seed.app, tokens }, filled);
   }
+}
+
+function mintOnTwin(run: Run): [() => Promise<string>, (count: number) => Promise<string[]>] {
+  const target = tokenTarget(run.seed);
+  return [
+    () => mintAccessToken(run.twin, target),
+    (count) => inParallel(count, 8, () => mintRefreshToken(run.twin, target)),
+  ];
 }
 
 async function growthWorkloads(run: Run): Promise<void> {
   if (!wanted(run.options, 'introspection') && !wanted(run.options, 'refresh')) return;
   const { knex } = run.database;
-  const target = tokenTarget(run.seed);
   let filled = 0;
   for (const level of [0, ...(run.options.growth ? run.options.fills : [])]) {
     await emptyModels(knex);
@@ -257,23 +325,102 @@ async function growthWorkloads(run: Run): Promise<void> {
       );
     }
     filled = level;
-    await tokenWorkloads(
+    await tokenWorkloads(run, alone(run.passbook, 'Passbook'), filled, ...mintOnTwin(run));
+  }
+}
+
+/**
+ * The token workloads with the load split evenly over both processes, on the token table as one
+ * process met it: nearly empty for UserInfo and the code exchange, emptied for the other two.
+ */
+async function twoNodeWorkloads(run: Run, second: ServerProcess): Promise<void> {
+  const pair: Target = {
+    name: 'Passbook ×2',
+    urls: [run.passbook.url, second.url],
+    processes: [run.passbook, second],
+  };
+  await emptyModels(run.database.knex);
+  await userinfoWorkload(run, pair);
+  await codeExchangeWorkload(run, pair);
+  await emptyModels(run.database.knex);
+  await tokenWorkloads(run, pair, 0, ...mintOnTwin(run), () => true);
+}
+
+async function revocationDelay(run: Run, second: ServerProcess): Promise<RevocationDelay> {
+  const started = performance.now();
+  const delay = await measureRevocationDelay({
+    twin: run.twin,
+    target: tokenTarget(run.seed),
+    app: run.seed.app,
+    resourceServer: run.seed.resourceServer,
+    a: run.passbook.url,
+    b: second.url,
+    connections: run.options.connections,
+  });
+  say(`  ${revocationText(delay).replace(/\n/g, '\n  ')}`);
+  say(`  (the revocation delay took ${((performance.now() - started) / 1000).toFixed(1)} s)`);
+  return delay;
+}
+
+/** A second Passbook process on the same database, up only for the sections that need it. */
+async function withSecondPassbook(run: Run): Promise<void> {
+  const twoNodes = wanted(run.options, 'two-nodes');
+  const revocation = wanted(run.options, 'revocation-delay');
+  if (!twoNodes && !revocation) return;
+  const logFile = path.join(ARTIFACTS, 'passbook-b.log');
+  await writeFile(logFile, '');
+  // The same environment (issuer, keys, database) on a port of its own; its metrics listener would
+  // take the first one's default port.
+  const env = { ...run.passbookEnv, PORT: String(await freePort()), METRICS_PORT: 'off' };
+  const second = await startPassbook(env, logFile, run.nodeFlags, 'Passbook B');
+  run.cleanups.push(() => second.stop());
+  run.logFiles.push(logFile);
+  try {
+    say(`a second Passbook (pid ${second.pid}) is up on the same database; measuring both…`);
+    if (twoNodes) await twoNodeWorkloads(run, second);
+    if (revocation) run.revocation = await revocationDelay(run, second);
+  } finally {
+    await second.stop();
+  }
+}
+
+async function bankApiWorkload(run: Run): Promise<void> {
+  if (!wanted(run.options, 'bank-api')) return;
+  const bankApi = await startBenchBankApi({
+    database: run.database,
+    issuer: run.passbookEnv.ISSUER ?? run.passbook.url,
+    resourceServer: run.seed.resourceServer,
+    customerId: run.seed.tokenCustomer.id,
+    logDir: ARTIFACTS,
+  });
+  run.cleanups.push(() => bankApi.server.stop());
+  run.logFiles.push(bankApi.server.logFile);
+  try {
+    say(`the bank API (pid ${bankApi.server.pid}) is up, introspecting at Passbook; measuring…`);
+    const token = await mintAccessToken(run.twin, { ...tokenTarget(run.seed), ibans: bankApi.ibans });
+    await checkTransactions(bankApi, TRANSACTIONS_PATH, token);
+    await measure(
       run,
-      run.passbook,
-      filled,
-      () => mintAccessToken(run.twin, target),
-      (count) => inParallel(count, 8, () => mintRefreshToken(run.twin, target)),
+      { name: 'bank API → Passbook', urls: [bankApi.server.url], processes: [bankApi.server, run.passbook] },
+      'bank-api',
+      { kind: 'get', path: TRANSACTIONS_PATH, bearer: token },
+      0,
     );
+    // autocannon hangs up on the requests still queued for the bank API's pool; let them finish
+    // before the shutdown takes the pool away under them (and logs each as an error).
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  } finally {
+    await bankApi.server.stop();
   }
 }
 
 async function ceilingWorkloads(run: Run): Promise<void> {
   const { ceiling } = run;
   const target = tokenTarget(run.seed);
-  await readOnlyWorkloads(run, ceiling);
+  await readOnlyWorkloads(run, alone(ceiling, 'in-memory ceiling'));
   await tokenWorkloads(
     run,
-    ceiling,
+    alone(ceiling, 'in-memory ceiling'),
     null,
     async () => (await ceiling.mint({ type: 'mint-access-token', target }))[0] ?? '',
     (count) => ceiling.mint({ type: 'mint-refresh-tokens', target, count }),
@@ -312,7 +459,7 @@ function serverEnv(database: BenchDatabase, port: number): Record<string, string
 
 function sortRows(rows: Row[]): Row[] {
   const rank = (row: Row) =>
-    ORDER.indexOf(row.workload) * 1e9 + (row.server === 'Passbook' ? 0 : 1) * 1e8 + (row.filled ?? 0);
+    ORDER.indexOf(row.workload) * 1e9 + SERVER_ORDER.indexOf(row.server) * 1e8 + (row.filled ?? 0);
   return [...rows].sort((a, b) => rank(a) - rank(b));
 }
 
@@ -370,13 +517,31 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
   cleanups.push(() => ceiling.stop());
   say(`Passbook (pid ${passbook.pid}) and the in-memory ceiling (pid ${ceiling.pid}) are up; measuring…`);
 
-  const run: Run = { options, database, passbook, ceiling, twin, seed, rows: [] };
+  const run: Run = {
+    options,
+    database,
+    passbook,
+    passbookEnv,
+    nodeFlags,
+    ceiling,
+    twin,
+    seed,
+    rows: [],
+    logFiles: [passbook.logFile],
+    cleanups,
+  };
   await passbookWorkloads(run);
   if (options.ceiling) await ceilingWorkloads(run);
   await growthWorkloads(run);
+  // Last, so that every one-process figure is taken as before any of them ran.
+  await withSecondPassbook(run);
+  await bankApiWorkload(run);
 
   const rows = sortRows(run.rows);
-  const logErrors = await logProblems(passbook.logFile);
+  const logged = await Promise.all(
+    run.logFiles.map(async (file) => [file, await logProblems(file)] as const),
+  );
+  const logErrors = total(logged.map(([, errors]) => errors));
   const report: Report = {
     command: ['npm run bench --', ...process.argv.slice(2)].join(' ').replace(/ --$/, ''),
     startedAt,
@@ -388,17 +553,25 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
       connections: options.connections,
       signInConnections: options.signInConnections,
       refreshTokenPool: REFRESH_POOL,
-      passbookProcesses: 1,
+      passbookProcesses:
+        rows.some((row) => row.server === 'Passbook ×2') || run.revocation
+          ? '1; 2 for the "Passbook ×2" rows and the revocation delay'
+          : 1,
       passbookNodeFlags: nodeFlags.join(' ') || 'none',
-      passbookLogErrors: logErrors,
+      serverLogErrors: logErrors,
     },
     rows,
-    checks: checkTargets(rows),
-    failed: failedRows(rows),
+    revocation: run.revocation,
+    checks: checkTargets(rows, run.revocation),
+    failed: failedRows(rows, run.revocation),
   };
   const written = await writeReport(report);
-  say(`\n${textTable(rows)}\n\n${checksText(report.checks)}\n`);
-  if (logErrors) say(`Passbook logged ${logErrors} errors: see ${passbook.logFile}`);
+  const notes = notesText(rows).join('\n');
+  const revocation = run.revocation ? `${revocationText(run.revocation)}\n\n` : '';
+  say(`\n${textTable(rows)}\n${notes && `\n${notes}\n`}\n${revocation}${checksText(report.checks)}\n`);
+  for (const [file, errors] of logged) {
+    if (errors) say(`${path.relative(ROOT, file)}: ${errors} errors logged`);
+  }
   say(`written: ${written.join(', ')}`);
   if (report.failed.length) {
     say(

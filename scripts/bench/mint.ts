@@ -12,6 +12,8 @@ export interface MintTarget {
   accountId: string;
   clientId: string;
   scope: string;
+  /** The accounts the customer shares with the app; a made-up one when the bank's ledger is not read. */
+  ibans?: string[];
 }
 
 /** The one PKCE verifier behind every minted code: the server still hashes it per request. */
@@ -22,8 +24,8 @@ export const REDIRECT_URI = 'https://app.example/callback';
 const SHARED_IBAN = 'NL91ABNA0417164300';
 
 /** The account choice a grant and its tokens carry when the scope reads accounts, as Passbook's consent writes it. */
-function accountChoice(scope: string) {
-  return readsAccounts(scope.split(' ')) ? [accountInformation([SHARED_IBAN])] : undefined;
+function accountChoice({ scope, ibans = [SHARED_IBAN] }: MintTarget) {
+  return readsAccounts(scope.split(' ')) ? [accountInformation(ibans)] : undefined;
 }
 
 async function clientOf(provider: Provider, clientId: string) {
@@ -35,7 +37,7 @@ async function clientOf(provider: Provider, clientId: string) {
 export async function mintGrant(provider: Provider, target: MintTarget): Promise<string> {
   const grant = new provider.Grant({ accountId: target.accountId, clientId: target.clientId });
   grant.addOIDCScope(target.scope);
-  const choice = accountChoice(target.scope);
+  const choice = accountChoice(target);
   if (choice) grant.rar = choice;
   return grant.save();
 }
@@ -57,7 +59,7 @@ export async function mintRefreshToken(provider: Provider, target: MintTarget): 
     gty: 'authorization_code',
     rotations: 0,
     scope: target.scope,
-    rar: accountChoice(target.scope),
+    rar: accountChoice(target),
   });
   return token.save();
 }
@@ -71,7 +73,7 @@ export async function mintAccessToken(provider: Provider, target: MintTarget): P
     client,
     grantId,
     gty: 'authorization_code',
-    rar: accountChoice(target.scope),
+    rar: accountChoice(target),
   });
   token.scope = target.scope;
   return token.save();
@@ -106,7 +108,7 @@ export async function mintCodes(
       nonce: randomBytes(12).toString('base64url'),
       redirectUri: REDIRECT_URI,
       scope: target.scope,
-      rar: accountChoice(target.scope),
+      rar: accountChoice(target),
       sessionUid: randomBytes(16).toString('base64url'),
     });
     codes.push(await code.save());

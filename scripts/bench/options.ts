@@ -1,7 +1,26 @@
 /**
  * What one `npm run bench` measures and for how long. The default gives stable figures;
- * `--quick` runs everything briefly as a smoke check (under two minutes on a 2-core machine).
+ * `--quick` runs everything briefly as a smoke check (under three minutes on a 2-core machine).
  */
+
+/**
+ * What --only picks. The first seven are one Passbook process (and the ceiling); `two-nodes` runs
+ * the token workloads on two Passbook processes on one database; `revocation-delay` times how soon
+ * a token revoked at one of them is refused at the other; `bank-api` reads transactions at the
+ * bank API, which introspects each request at Passbook.
+ */
+export const WORKLOAD_IDS = [
+  'sign-in',
+  'code-exchange',
+  'refresh',
+  'introspection',
+  'userinfo',
+  'discovery',
+  'jwks',
+  'two-nodes',
+  'revocation-delay',
+  'bank-api',
+] as const;
 
 export interface BenchOptions {
   quick: boolean;
@@ -15,7 +34,7 @@ export interface BenchOptions {
   signInConnections: number;
   /** Rows of oidc_models the growth runs pre-fill, smallest first. */
   fills: number[];
-  /** Only these workloads (ids in main.ts); all when empty. */
+  /** Only these workloads (WORKLOAD_IDS); all when empty. */
   only: string[];
   /** Skip the in-memory ceiling's runs (while comparing two builds of Passbook). */
   ceiling: boolean;
@@ -27,7 +46,17 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-export const USAGE = 'usage: npm run bench [-- --quick] [--only id,id,…] [--no-ceiling] [--no-growth]';
+export const USAGE = [
+  'usage: npm run bench [-- --quick] [--only id,id,…] [--no-ceiling] [--no-growth]',
+  `  ids: ${WORKLOAD_IDS.join(', ')}`,
+].join('\n');
+
+function parseOnly(list: string): string[] {
+  const ids = list.split(',').filter(Boolean);
+  const unknown = ids.filter((id) => !(WORKLOAD_IDS as readonly string[]).includes(id));
+  if (unknown.length) throw new UsageError(`unknown workload ${unknown.join(', ')}\n${USAGE}`);
+  return ids;
+}
 
 export function parseOptions(argv: string[]): BenchOptions {
   let quick = false;
@@ -37,7 +66,7 @@ export function parseOptions(argv: string[]): BenchOptions {
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
     if (arg === '--quick') quick = true;
-    else if (arg === '--only') only = (argv[++i] ?? '').split(',').filter(Boolean);
+    else if (arg === '--only') only = parseOnly(argv[++i] ?? '');
     else if (arg === '--no-ceiling') ceiling = false;
     else if (arg === '--no-growth') growth = false;
     else throw new UsageError(`unknown argument ${JSON.stringify(arg)}\n${USAGE}`);

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { CeilingMessage, CeilingRequest } from './ceiling.ts';
-import type { LoadMessage, LoadResult } from './load.ts';
+import type { LoadMessage, LoadResult, StopMessage } from './load.ts';
 import type { LoadSpec } from './workloads.ts';
 
 /** The processes of a run: the servers under test, each on 127.0.0.1, and the load generator. */
@@ -108,22 +108,39 @@ function logTo(file: string): number {
   return openSync(file, 'a');
 }
 
-/** Passbook's own entry point (src/main.ts), as production runs it, in a process of its own. */
-export async function startPassbook(
+/** A service's own entry point, as production runs it, in a process of its own; up once /healthz answers. */
+async function startService(
+  name: string,
+  entry: string,
   env: Record<string, string>,
   logFile: string,
-  nodeFlags: string[] = [],
+  nodeFlags: string[],
 ): Promise<ServerProcess> {
   const fd = logTo(logFile);
-  const child = spawn(process.execPath, [...nodeFlags, 'src/main.ts'], {
+  const child = spawn(process.execPath, [...nodeFlags, entry], {
     cwd: ROOT,
     env,
     stdio: ['ignore', fd, fd],
   });
   closeSync(fd);
-  const server = asServer('Passbook', `http://127.0.0.1:${env.PORT}`, child, logFile);
+  const server = asServer(name, `http://127.0.0.1:${env.PORT}`, child, logFile);
   await waitHealthy(server);
   return server;
+}
+
+/** Passbook (src/main.ts); a second one on the same database is named apart ("Passbook B"). */
+export function startPassbook(
+  env: Record<string, string>,
+  logFile: string,
+  nodeFlags: string[] = [],
+  name = 'Passbook',
+): Promise<ServerProcess> {
+  return startService(name, 'src/main.ts', env, logFile, nodeFlags);
+}
+
+/** The stand-alone bank API (src/bank-api/main.ts), configured by `env` as an operator would. */
+export function startBankApi(env: Record<string, string>, logFile: string): Promise<ServerProcess> {
+  return startService('bank API', 'src/bank-api/main.ts', env, logFile, []);
 }
 
 export interface CeilingProcess extends ServerProcess {
@@ -175,8 +192,15 @@ export async function startCeiling(env: Record<string, string>, logFile: string)
   };
 }
 
-/** Runs one workload in a fresh load-generator process and returns its figures. */
-export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
+export interface RunningLoad {
+  /** The figures, once the run is over (at its end, or soon after stop()). */
+  result: Promise<LoadResult>;
+  /** Ends the timed run early: a background load runs until it is no longer needed. */
+  stop(): void;
+}
+
+/** Starts one workload in a fresh load-generator process. */
+export function startLoad(spec: LoadSpec): RunningLoad {
   const child = fork(path.join(import.meta.dirname, 'load.ts'), [], {
     cwd: ROOT,
     execPath: process.execPath,
@@ -184,17 +208,31 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   });
   const limit = (spec.warmupSeconds + spec.durationSeconds) * 1000 + 60_000;
   const timer = setTimeout(() => child.kill('SIGKILL'), limit);
-  try {
-    const answer = new Promise<LoadMessage>((resolve, reject) => {
-      child.once('message', resolve);
-      child.once('exit', (code) => reject(new Error(`the load generator exited (${code}) without figures`)));
+  const answer = new Promise<LoadMessage>((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('exit', (code) => reject(new Error(`the load generator exited (${code}) without figures`)));
+  });
+  child.send(spec);
+  const result = answer
+    .then((message) => {
+      if (message.type === 'failed') throw new Error(`the load generator failed: ${message.message}`);
+      return message.result;
+    })
+    .finally(() => {
+      clearTimeout(timer);
+      if (child.exitCode === null) child.kill('SIGTERM');
     });
-    child.send(spec);
-    const message = await answer;
-    if (message.type === 'failed') throw new Error(`the load generator failed: ${message.message}`);
-    return message.result;
-  } finally {
-    clearTimeout(timer);
-    if (child.exitCode === null) child.kill('SIGTERM');
-  }
+  // A background load may fail before anyone awaits it; the failure still reaches whoever does.
+  result.catch(() => {});
+  return {
+    result,
+    stop() {
+      if (child.connected) child.send({ type: 'stop' } satisfies StopMessage);
+    },
+  };
+}
+
+/** Runs one workload in a fresh load-generator process and returns its figures. */
+export function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  return startLoad(spec).result;
 }

@@ -13,8 +13,12 @@ export interface Credentials {
 }
 
 interface Timing {
-  /** Passbook's or the ceiling's base URL (127.0.0.1 only). */
-  url: string;
+  /**
+   * The servers' base URLs (127.0.0.1 only): one autocannon instance each, the connections split
+   * evenly over them, all drawing on the same pools. One URL for a single process.
+   */
+  urls: string[];
+  /** Connections in all, over every URL. */
   connections: number;
   warmupSeconds: number;
   durationSeconds: number;

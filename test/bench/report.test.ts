@@ -1,5 +1,14 @@
 import { expect } from '@jest/globals';
-import { markdownTable, type Row } from '../../scripts/bench/report.ts';
+import { parseOptions, UsageError } from '../../scripts/bench/options.ts';
+import {
+  markdownReport,
+  markdownTable,
+  notesText,
+  revocationText,
+  type Report,
+  type RevocationDelay,
+  type Row,
+} from '../../scripts/bench/report.ts';
 import { checkTargets, failedRows } from '../../scripts/bench/targets.ts';
 
 /** The benchmark's verdicts, on made-up figures: nothing here is timed. */
@@ -54,4 +63,111 @@ test('introspection is judged against the ceiling, and the million-row run again
     expect.objectContaining({ target: expect.stringContaining('1,000,000 stored rows'), met: false }),
   );
   expect(checks).toContainEqual(expect.objectContaining({ target: 'Introspection ≥ 3,000/s', met: true }));
+});
+
+const MB = 1024 * 1024;
+
+function delay(overrides: Partial<RevocationDelay>): RevocationDelay {
+  return {
+    tokens: 1_000,
+    p50Ms: 3,
+    p99Ms: 12,
+    maxMs: 30,
+    inactiveAtFirstLook: 1_000,
+    stillActive: 0,
+    watchLimitMs: 2_000,
+    errors: 0,
+    background: { connections: 10, perSecond: 2_000, p99Ms: 10, errors: 0 },
+    ...overrides,
+  };
+}
+
+function report(rows: Row[], revocation?: RevocationDelay): Report {
+  return {
+    command: 'npm run bench -- --quick',
+    startedAt: '2026-12-03T10:00:00.000Z',
+    finishedAt: '2026-12-03T10:02:00.000Z',
+    machine: {
+      cpus: 2,
+      cpuModel: 'Test CPU',
+      memory: '8.0 GiB',
+      postgres: 'PostgreSQL 15',
+      database: 'test',
+      node: 'v24',
+      os: 'Linux',
+    },
+    settings: {},
+    rows,
+    revocation,
+    checks: checkTargets(rows, revocation),
+    failed: failedRows(rows, revocation),
+  };
+}
+
+test('two processes are shown with each one’s memory and CPU, and against one process', () => {
+  const rows = [
+    row({}),
+    row({
+      server: 'Passbook ×2',
+      perSecond: 4_800,
+      peakRssBytes: 612 * MB,
+      serverCores: 1.8,
+      processes: [
+        { name: 'Passbook', peakRssBytes: 306 * MB, cores: 0.9 },
+        { name: 'Passbook B', peakRssBytes: 306 * MB, cores: 0.9 },
+      ],
+    }),
+  ];
+
+  const table = markdownTable(rows);
+
+  expect(table).toContain('| Introspection | Passbook ×2 |');
+  expect(table).toContain('612 MB (306 + 306)');
+  expect(table).toContain('1.80 (0.90 + 0.90) / 0.20 / 1.60');
+  expect(notesText(rows)).toContainEqual('Two processes against one: Introspection ×1.50.');
+  // The one-process targets and the memory check are about one process only.
+  expect(checkTargets(rows)).toContainEqual({
+    target: 'Passbook peak RSS < 250 MB',
+    measured: '200 MB',
+    met: true,
+  });
+});
+
+test('the bank API’s row says that each request includes an introspection at Passbook', () => {
+  const rows = [row({ workload: 'bank-api', label: 'Bank API', server: 'bank API → Passbook' })];
+
+  expect(markdownTable(rows)).toContain('| Bank API | bank API → Passbook |');
+  expect(notesText(rows)).toContainEqual(expect.stringContaining('each with one introspection at Passbook'));
+});
+
+test('the revocation delay has a section of its own and is judged at its p99', () => {
+  const quick = report([row({})], delay({}));
+  const slow = report([row({})], delay({ p99Ms: 2_000, maxMs: 2_000, stillActive: 30 }));
+
+  expect(quick.checks).toContainEqual(
+    expect.objectContaining({ target: 'Revocation seen on another node: p99 < 50 ms', met: true }),
+  );
+  expect(slow.checks).toContainEqual(
+    expect.objectContaining({ target: 'Revocation seen on another node: p99 < 50 ms', met: false }),
+  );
+  expect(markdownReport(quick)).toContain('## Revocation seen on another node');
+  expect(markdownReport(quick)).toContain('| 1,000 | 3.0 | 12.0 | 30.0 | 1,000 | 0 | 0 |');
+  expect(revocationText(slow.revocation ?? delay({}))).toContain('STILL ACTIVE after 2,000 ms: 30');
+  expect(slow.failed).toEqual([]);
+  expect(markdownReport(report([row({})]))).not.toContain('Revocation');
+});
+
+test('errors while measuring the revocation delay fail the run, with why', () => {
+  const failed = report([row({})], delay({ errors: 2, errorSample: 'revocation at A: 400' })).failed;
+
+  expect(failed).toEqual(['Revocation seen on another node: 2 errors — revocation at A: 400']);
+});
+
+test('--only takes the new workloads and refuses an unknown one', () => {
+  expect(parseOptions(['--only', 'two-nodes,revocation-delay,bank-api']).only).toEqual([
+    'two-nodes',
+    'revocation-delay',
+    'bank-api',
+  ]);
+  expect(() => parseOptions(['--only', 'two-node'])).toThrow(UsageError);
 });
