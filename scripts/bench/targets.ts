@@ -63,7 +63,7 @@ export function checkTargets(rows: Row[], revocation?: RevocationDelay): Check[]
     const fraction = row && fractionOfCeiling(rows, row);
     if (row && fraction !== undefined) {
       checks.push({
-        target: `${row.label} ≥ ${share * 100}% of the in-memory ceiling`,
+        target: `${row.label} ≥ ${Math.round(share * 100)}% of the in-memory ceiling`,
         measured: `${Math.round(fraction * 100)}%`,
         met: fraction >= share,
       });
