@@ -1,3 +1,4 @@
+import './service/threadpool.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { stopOnSignals } from './service/kit.ts';
