@@ -21,6 +21,7 @@ import {
   runLoad,
   startCeiling,
   startPassbook,
+  startScriptFlags,
   type CeilingProcess,
   type ServerProcess,
 } from './processes.ts';
@@ -491,10 +492,12 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
 
   const passbookEnv = serverEnv(database, await freePort());
   await writeFile(path.join(ARTIFACTS, 'passbook.log'), '');
-  // BENCH_CPU_PROF=dir writes Passbook's CPU profile there when it stops (node --cpu-prof);
-  // BENCH_NODE_FLAGS tries other Node.js flags on Passbook (say so when reporting such a run).
+  // Passbook starts with `npm start`'s flags; BENCH_CPU_PROF=dir writes its CPU profile there when
+  // it stops (node --cpu-prof); BENCH_NODE_FLAGS tries other Node.js flags on it, after those (say
+  // so when reporting such a run).
   const profile = process.env.BENCH_CPU_PROF;
   const nodeFlags = [
+    ...(await startScriptFlags()),
     ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profile)}`] : []),
     ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
   ];

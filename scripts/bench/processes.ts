@@ -128,6 +128,18 @@ async function startService(
   return server;
 }
 
+/**
+ * The Node.js flags `npm start` gives Passbook (package.json's start script), so that the
+ * benchmark measures the default start and never drifts from it.
+ */
+export async function startScriptFlags(): Promise<string[]> {
+  const manifest = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
+    scripts?: { start?: string };
+  };
+  const words = (manifest.scripts?.start ?? '').split(/\s+/).filter(Boolean);
+  return words.filter((word) => word.startsWith('--'));
+}
+
 /** Passbook (src/main.ts); a second one on the same database is named apart ("Passbook B"). */
 export function startPassbook(
   env: Record<string, string>,
