@@ -455,6 +455,9 @@ function serverEnv(database: BenchDatabase, port: number): Record<string, string
     PURGE_INTERVAL: '0',
     // Codes are minted before their run; 60 s would not cover minting, warm-up and run together.
     AUTHORIZATION_CODE_TTL: '600',
+    // Metrics are counted as in production, on a port of the system's choosing: a Passbook already
+    // running on this machine holds the default one.
+    METRICS_PORT: '0',
   };
 }
 
