@@ -62,6 +62,7 @@ export function startModelChangeFeed(
   let listening = false;
   let lastHeartbeatAt = 0;
   let listeningSince = 0;
+  let listenedBefore = false;
   let wasLive = false;
   let closed = false;
   let heartbeatInFlight = false;
@@ -81,6 +82,7 @@ export function startModelChangeFeed(
 
   const drop = (connection: pg.Client, why: string) => {
     if (client !== connection) return;
+    const wasListening = listening;
     client = undefined;
     listening = false;
     // A heartbeat of this connection proves nothing about the next one.
@@ -91,7 +93,9 @@ export function startModelChangeFeed(
     // end() waits for a server that may never answer: the connection is let go without waiting.
     void connection.end().catch(() => {});
     if (!closed) {
-      log.warn({ why }, 'token cache: change feed lost, reconnecting');
+      // Once when it is lost; each failed attempt to reconnect after that only at debug level.
+      if (wasListening) log.warn({ why }, 'token cache: change feed lost, reconnecting');
+      else log.debug({ why }, 'token cache: change feed still down');
       reconnectTimer = setTimeout(() => void connect(), RECONNECT_DELAY_MS);
     }
   };
@@ -125,6 +129,8 @@ export function startModelChangeFeed(
       if (client !== connection) return;
       listening = true;
       listeningSince = now();
+      if (listenedBefore) log.info('token cache: change feed back');
+      listenedBefore = true;
       sendHeartbeat();
     } catch (error) {
       drop(connection, (error as Error).message);
