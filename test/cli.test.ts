@@ -367,6 +367,16 @@ describe('clients:list and clients:delete', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain(clientId);
   });
+
+  test('an identifier that begins with a dash, as one in 64 generated ones does, is taken as one', async () => {
+    for (const id of ['-Ab3_dE5fG7hJ9kL', '-'.padEnd(43, 'x'), '--'.padEnd(16, 'y')]) {
+      const result = await cli(['clients:delete', id]);
+      expect({ id, code: result.code }).toEqual({ id, code: 1 });
+      expect(result.stderr).toContain(`no client "${id}"`);
+    }
+    // A word that is no identifier Passbook makes is still refused as an unknown option.
+    expect((await cli(['clients:delete', '--frobnicate'])).code).toBe(2);
+  });
 });
 
 describe('usage', () => {

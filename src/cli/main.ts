@@ -80,9 +80,47 @@ const USAGE = `usage: npm run cli -- <command> [options]
 
 type Command = (context: { knex: Knex; config: Config; args: string[] }) => Promise<unknown>;
 
+/**
+ * Identifiers Passbook makes may begin with a dash: a key ID is a base64url thumbprint (43
+ * characters), a client_id 16 random base64url characters, and one in 64 of either starts with
+ * "-". Such a word, where an option could stand and none of the command's options is named so,
+ * is that identifier: it goes after "--", where it is a positional. ("--" itself works too.)
+ */
+const GENERATED_IDENTIFIER = /^-[A-Za-z0-9_-]{15}$|^-[A-Za-z0-9_-]{42}$/;
+
+function withIdentifiersAsPositionals(args: string[], spec: ParseArgsOptionsConfig): string[] {
+  const known = new Set(Object.keys(spec).map((name) => `--${name}`));
+  const takesValue = new Set(
+    Object.entries(spec)
+      .filter(([, option]) => option.type === 'string')
+      .map(([name]) => `--${name}`),
+  );
+  const kept: string[] = [];
+  const identifiers: string[] = [];
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i] ?? '';
+    if (arg === '--') {
+      identifiers.push(...args.slice(i + 1));
+      break;
+    }
+    if (GENERATED_IDENTIFIER.test(arg) && !known.has(arg)) {
+      identifiers.push(arg);
+      continue;
+    }
+    kept.push(arg);
+    if (takesValue.has(arg) && i + 1 < args.length) kept.push(args[(i += 1)] ?? '');
+  }
+  return identifiers.length ? [...kept, '--', ...identifiers] : kept;
+}
+
 function options<T extends ParseArgsOptionsConfig>(args: string[], spec: T) {
   try {
-    return parseArgs({ args, options: spec, allowPositionals: true, strict: true as const });
+    return parseArgs({
+      args: withIdentifiersAsPositionals(args, spec),
+      options: spec,
+      allowPositionals: true,
+      strict: true as const,
+    });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
