@@ -84,7 +84,7 @@ function startTokenCache(
 export async function startPassbook(config: Config, log: Logger): Promise<RunningPassbook> {
   const database = await openDatabase(config, log);
   let metricsServer: MetricsServer | undefined;
-  let tokenCache: ReturnType<typeof startTokenCache>;
+  let tokenCache: ReturnType<typeof startTokenCache> = undefined;
   try {
     const applied = await migrate(database.knex);
     if (applied.length) log.info({ applied }, 'migrations applied');

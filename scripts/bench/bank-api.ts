@@ -6,7 +6,7 @@ import { seedDemoAccounts } from '../../src/bank-api/demo-data.ts';
 import { listAccounts } from '../../src/bank-api/ledger.ts';
 import { createKnex } from '../../src/db/knex.ts';
 import type { BenchDatabase } from './database.ts';
-import { freePort, startBankApi, type ServerProcess } from './processes.ts';
+import { freePort, productionEnv, startBankApi, type ServerProcess } from './processes.ts';
 import type { Credentials } from './workloads.ts';
 
 /**
@@ -33,10 +33,7 @@ export interface BankApiSetup {
 
 function bankApiEnv(setup: BankApiSetup, port: number, databaseUrl: string): Record<string, string> {
   return {
-    PATH: process.env.PATH ?? '',
-    NODE_ENV: 'production',
-    LOG_LEVEL: 'warn',
-    PORT: String(port),
+    ...productionEnv(port),
     BANK_API_URL: `http://127.0.0.1:${port}`,
     ISSUER: setup.issuer,
     CLIENT_ID: setup.resourceServer.clientId,

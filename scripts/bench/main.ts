@@ -20,6 +20,7 @@ import {
   machineCpuSeconds,
   runLoad,
   startCeiling,
+  productionEnv,
   startPassbook,
   startScriptFlags,
   type CeilingProcess,
@@ -443,10 +444,7 @@ async function describeMachine(database: BenchDatabase): Promise<Machine> {
 
 function serverEnv(database: BenchDatabase, port: number): Record<string, string> {
   return {
-    PATH: process.env.PATH ?? '',
-    NODE_ENV: 'production',
-    LOG_LEVEL: 'warn',
-    PORT: String(port),
+    ...productionEnv(port),
     ISSUER: `http://127.0.0.1:${port}`,
     DATABASE_URL: database.url,
     COOKIE_KEYS: randomBytes(32).toString('base64url'),

@@ -29,6 +29,11 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
+/** What every service under test starts with: production mode, quiet logs, its port. */
+export function productionEnv(port: number): Record<string, string> {
+  return { PATH: process.env.PATH ?? '', NODE_ENV: 'production', LOG_LEVEL: 'warn', PORT: String(port) };
+}
+
 export async function freePort(): Promise<number> {
   const server = net.createServer();
   server.listen(0, '127.0.0.1');

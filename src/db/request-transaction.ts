@@ -21,7 +21,7 @@ import type { Knex } from './knex.ts';
  * - Writes an owner holds back (`beforeCommit`) are made when the request settles, inside its
  *   transaction; in a request that began none, the one such work runs on its own, outside any
  *   transaction, which saves BEGIN and COMMIT when it is a single statement (the token endpoint's
- *   writes, src/oidc/storage/deferred-writes.ts). Such work that fails fails the commit.
+ *   writes, src/oidc/storage/held-writes.ts). Such work that fails fails the commit.
  * - Work that must not hold a transaction open waits for the commit (`afterCommit`: the activity
  *   log, back-channel logout calls) or commits what was written before it (`outsideRequestTransaction`:
  *   the argon2id hash).
@@ -82,10 +82,6 @@ async function begin(knex: Knex): Promise<Knex.Transaction> {
 }
 
 /**
- * Runs `work` once the request's writes so far are committed, and drops it if they are rolled
- * back; outside a request, at once. The request's answer waits for it.
- */
-/**
  * Holds `work` back until the request settles (see above); false outside a request, where the
  * caller writes at once. Once the request has written, its reads see held-back writes only
  * after the owner has made them: each owner flushes its own before it reads.
@@ -114,6 +110,10 @@ async function makeHeldBackWrites(scope: RequestScope): Promise<void> {
   for (const work of held) await work(transaction);
 }
 
+/**
+ * Runs `work` once the request's writes so far are committed, and drops it if they are rolled
+ * back; outside a request, at once. The request's answer waits for it.
+ */
 export async function afterCommit(knex: Knex, work: AfterCommit): Promise<void> {
   const scope = openScope(knex);
   if (scope) scope.afterCommit.push(work);

@@ -4,11 +4,10 @@ import { errors } from 'oidc-provider';
 import type { Knex } from '../../db/knex.ts';
 import { findClientMetadata } from '../../clients/clients.ts';
 import { MAX_IDENTIFIER_LENGTH, isStorableJson, isStorableText } from '../../db/storable.ts';
-import { afterCommit, forReading, forWriting } from '../../db/request-transaction.ts';
+import { afterCommit, beforeCommit, forReading, forWriting } from '../../db/request-transaction.ts';
 import { TABLE, deleteInBatches } from './table.ts';
 import { grantUseToRecord } from './grants-and-sessions.ts';
 import { ReplayDetected, answerUnavailableDatabase, atTokenEndpoint } from '../engine-internals.ts';
-import { beforeCommit } from '../../db/request-transaction.ts';
 import { preparedRaw } from '../../db/prepared.ts';
 import { makeHeldWrites, type HeldWrite, type ModelRowWrite } from './held-writes.ts';
 import type { LiveTokenCache, TokenWithGrant } from './live-tokens.ts';
@@ -70,10 +69,10 @@ function forgetPrefetchedGrant(grantId: string): void {
 }
 
 /**
- * Holds `write` back until the request settles, on the token endpoint only: its writes are few
- * and known (a consume, new tokens, the grant's last use). False where it must be made now.
+ * Holds `writes` back until the request settles, on the token endpoint only: its writes are few
+ * and known (a consume, new tokens, the grant's last use). False where they must be made now.
  */
-function holdBack(knex: Knex, write: HeldWrite): boolean {
+function holdBack(knex: Knex, ...writes: HeldWrite[]): boolean {
   const storage = requestStorage.getStore();
   if (!storage || !atTokenEndpoint()) return false;
   if (!storage.held) {
@@ -81,7 +80,7 @@ function holdBack(knex: Knex, write: HeldWrite): boolean {
     if (!beforeCommit(knex, (db) => makeHeldWrites(db, held.splice(0), alreadyConsumed))) return false;
     storage.held = held;
   }
-  storage.held.push(write);
+  storage.held.push(...writes);
   return true;
 }
 
@@ -206,7 +205,7 @@ export class PostgresAdapter implements Adapter {
       expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
     };
     const writes: HeldWrite[] = [{ type: 'upsert', row }, ...this.followUps(payload)];
-    if (this.kind !== 'ReplayDetection' && writes.every((write) => holdBack(this.knex, write))) return;
+    if (this.kind !== 'ReplayDetection' && holdBack(this.knex, ...writes)) return;
     await makeHeldBackWritesNow(this.knex);
     const db = await forWriting(this.knex);
     if (this.kind === 'ReplayDetection') {
@@ -311,10 +310,11 @@ export class PostgresAdapter implements Adapter {
    */
   async consume(id: string): Promise<void> {
     if (!isStorableKey(id)) throw unstorable('an identifier');
-    if (holdBack(this.knex, { type: 'consume', kind: this.kind, id, at: new Date() })) return;
+    const write: HeldWrite = { type: 'consume', kind: this.kind, id, at: new Date() };
+    if (holdBack(this.knex, write)) return;
     await makeHeldBackWritesNow(this.knex);
     const db = await forWriting(this.knex);
-    await makeHeldWrites(db, [{ type: 'consume', kind: this.kind, id, at: new Date() }], alreadyConsumed);
+    await makeHeldWrites(db, [write], alreadyConsumed);
   }
 
   /** Deletes in batches, so that revoking a grant with many tokens never holds a long lock. */
