@@ -19,9 +19,11 @@ import type { Knex } from './knex.ts';
  * - A commit counts only when PostgreSQL answered COMMIT: a connection lost underneath it, or a
  *   transaction PostgreSQL had already failed, throws CommitFailed, and the caller answers 503.
  * - Writes an owner holds back (`beforeCommit`) are made when the request settles, inside its
- *   transaction; in a request that began none, the one such work runs on its own, outside any
- *   transaction, which saves BEGIN and COMMIT when it is a single statement (the token endpoint's
- *   writes, src/oidc/storage/held-writes.ts). Such work that fails fails the commit.
+ *   transaction, begun then if need be (the token endpoint's writes,
+ *   src/oidc/storage/held-writes.ts). Such work that fails fails the commit. Even a single
+ *   statement keeps BEGIN and COMMIT around it: a statement that commits on its own, sent just
+ *   before PostgreSQL hangs, would commit when it resumes although the request had long answered
+ *   503; inside a transaction it waits for a COMMIT that never comes, and rolls back.
  * - Work that must not hold a transaction open waits for the commit (`afterCommit`: the activity
  *   log, back-channel logout calls) or commits what was written before it (`outsideRequestTransaction`:
  *   the argon2id hash).
@@ -31,7 +33,7 @@ import type { Knex } from './knex.ts';
  */
 
 type AfterCommit = () => void | Promise<void>;
-/** Writes made at the request's end, with the handle given: its transaction, or the pool. */
+/** Writes made at the request's end, with the request's transaction. */
 type BeforeCommit = (db: Knex) => Promise<void>;
 
 interface RequestScope {
@@ -93,18 +95,10 @@ export function beforeCommit(knex: Knex, work: BeforeCommit): boolean {
   return true;
 }
 
-/**
- * Makes the held-back writes. A single one in a request that began no transaction runs on the
- * pool; otherwise they go into the transaction, begun now if need be.
- */
+/** Makes the held-back writes, in the request's transaction, begun now if need be. */
 async function makeHeldBackWrites(scope: RequestScope): Promise<void> {
   const held = scope.beforeCommit.splice(0);
   if (held.length === 0) return;
-  const [only] = held;
-  if (only && held.length === 1 && !scope.transaction) {
-    await only(scope.knex);
-    return;
-  }
   scope.transaction ??= begin(scope.knex);
   const transaction = await scope.transaction;
   for (const work of held) await work(transaction);

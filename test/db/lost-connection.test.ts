@@ -78,6 +78,15 @@ async function outcomeOf(request: Promise<unknown>): Promise<Outcome> {
 }
 
 /** Sends `request` with the connection cut before its statement `n`; what the app got, and what was cut. */
+/** Sends `request` with the answer to its statement `n` lost after PostgreSQL got the statement. */
+async function answerLostAt(n: number, request: () => Promise<unknown>) {
+  proxy.loseAnswerAt(n);
+  const outcome = await outcomeOf(request());
+  const cut = proxy.cut?.sql;
+  proxy.relax();
+  return { outcome, cut };
+}
+
 async function cutBefore(n: number, request: () => Promise<unknown>) {
   proxy.cutAt(n);
   const outcome = await outcomeOf(request());
@@ -167,9 +176,11 @@ test('a refresh cut off before any one of its statements answers 503, and the sa
     accessToken = tokens.access_token;
     await expectUnbrokenChain(grantId, refreshToken);
   }
-  // The token and its grant, the customer, then one statement that writes everything: the
-  // consume, the two new tokens; each of them was cut once, the one that writes included.
-  expect(statements.length).toBeGreaterThanOrEqual(3);
+  // The token and its grant, the customer, then in one transaction one statement that writes
+  // everything: the consume, the two new tokens; each was cut once, the commit included.
+  expect(statements.length).toBeGreaterThanOrEqual(5);
+  expect(statements).toContain('BEGIN;');
+  expect(cuts).toContain('COMMIT;');
   const writes = cuts.filter(writesTheTokens);
   expect(writes).toHaveLength(1);
   expect(writes[0]).toMatch(/UPDATE oidc_models SET consumed_at/);
@@ -207,6 +218,8 @@ test('a code exchange cut off before any one of its statements answers 503, and 
     expect(accessTokens).toHaveLength(1);
     await expectUnbrokenChain(String(grant?.grant_id), String(tokens.refresh_token));
   }
+  expect(statements).toContain('BEGIN;');
+  expect(cuts).toContain('COMMIT;');
   expect(cuts.filter(writesTheTokens)).toHaveLength(1);
 }, 180_000);
 
@@ -215,7 +228,7 @@ function writesTheTokens(sql: string): boolean {
   return sql.startsWith('WITH consumed_0 AS (UPDATE oidc_models SET consumed_at');
 }
 
-test('the write of a refresh lost on the way answers 503, and the tokens it would have given were never stored', async () => {
+test('a commit lost on the way answers 503, and the tokens it would have given were never stored', async () => {
   const { request, callbackUrl } = await newCode();
   const tokens = await exchangeCode(config, callbackUrl, request);
   const refreshToken = String(tokens.refresh_token);
@@ -227,7 +240,7 @@ test('the write of a refresh lost on the way answers 503, and the tokens it woul
   const { outcome, cut } = await cutBefore(statements.length, () =>
     oidc.refreshTokenGrant(config, String(next.refresh_token)),
   );
-  expect(writesTheTokens(String(cut))).toBe(true);
+  expect(cut).toBe('COMMIT;');
   expect(outcome).toEqual({ status: 503, error: 'temporarily_unavailable' });
   const after = await direct('oidc_models').where({ kind: 'AccessToken' }).count<{ count: string }[]>();
   expect(after).toEqual(before);
@@ -235,4 +248,27 @@ test('the write of a refresh lost on the way answers 503, and the tokens it woul
     .where({ kind: 'RefreshToken', id: String(next.refresh_token) })
     .first('consumed_at');
   expect(old).toEqual({ consumed_at: null });
+}, 60_000);
+
+test('the write of a refresh that reached PostgreSQL but whose answer was lost is not stored, and the retry works', async () => {
+  const { request, callbackUrl } = await newCode();
+  const tokens = await exchangeCode(config, callbackUrl, request);
+  let refreshToken = String(tokens.refresh_token);
+  const grantId = String((await grantOf(refreshToken))?.grant_id);
+  const { result, statements } = await statementsOf(() => oidc.refreshTokenGrant(config, refreshToken));
+  refreshToken = String(result.refresh_token);
+  const write = statements.findIndex(writesTheTokens) + 1;
+  expect(write).toBeGreaterThan(0);
+  const before = await direct('oidc_models').where({ kind: 'AccessToken' }).count<{ count: string }[]>();
+
+  // Were it to commit on its own, PostgreSQL would store it though the app got a 503, and the
+  // app's retry of the same refresh token would then look like reuse and end the grant.
+  const { outcome, cut } = await answerLostAt(write, () => oidc.refreshTokenGrant(config, refreshToken));
+  expect(writesTheTokens(String(cut))).toBe(true);
+  expect(outcome).toEqual({ status: 503, error: 'temporarily_unavailable' });
+  expect(await direct('oidc_models').where({ kind: 'AccessToken' }).count()).toEqual(before);
+  await expectUnbrokenChain(grantId, refreshToken);
+
+  const retried = await oidc.refreshTokenGrant(config, refreshToken);
+  await expectUnbrokenChain(grantId, String(retried.refresh_token));
 }, 60_000);

@@ -21,6 +21,11 @@ export interface CuttingProxy {
   count(): void;
   /** Counts from now on, and cuts the connection that carries statement `n` (1 is the next one). */
   cutAt(n: number): void;
+  /**
+   * Counts from now on, and lets statement `n` reach PostgreSQL whole (up to its Sync) but cuts
+   * the connection before its answer: the client cannot know whether it took effect.
+   */
+  loseAnswerAt(n: number): void;
   /** Stops counting and cutting. */
   relax(): void;
   /** The SQL of every statement counted since count() or cutAt(). */
@@ -34,6 +39,8 @@ const STARTUP_DONE = Symbol('startup done');
 
 interface ConnectionState {
   startup: boolean | typeof STARTUP_DONE;
+  /** Set once the statement whose answer is to be lost is on its way: the next Sync ends it. */
+  losingAnswer: boolean;
   /** The SQL of each statement parsed on the connection, by name ('' is the unnamed one). */
   parsed: Map<string, string>;
 }
@@ -41,6 +48,7 @@ interface ConnectionState {
 const QUERY = 0x51;
 const PARSE = 0x50;
 const BIND = 0x42;
+const SYNC = 0x53;
 
 /** The NUL-terminated string at `start`, and where the next field begins. */
 function cString(body: Buffer, start: number): [string, number] {
@@ -65,6 +73,7 @@ export async function startCuttingProxy(databaseUrl: string): Promise<CuttingPro
   const target = new URL(databaseUrl);
   let counting = false;
   let cutAt: number | undefined;
+  let loseAnswerAt: number | undefined;
   let statements: string[] = [];
   let cut: CutStatement | undefined;
   const sockets = new Set<Socket>();
@@ -100,20 +109,34 @@ export async function startCuttingProxy(databaseUrl: string): Promise<CuttingPro
         if (statements.length === cutAt) {
           cut = { sql };
           cutAt = undefined;
-          return { forward: Buffer.concat(forward), rest: Buffer.alloc(0), cutHere: true };
+          return { forward: Buffer.concat(forward), rest: Buffer.alloc(0), cutHere: true, lastSent: false };
+        }
+        if (statements.length === loseAnswerAt) {
+          cut = { sql };
+          loseAnswerAt = undefined;
+          state.losingAnswer = true;
         }
       }
       forward.push(pending.subarray(offset, offset + length));
       offset += length;
+      if (state.losingAnswer && (type === SYNC || type === QUERY)) {
+        return { forward: Buffer.concat(forward), rest: Buffer.alloc(0), cutHere: false, lastSent: true };
+      }
     }
-    return { forward: Buffer.concat(forward), rest: pending.subarray(offset), cutHere: false };
+    return {
+      forward: Buffer.concat(forward),
+      rest: pending.subarray(offset),
+      cutHere: false,
+      lastSent: false,
+    };
   }
 
   const server = net.createServer((client) => {
     const upstream = net.connect(Number(target.port || 5432), target.hostname);
     sockets.add(client);
     sockets.add(upstream);
-    const state: ConnectionState = { startup: false, parsed: new Map() };
+    const state: ConnectionState = { startup: false, losingAnswer: false, parsed: new Map() };
+    let answersDropped = false;
     let pending: Buffer = Buffer.alloc(0);
     const end = () => {
       client.destroy();
@@ -122,12 +145,21 @@ export async function startCuttingProxy(databaseUrl: string): Promise<CuttingPro
       sockets.delete(upstream);
     };
     client.on('data', (chunk: Buffer) => {
-      const { forward, rest, cutHere } = inspect(Buffer.concat([pending, chunk]), state);
+      if (answersDropped) return;
+      const { forward, rest, cutHere, lastSent } = inspect(Buffer.concat([pending, chunk]), state);
       pending = rest;
+      if (lastSent) {
+        // PostgreSQL gets the whole statement, then the end of the connection; its answer is dropped.
+        answersDropped = true;
+        upstream.end(forward);
+        return;
+      }
       if (forward.length) upstream.write(forward);
       if (cutHere) end();
     });
-    upstream.on('data', (chunk: Buffer) => client.write(chunk));
+    upstream.on('data', (chunk: Buffer) => {
+      if (!answersDropped) client.write(chunk);
+    });
     client.on('close', end);
     upstream.on('close', end);
     client.on('error', end);
@@ -143,6 +175,7 @@ export async function startCuttingProxy(databaseUrl: string): Promise<CuttingPro
   const count = () => {
     counting = true;
     cutAt = undefined;
+    loseAnswerAt = undefined;
     statements = [];
     cut = undefined;
   };
@@ -153,9 +186,14 @@ export async function startCuttingProxy(databaseUrl: string): Promise<CuttingPro
       count();
       cutAt = n;
     },
+    loseAnswerAt(n) {
+      count();
+      loseAnswerAt = n;
+    },
     relax() {
       counting = false;
       cutAt = undefined;
+      loseAnswerAt = undefined;
     },
     get statements() {
       return statements;

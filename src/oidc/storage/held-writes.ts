@@ -6,8 +6,8 @@ import { TABLE } from './table.ts';
 /**
  * The writes of one token-endpoint request to `oidc_models`, held back and made as one statement
  * when the request settles (src/db/request-transaction.ts `beforeCommit`): a refresh's consumed
- * token, its two new tokens and the grant's last use are one round trip, and with nothing else
- * written no BEGIN and COMMIT either. One statement is atomic: every held write happens only if
+ * token, its two new tokens and the grant's last use are one round trip instead of four, inside
+ * the request's transaction. The statement is atomic by itself: every held write happens only if
  * every held consume succeeds, and a consume that another request won first makes the whole
  * statement change nothing and throw `lostConsume`.
  *
