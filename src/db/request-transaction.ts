@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Middleware } from 'koa';
 import type { Knex } from './knex.ts';
+import { transactionOutcome } from './transaction-outcome.ts';
 
 /**
  * Owner of the request's transaction: every write one HTTP request makes commits together or not
@@ -16,8 +17,13 @@ import type { Knex } from './knex.ts';
  *   (oidc-provider, see src/oidc/commit-before-answer.ts; the passkey JSON calls). A server error
  *   (5xx) or an escaping exception rolls it back; 2xx, 3xx and 4xx commit (a 400 invalid_grant
  *   after refresh-token reuse revokes the grant on purpose).
- * - A commit counts only when PostgreSQL answered COMMIT: a connection lost underneath it, or a
- *   transaction PostgreSQL had already failed, throws CommitFailed, and the caller answers 503.
+ * - A commit counts only when PostgreSQL answered COMMIT, or when, its answer lost with the
+ *   connection, PostgreSQL says afterwards that the transaction committed: an owner whose
+ *   statement read the transaction's id tells it (`settleLostCommitBy`; the token endpoint's one
+ *   write does), and src/db/transaction-outcome.ts asks. Otherwise a connection lost underneath
+ *   it, or a transaction PostgreSQL had already failed, throws CommitFailed, and the caller
+ *   answers 503. Without this, a refresh committed unseen would be answered 503, and the app's
+ *   retry of the same refresh token would look like reuse and end the grant.
  * - Writes an owner holds back (`beforeCommit`) are made when the request settles, inside its
  *   transaction, begun then if need be (the token endpoint's writes,
  *   src/oidc/storage/held-writes.ts). Such work that fails fails the commit. Even a single
@@ -42,6 +48,8 @@ interface RequestScope {
   transaction: Promise<Knex.Transaction> | undefined;
   afterCommit: AfterCommit[];
   beforeCommit: BeforeCommit[];
+  /** PostgreSQL's id of the transaction, where a statement of the request read it. */
+  transactionId: string | undefined;
   settled: boolean;
 }
 
@@ -95,6 +103,16 @@ export function beforeCommit(knex: Knex, work: BeforeCommit): boolean {
   return true;
 }
 
+/**
+ * Tells the request's scope PostgreSQL's id of its transaction (`pg_current_xact_id()`), as a
+ * statement made inside the transaction read it: should the answer to COMMIT be lost, the
+ * commit is settled by asking PostgreSQL what became of that transaction.
+ */
+export function settleLostCommitBy(transactionId: string): void {
+  const scope = scopes.getStore();
+  if (scope && !scope.settled && scope.transaction) scope.transactionId = transactionId;
+}
+
 /** Makes the held-back writes, in the request's transaction, begun now if need be. */
 async function makeHeldBackWrites(scope: RequestScope): Promise<void> {
   const held = scope.beforeCommit.splice(0);
@@ -125,8 +143,10 @@ export async function outsideRequestTransaction<T>(knex: Knex, work: () => Promi
   if (scope) await makeHeldBackWrites(scope);
   if (scope?.transaction) {
     const begun = scope.transaction;
+    const transactionId = scope.transactionId;
     scope.transaction = undefined;
-    await commit(begun);
+    scope.transactionId = undefined;
+    await commit(begun, scope.knex, transactionId);
     await runAll(scope.afterCommit.splice(0));
   }
   return work();
@@ -149,14 +169,18 @@ function isCommitAnswer(answer: unknown): answer is CommitAnswer {
 }
 
 /**
- * Commits, and throws CommitFailed unless PostgreSQL answered COMMIT. It answers ROLLBACK when a
- * statement of the transaction had failed; and a COMMIT on a connection that was lost fails, which
- * knex reports on the transaction's execution promise while resolving the commit itself.
+ * Commits, and throws CommitFailed unless PostgreSQL answered COMMIT or, the answer lost, says
+ * on another connection that `transactionId` committed. It answers ROLLBACK when a statement of
+ * the transaction had failed; and a COMMIT on a connection that was lost fails, which knex
+ * reports on the transaction's execution promise while resolving the commit itself.
  */
-async function commit(begun: Promise<Knex.Transaction>): Promise<void> {
+async function commit(begun: Promise<Knex.Transaction>, knex: Knex, transactionId?: string): Promise<void> {
   const transaction = await begun;
   const answer: unknown = await transaction.commit();
   if (isCommitAnswer(answer) && answer.response.command === 'COMMIT') return;
+  if (!isCommitAnswer(answer) && transactionId) {
+    if ((await transactionOutcome(knex, transactionId)) === 'committed') return;
+  }
   const cause: unknown = await transaction.executionPromise.then(
     () => undefined,
     (error: unknown) => error,
@@ -207,7 +231,7 @@ export async function settleRequestTransaction(outcome: 'commit' | 'rollback'): 
     if (begun) rollBack(begun);
     return;
   }
-  if (begun) await commit(begun);
+  if (begun) await commit(begun, scope.knex, scope.transactionId);
   await runAll(afterwards);
 }
 
@@ -227,6 +251,7 @@ export function requestTransaction(knex: Knex): Middleware {
     transaction: undefined,
     afterCommit: [],
     beforeCommit: [],
+    transactionId: undefined,
     settled: false,
   });
   return (ctx, next) =>

@@ -272,3 +272,41 @@ test('the write of a refresh that reached PostgreSQL but whose answer was lost i
   const retried = await oidc.refreshTokenGrant(config, refreshToken);
   await expectUnbrokenChain(grantId, String(retried.refresh_token));
 }, 60_000);
+
+test('a refresh whose COMMIT reached PostgreSQL but whose answer was lost answers its tokens, and they work', async () => {
+  const { request, callbackUrl } = await newCode();
+  const tokens = await exchangeCode(config, callbackUrl, request);
+  let refreshToken = String(tokens.refresh_token);
+  const grantId = String((await grantOf(refreshToken))?.grant_id);
+  const { result, statements } = await statementsOf(() => oidc.refreshTokenGrant(config, refreshToken));
+  refreshToken = String(result.refresh_token);
+  const commit = statements.lastIndexOf('COMMIT;') + 1;
+  expect(commit).toBe(statements.length);
+
+  // PostgreSQL commits, and the answer never reaches Passbook: it asks PostgreSQL on another
+  // connection what became of the transaction, rather than answering 503 for tokens it stored
+  // (the app's retry would then look like reuse and end the grant).
+  proxy.loseAnswerAt(commit);
+  const settled = await oidc.refreshTokenGrant(config, refreshToken).finally(() => proxy.relax());
+  expect(proxy.cut?.sql).toBe('COMMIT;');
+  await expectUnbrokenChain(grantId, String(settled.refresh_token));
+  expect((await oidc.tokenIntrospection(config, settled.access_token)).active).toBe(true);
+
+  const next = await oidc.refreshTokenGrant(config, String(settled.refresh_token));
+  await expectUnbrokenChain(grantId, String(next.refresh_token));
+}, 60_000);
+
+test('a code exchange whose COMMIT reached PostgreSQL but whose answer was lost answers its tokens', async () => {
+  const first = await newCode();
+  const { statements } = await statementsOf(() => exchangeCode(config, first.callbackUrl, first.request));
+  const commit = statements.lastIndexOf('COMMIT;') + 1;
+  expect(commit).toBe(statements.length);
+  const { request, callbackUrl } = await newCode();
+
+  proxy.loseAnswerAt(commit);
+  const tokens = await exchangeCode(config, callbackUrl, request).finally(() => proxy.relax());
+  expect(proxy.cut?.sql).toBe('COMMIT;');
+  const grant = await grantOf(String(tokens.refresh_token));
+  await expectUnbrokenChain(String(grant?.grant_id), String(tokens.refresh_token));
+  expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(true);
+}, 60_000);

@@ -4,7 +4,13 @@ import { errors } from 'oidc-provider';
 import type { Knex } from '../../db/knex.ts';
 import { findClientMetadata } from '../../clients/clients.ts';
 import { MAX_IDENTIFIER_LENGTH, isStorableJson, isStorableText } from '../../db/storable.ts';
-import { afterCommit, beforeCommit, forReading, forWriting } from '../../db/request-transaction.ts';
+import {
+  afterCommit,
+  beforeCommit,
+  forReading,
+  forWriting,
+  settleLostCommitBy,
+} from '../../db/request-transaction.ts';
 import { TABLE, deleteInBatches } from './table.ts';
 import { grantUseToRecord } from './grants-and-sessions.ts';
 import { ReplayDetected, answerUnavailableDatabase, atTokenEndpoint } from '../engine-internals.ts';
@@ -77,7 +83,7 @@ function holdBack(knex: Knex, ...writes: HeldWrite[]): boolean {
   if (!storage || !atTokenEndpoint()) return false;
   if (!storage.held) {
     const held: HeldWrite[] = [];
-    if (!beforeCommit(knex, (db) => makeHeldWrites(db, held.splice(0), alreadyConsumed))) return false;
+    if (!beforeCommit(knex, (db) => makeHeldWritesInRequest(db, held.splice(0)))) return false;
     storage.held = held;
   }
   storage.held.push(...writes);
@@ -92,7 +98,13 @@ async function makeHeldBackWritesNow(knex: Knex): Promise<void> {
   const held = requestStorage.getStore()?.held;
   if (!held?.length) return;
   const db = await forWriting(knex);
-  await makeHeldWrites(db, held.splice(0), alreadyConsumed);
+  await makeHeldWritesInRequest(db, held.splice(0));
+}
+
+/** The held writes, made in the request's transaction, whose lost commit can then be settled. */
+async function makeHeldWritesInRequest(db: Knex, writes: HeldWrite[]): Promise<void> {
+  const { transactionId } = await makeHeldWrites(db, writes, alreadyConsumed);
+  if (transactionId) settleLostCommitBy(transactionId);
 }
 
 /*
@@ -212,7 +224,7 @@ export class PostgresAdapter implements Adapter {
       await insertReplayRecord(db, row);
       return;
     }
-    await makeHeldWrites(db, writes, alreadyConsumed);
+    await makeHeldWritesInRequest(db, writes);
   }
 
   /**
@@ -314,7 +326,7 @@ export class PostgresAdapter implements Adapter {
     if (holdBack(this.knex, write)) return;
     await makeHeldBackWritesNow(this.knex);
     const db = await forWriting(this.knex);
-    await makeHeldWrites(db, [write], alreadyConsumed);
+    await makeHeldWritesInRequest(db, [write]);
   }
 
   /** Deletes in batches, so that revoking a grant with many tokens never holds a long lock. */

@@ -2,6 +2,7 @@ import type { AdapterPayload } from 'oidc-provider';
 import type { Knex } from '../../db/knex.ts';
 import { preparedRaw } from '../../db/prepared.ts';
 import { TABLE } from './table.ts';
+import { isTransactionId } from '../../db/transaction-outcome.ts';
 
 /**
  * The writes of one token-endpoint request to `oidc_models`, held back and made as one statement
@@ -130,7 +131,7 @@ function combined(writes: HeldWrite[]): { statement: Statement; consumes: HeldWr
     consumes,
     statement: {
       sql: `WITH ${parts.map((part) => `${part.name} AS (${part.sql})`).join(',\n')}
-        SELECT ${counts.length ? counts.join(', ') : '1 AS written'}`,
+        SELECT ${[...counts, 'pg_current_xact_id()::text AS transaction_id'].join(', ')}`,
       bindings: parts.flatMap((part) => part.bindings),
     },
   };
@@ -138,29 +139,33 @@ function combined(writes: HeldWrite[]): { statement: Statement; consumes: HeldWr
 
 /**
  * Makes `writes` with `db`; throws `lostConsume(kind)` for a consume that found its row already
- * consumed (or gone), in which case nothing is written.
+ * consumed (or gone), in which case nothing is written. Answers PostgreSQL's id of the
+ * transaction the writes were made in, read by the one statement itself (none when they were
+ * made one by one), by which a commit whose answer is lost can be settled.
  */
 export async function makeHeldWrites(
   db: Knex,
   writes: HeldWrite[],
   lostConsume: (kind: string) => Error,
-): Promise<void> {
+): Promise<{ transactionId?: string }> {
   const batch = withoutSupersededUpserts(writes);
-  if (batch.length === 0) return;
+  if (batch.length === 0) return {};
   if (touchesOneRowTwice(batch)) {
     await makeOneByOne(db, batch, lostConsume);
-    return;
+    return {};
   }
   const { statement, consumes } = combined(batch);
-  const { rows } = await preparedRaw<{ rows: Record<string, number>[] }>(
+  const { rows } = await preparedRaw<{ rows: Record<string, unknown>[] }>(
     db,
     statement.sql,
     statement.bindings,
   );
-  const counts = rows[0] ?? {};
+  const answer = rows[0] ?? {};
   consumes.forEach((write, index) => {
-    if (counts[`consumed_${index}`] !== 1 && write.type === 'consume') throw lostConsume(write.kind);
+    if (answer[`consumed_${index}`] !== 1 && write.type === 'consume') throw lostConsume(write.kind);
   });
+  const transactionId = answer.transaction_id;
+  return isTransactionId(transactionId) ? { transactionId } : {};
 }
 
 /** One row touched twice: in order, all or nothing (a savepoint within the request's transaction). */
