@@ -54,6 +54,20 @@ afterAll(async () => {
   await knex.destroy();
 });
 
+async function queriesDuring(work: () => Promise<unknown>): Promise<number> {
+  let count = 0;
+  const listener = () => {
+    count += 1;
+  };
+  knex.on('query', listener);
+  try {
+    await work();
+  } finally {
+    knex.removeListener('query', listener);
+  }
+  return count;
+}
+
 describe('upsert and find', () => {
   test('find returns the payload that was upserted', async () => {
     const id = unique('at');
@@ -377,20 +391,6 @@ describe('purge', () => {
 });
 
 describe('grants read with their tokens', () => {
-  async function queriesDuring(work: () => Promise<unknown>): Promise<number> {
-    let count = 0;
-    const listener = () => {
-      count += 1;
-    };
-    knex.on('query', listener);
-    try {
-      await work();
-    } finally {
-      knex.removeListener('query', listener);
-    }
-    return count;
-  }
-
   async function tokenUnderGrant(grant: AdapterPayload | undefined) {
     const grantId = unique('grant');
     const tokenId = unique('at');
@@ -432,6 +432,52 @@ describe('grants read with their tokens', () => {
 
     await adapter('AccessToken').find(tokenId);
     expect(await queriesDuring(() => adapter('Grant').find(grantId))).toBe(1);
+  });
+});
+
+describe('interactions and sessions found again within a request', () => {
+  test("a second find is answered from the first, as a copy the first's caller cannot change", async () => {
+    const id = unique('interaction');
+    await adapter('Interaction').upsert(id, { uid: id, params: { scope: 'openid' } }, 600);
+
+    await withPrefetchScope(async () => {
+      const first = await adapter('Interaction').find(id);
+      expect(first).toEqual({ uid: id, params: { scope: 'openid' } });
+      if (first) first.params = { scope: 'changed by its caller' };
+      let again: AdapterPayload | undefined;
+      expect(await queriesDuring(async () => (again = await adapter('Interaction').find(id)))).toBe(0);
+      expect(again).toEqual({ uid: id, params: { scope: 'openid' } });
+    });
+    // The next request reads the table again.
+    await withPrefetchScope(async () => {
+      expect(await queriesDuring(() => adapter('Interaction').find(id))).toBe(1);
+    });
+  });
+
+  test("the request's own write of the kind is what it finds next, and a row it destroyed is gone", async () => {
+    const sessionId = unique('session');
+    const uid = unique('session-uid');
+    await adapter('Session').upsert(sessionId, { uid, accountId: 'acc-1' }, 600);
+
+    await withPrefetchScope(async () => {
+      expect(await adapter('Session').findByUid(uid)).toEqual({ uid, accountId: 'acc-1' });
+      expect(await adapter('Session').find(sessionId)).toEqual({ uid, accountId: 'acc-1' });
+      await adapter('Session').upsert(sessionId, { uid, accountId: 'acc-2' }, 600);
+      expect(await adapter('Session').findByUid(uid)).toEqual({ uid, accountId: 'acc-2' });
+      expect(await adapter('Session').find(sessionId)).toEqual({ uid, accountId: 'acc-2' });
+      await adapter('Session').destroy(sessionId);
+      expect(await adapter('Session').find(sessionId)).toBeUndefined();
+      expect(await adapter('Session').findByUid(uid)).toBeUndefined();
+    });
+  });
+
+  test('other kinds are read every time', async () => {
+    const id = unique('code');
+    await adapter(KIND).upsert(id, { accountId: 'acc-1' }, 600);
+    await withPrefetchScope(async () => {
+      await adapter(KIND).find(id);
+      expect(await queriesDuring(() => adapter(KIND).find(id))).toBe(1);
+    });
   });
 });
 

@@ -56,6 +56,8 @@ interface RequestStorage {
   prefetchedGrants: Map<string, AdapterPayload | null>;
   /** A token-endpoint request's writes, held back until it settles (held-writes.ts). */
   held: HeldWrite[] | undefined;
+  /** Rows of the kinds found again within a request, as first found (see REREAD_KINDS). */
+  found: Map<string, AdapterPayload | undefined>;
 }
 
 const requestStorage = new AsyncLocalStorage<RequestStorage>();
@@ -63,7 +65,36 @@ const GRANT_BOUND_KINDS = new Set(['AccessToken', 'RefreshToken', 'Authorization
 
 /** One HTTP request's prefetched grants and held-back writes. */
 export function withPrefetchScope<T>(work: () => Promise<T>): Promise<T> {
-  return requestStorage.run({ prefetchedGrants: new Map(), held: undefined }, work);
+  return requestStorage.run({ prefetchedGrants: new Map(), held: undefined, found: new Map() }, work);
+}
+
+/**
+ * The kinds one request finds again: an interaction page loads the interaction and its session,
+ * and the engine loads both once more when the page hands it the result. Within one request a
+ * second find of such a row is answered with a copy of the first, as if both had been made at
+ * once; any write of the request to a row of the kind (this adapter is its only writer) drops
+ * the kind's rows, so the request always sees what it wrote. Two finds of the sign-in form's
+ * POST, two of the consent's.
+ */
+const REREAD_KINDS = new Set(['Interaction', 'Session']);
+
+async function foundOnce(
+  kind: string,
+  key: string,
+  read: () => Promise<AdapterPayload | undefined>,
+): Promise<AdapterPayload | undefined> {
+  const found = REREAD_KINDS.has(kind) ? requestStorage.getStore()?.found : undefined;
+  const memo = `${kind} ${key}`;
+  if (found?.has(memo)) return structuredClone(found.get(memo));
+  const payload = await read();
+  found?.set(memo, structuredClone(payload));
+  return payload;
+}
+
+function forgetFound(kind: string): void {
+  if (!REREAD_KINDS.has(kind)) return;
+  const found = requestStorage.getStore()?.found;
+  for (const memo of found?.keys() ?? []) if (memo.startsWith(`${kind} `)) found?.delete(memo);
 }
 
 function prefetchedGrants(): Map<string, AdapterPayload | null> | undefined {
@@ -204,6 +235,7 @@ export class PostgresAdapter implements Adapter {
     const indexed = [payload.grantId, payload.uid, payload.userCode, payload.accountId, payload.clientId];
     if (!indexed.every(isStorableOptionalKey) || !isStorableJson(payload)) throw unstorable('the request');
     if (this.kind === 'Grant') forgetPrefetchedGrant(id);
+    forgetFound(this.kind);
     await this.changing(id);
     const row: ModelRowWrite = {
       kind: this.kind,
@@ -252,7 +284,7 @@ export class PostgresAdapter implements Adapter {
       return grant ?? undefined;
     }
     if (GRANT_BOUND_KINDS.has(this.kind)) return this.findWithGrant(id);
-    return this.findOwn(id);
+    return foundOnce(this.kind, `id ${id}`, () => this.findOwn(id));
   }
 
   private async findOwn(id: string): Promise<AdapterPayload | undefined> {
@@ -288,9 +320,11 @@ export class PostgresAdapter implements Adapter {
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
     if (!isStorableKey(uid)) return undefined;
     await makeHeldBackWritesNow(this.knex);
-    const db = await forReading(this.knex);
-    const { rows } = await preparedRaw<{ rows: ModelRow[] }>(db, FIND_BY_UID, [this.kind, uid, new Date()]);
-    return withConsumed(rows[0]);
+    return foundOnce(this.kind, `uid ${uid}`, async () => {
+      const db = await forReading(this.knex);
+      const { rows } = await preparedRaw<{ rows: ModelRow[] }>(db, FIND_BY_UID, [this.kind, uid, new Date()]);
+      return withConsumed(rows[0]);
+    });
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
@@ -308,6 +342,7 @@ export class PostgresAdapter implements Adapter {
   async destroy(id: string): Promise<void> {
     if (!isStorableKey(id)) throw unstorable('an identifier');
     if (this.kind === 'Grant') forgetPrefetchedGrant(id);
+    forgetFound(this.kind);
     await this.changing(id);
     await makeHeldBackWritesNow(this.knex);
     const db = await forWriting(this.knex);
@@ -322,6 +357,7 @@ export class PostgresAdapter implements Adapter {
    */
   async consume(id: string): Promise<void> {
     if (!isStorableKey(id)) throw unstorable('an identifier');
+    forgetFound(this.kind);
     const write: HeldWrite = { type: 'consume', kind: this.kind, id, at: new Date() };
     if (holdBack(this.knex, write)) return;
     await makeHeldBackWritesNow(this.knex);
