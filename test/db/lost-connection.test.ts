@@ -150,16 +150,25 @@ function grantOf(token: string): Promise<{ grant_id: string } | undefined> {
   return direct('oidc_models').where({ kind: 'RefreshToken', id: token }).first('grant_id');
 }
 
-test('a refresh cut off before any one of its statements answers 503, and the same refresh token then works', async () => {
+/** A new grant's refresh token, refreshed once with its statements counted; the rotated token. */
+async function refreshedOnce() {
   const { request, callbackUrl } = await newCode();
   const exchanged = await exchangeCode(config, callbackUrl, request);
-  let refreshToken = String(exchanged.refresh_token);
-  const grantId = String((await grantOf(refreshToken))?.grant_id);
+  const first = String(exchanged.refresh_token);
+  const grantId = String((await grantOf(first))?.grant_id);
+  const { result, statements } = await statementsOf(() => oidc.refreshTokenGrant(config, first));
+  return {
+    grantId,
+    statements,
+    refreshToken: String(result.refresh_token),
+    accessToken: result.access_token,
+  };
+}
 
-  const { result, statements } = await statementsOf(() => oidc.refreshTokenGrant(config, refreshToken));
-  refreshToken = String(result.refresh_token);
-
-  let accessToken = result.access_token;
+test('a refresh cut off before any one of its statements answers 503, and the same refresh token then works', async () => {
+  const refreshed = await refreshedOnce();
+  const { grantId, statements } = refreshed;
+  let { refreshToken, accessToken } = refreshed;
   const cuts: string[] = [];
   for (let n = 1; n <= statements.length; n += 1) {
     const { outcome, cut } = await cutBefore(n, () => oidc.refreshTokenGrant(config, refreshToken));
@@ -251,12 +260,7 @@ test('a commit lost on the way answers 503, and the tokens it would have given w
 }, 60_000);
 
 test('the write of a refresh that reached PostgreSQL but whose answer was lost is not stored, and the retry works', async () => {
-  const { request, callbackUrl } = await newCode();
-  const tokens = await exchangeCode(config, callbackUrl, request);
-  let refreshToken = String(tokens.refresh_token);
-  const grantId = String((await grantOf(refreshToken))?.grant_id);
-  const { result, statements } = await statementsOf(() => oidc.refreshTokenGrant(config, refreshToken));
-  refreshToken = String(result.refresh_token);
+  const { grantId, refreshToken, statements } = await refreshedOnce();
   const write = statements.findIndex(writesTheTokens) + 1;
   expect(write).toBeGreaterThan(0);
   const before = await direct('oidc_models').where({ kind: 'AccessToken' }).count<{ count: string }[]>();
@@ -274,12 +278,7 @@ test('the write of a refresh that reached PostgreSQL but whose answer was lost i
 }, 60_000);
 
 test('a refresh whose COMMIT reached PostgreSQL but whose answer was lost answers its tokens, and they work', async () => {
-  const { request, callbackUrl } = await newCode();
-  const tokens = await exchangeCode(config, callbackUrl, request);
-  let refreshToken = String(tokens.refresh_token);
-  const grantId = String((await grantOf(refreshToken))?.grant_id);
-  const { result, statements } = await statementsOf(() => oidc.refreshTokenGrant(config, refreshToken));
-  refreshToken = String(result.refresh_token);
+  const { grantId, refreshToken, statements } = await refreshedOnce();
   const commit = statements.lastIndexOf('COMMIT;') + 1;
   expect(commit).toBe(statements.length);
 
