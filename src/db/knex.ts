@@ -58,6 +58,16 @@ const noop = () => undefined;
 const endedConnections = new WeakSet<DriverConnection>();
 
 /**
+ * Ends a connection that may still be inside a transaction the server has not finished, so that
+ * the transaction can only roll back, and the pool never lends the connection out again.
+ */
+export function retireConnection(connection: unknown): void {
+  if (!isDriverConnection(connection)) return;
+  endedConnections.add(connection);
+  connection.end().catch(() => undefined);
+}
+
+/**
  * Two guarantees for every pooled connection, added as it is created:
  *
  * - One query at a time. A request's transaction is one connection, and some of its statements
@@ -86,10 +96,7 @@ function guardConnection(connection: DriverConnection): void {
     );
     idle = answered.then(noop, noop);
     return answered.catch((error: unknown) => {
-      if (error instanceof Error && /Query read timeout/.test(error.message)) {
-        endedConnections.add(connection);
-        void connection.end();
-      }
+      if (error instanceof Error && /Query read timeout/.test(error.message)) retireConnection(connection);
       throw error;
     });
   };

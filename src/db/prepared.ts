@@ -12,7 +12,8 @@ const names = new Map<string, string>();
 /** Distinct texts named at most; beyond it (it should never be reached) statements go unnamed. */
 const NAMES_KEPT = 1_000;
 
-function nameOf(sql: string): string | undefined {
+/** The name of `sql` as a prepared statement; none once the names kept are used up. */
+export function statementName(sql: string): string | undefined {
   const known = names.get(sql);
   if (known) return known;
   if (names.size >= NAMES_KEPT) return undefined;
@@ -23,6 +24,6 @@ function nameOf(sql: string): string | undefined {
 
 export function preparedRaw<T>(db: Knex, sql: string, bindings: readonly Knex.RawBinding[]): Knex.Raw<T> {
   const raw = db.raw<T>(sql, bindings);
-  const name = nameOf(sql);
+  const name = statementName(sql);
   return name ? raw.options({ name }) : raw;
 }

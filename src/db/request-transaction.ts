@@ -1,6 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Middleware } from 'koa';
 import type { Knex } from './knex.ts';
+import { writeInImplicitTransaction, type ImplicitTransaction } from './implicit-transaction.ts';
+import { preparedRaw, statementName } from './prepared.ts';
 import { transactionOutcome } from './transaction-outcome.ts';
 
 /**
@@ -25,11 +27,14 @@ import { transactionOutcome } from './transaction-outcome.ts';
  *   answers 503. Without this, a refresh committed unseen would be answered 503, and the app's
  *   retry of the same refresh token would look like reuse and end the grant.
  * - Writes an owner holds back (`beforeCommit`) are made when the request settles, inside its
- *   transaction, begun then if need be (the token endpoint's writes,
- *   src/oidc/storage/held-writes.ts). Such work that fails fails the commit. Even a single
- *   statement keeps BEGIN and COMMIT around it: a statement that commits on its own, sent just
- *   before PostgreSQL hangs, would commit when it resumes although the request had long answered
- *   503; inside a transaction it waits for a COMMIT that never comes, and rolls back.
+ *   transaction (the token endpoint's writes, src/oidc/storage/held-writes.ts). Such work that
+ *   fails fails the commit. Where the request has written nothing else and the held work is one
+ *   statement, that statement is the whole transaction: it is made in PostgreSQL's implicit
+ *   transaction and committed by the protocol's Sync (src/db/implicit-transaction.ts), a round
+ *   trip less than BEGIN and COMMIT. It is never sent to commit on its own: a statement that
+ *   commits by itself, sent just before PostgreSQL hangs, would commit when it resumes although
+ *   the request had long answered 503; made before its commit, it waits for a Sync that never
+ *   comes, and rolls back.
  * - Work that must not hold a transaction open waits for the commit (`afterCommit`: the activity
  *   log, back-channel logout calls) or commits what was written before it (`outsideRequestTransaction`:
  *   the argon2id hash).
@@ -39,13 +44,25 @@ import { transactionOutcome } from './transaction-outcome.ts';
  */
 
 type AfterCommit = () => void | Promise<void>;
+type Row = Record<string, unknown>;
+
+/** Where writes held back to the request's end are made (`beforeCommit`). */
+export interface WriteTarget {
+  /** One statement, as a prepared statement: the request's only one, or one in its transaction. */
+  statement(sql: string, bindings: readonly Knex.RawBinding[]): Promise<Row[]>;
+  /** The request's transaction, begun now if need be, for work of more than one statement. */
+  transaction(): Promise<Knex>;
+}
+
 /** Writes made at the request's end, with the request's transaction. */
-type BeforeCommit = (db: Knex) => Promise<void>;
+type BeforeCommit = (target: WriteTarget) => Promise<void>;
 
 interface RequestScope {
   readonly knex: Knex;
   /** Begun at the first write; undefined before it, and again after an early commit. */
   transaction: Promise<Knex.Transaction> | undefined;
+  /** The request's one statement, made before its commit, where it wrote nothing else. */
+  implicit: ImplicitTransaction | undefined;
   afterCommit: AfterCommit[];
   beforeCommit: BeforeCommit[];
   /** PostgreSQL's id of the transaction, where a statement of the request read it. */
@@ -110,16 +127,47 @@ export function beforeCommit(knex: Knex, work: BeforeCommit): boolean {
  */
 export function settleLostCommitBy(transactionId: string): void {
   const scope = scopes.getStore();
-  if (scope && !scope.settled && scope.transaction) scope.transactionId = transactionId;
+  if (scope && !scope.settled && (scope.transaction || scope.implicit)) scope.transactionId = transactionId;
 }
 
-/** Makes the held-back writes, in the request's transaction, begun now if need be. */
+/** Writes with `db`: the request's transaction, or `knex` outside a request. */
+export function writeTargetOf(db: Knex): WriteTarget {
+  return {
+    statement: async (sql, bindings) => (await preparedRaw<{ rows: Row[] }>(db, sql, bindings)).rows,
+    transaction: () => Promise.resolve(db),
+  };
+}
+
+/**
+ * Where held-back work writes as the request settles: its first statement in the implicit
+ * transaction if the request has no transaction and this is its only held work, every other
+ * statement in the request's transaction, begun then if need be.
+ */
+function settlingTarget(scope: RequestScope, only: boolean): WriteTarget {
+  const transaction = (): Promise<Knex> => {
+    if (scope.implicit)
+      throw new Error('the request made its one statement already, in its implicit transaction');
+    scope.transaction ??= begin(scope.knex);
+    return scope.transaction;
+  };
+  return {
+    async statement(sql, bindings) {
+      const name = statementName(sql);
+      if (!only || scope.transaction || scope.implicit || !name) {
+        return writeTargetOf(await transaction()).statement(sql, bindings);
+      }
+      scope.implicit = await writeInImplicitTransaction(scope.knex, name, sql, bindings);
+      return scope.implicit.rows;
+    },
+    transaction,
+  };
+}
+
+/** Makes the held-back writes, in the request's transaction (see above). */
 async function makeHeldBackWrites(scope: RequestScope): Promise<void> {
   const held = scope.beforeCommit.splice(0);
-  if (held.length === 0) return;
-  scope.transaction ??= begin(scope.knex);
-  const transaction = await scope.transaction;
-  for (const work of held) await work(transaction);
+  const target = settlingTarget(scope, held.length === 1);
+  for (const work of held) await work(target);
 }
 
 /**
@@ -141,12 +189,12 @@ export async function afterCommit(knex: Knex, work: AfterCommit): Promise<void> 
 export async function outsideRequestTransaction<T>(knex: Knex, work: () => Promise<T>): Promise<T> {
   const scope = openScope(knex);
   if (scope) await makeHeldBackWrites(scope);
-  if (scope?.transaction) {
-    const begun = scope.transaction;
-    const transactionId = scope.transactionId;
+  if (scope?.transaction || scope?.implicit) {
+    const open = { begun: scope.transaction, implicit: scope.implicit, transactionId: scope.transactionId };
     scope.transaction = undefined;
+    scope.implicit = undefined;
     scope.transactionId = undefined;
-    await commit(begun, scope.knex, transactionId);
+    await commitOpen(scope.knex, open);
     await runAll(scope.afterCommit.splice(0));
   }
   return work();
@@ -192,6 +240,34 @@ async function commit(begun: Promise<Knex.Transaction>, knex: Knex, transactionI
 }
 
 /**
+ * Sends the implicit transaction's Sync, and throws CommitFailed unless PostgreSQL answered it
+ * or, its answer lost, says that `transactionId` committed.
+ */
+async function commitImplicit(
+  implicit: ImplicitTransaction,
+  knex: Knex,
+  transactionId?: string,
+): Promise<void> {
+  try {
+    await implicit.commit();
+  } catch (cause) {
+    if (transactionId && (await transactionOutcome(knex, transactionId)) === 'committed') return;
+    throw new CommitFailed("the request's one statement was not committed", { cause });
+  }
+}
+
+interface OpenTransaction {
+  begun: Promise<Knex.Transaction> | undefined;
+  implicit: ImplicitTransaction | undefined;
+  transactionId: string | undefined;
+}
+
+async function commitOpen(knex: Knex, open: OpenTransaction): Promise<void> {
+  if (open.implicit) await commitImplicit(open.implicit, knex, open.transactionId);
+  else if (open.begun) await commit(open.begun, knex, open.transactionId);
+}
+
+/**
  * Rolls back without making the answer wait: PostgreSQL drops the writes either way, and on a
  * connection that is cut or hanging the ROLLBACK itself would only fail, or wait for its timeout.
  */
@@ -224,14 +300,15 @@ export async function settleRequestTransaction(outcome: 'commit' | 'rollback'): 
     }
   }
   scope.settled = true;
-  const begun = scope.transaction;
+  const open = { begun: scope.transaction, implicit: scope.implicit, transactionId: scope.transactionId };
   const afterwards = scope.afterCommit.splice(0);
   scope.beforeCommit.length = 0;
   if (outcome === 'rollback') {
-    if (begun) rollBack(begun);
+    if (open.begun) rollBack(open.begun);
+    open.implicit?.rollBack();
     return;
   }
-  if (begun) await commit(begun, scope.knex, scope.transactionId);
+  await commitOpen(scope.knex, open);
   await runAll(afterwards);
 }
 
@@ -249,6 +326,7 @@ export function requestTransaction(knex: Knex): Middleware {
   const newScope = (): RequestScope => ({
     knex,
     transaction: undefined,
+    implicit: undefined,
     afterCommit: [],
     beforeCommit: [],
     transactionId: undefined,

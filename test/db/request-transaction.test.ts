@@ -6,6 +6,7 @@ import Koa, { type Context } from 'koa';
 import { createKnex, type Knex } from '../../src/db/knex.ts';
 import {
   afterCommit,
+  beforeCommit,
   forReading,
   forWriting,
   outsideRequestTransaction,
@@ -25,7 +26,7 @@ let knex: Knex;
 let server: http.Server;
 let base: string;
 const statements: string[] = [];
-let route: (ctx: Context) => Promise<void> = async () => {};
+let route: (ctx: Context) => void | Promise<void> = () => {};
 
 beforeAll(async () => {
   knex = createKnex(testDatabaseUrl(), 4);
@@ -71,7 +72,7 @@ async function storedIds(ids: string[]): Promise<string[]> {
 
 /** Sends one request to `handler`; its status, and the statements it sent. */
 async function request(
-  handler: (ctx: Context) => Promise<void>,
+  handler: (ctx: Context) => void | Promise<void>,
 ): Promise<{ status: number; sent: string[] }> {
   route = handler;
   statements.length = 0;
@@ -182,6 +183,60 @@ test('work outside the transaction finds the writes before it committed, and hol
   expect(heldDuringWork).toBe(0);
   expect(sent.filter((sql) => sql === 'BEGIN;')).toHaveLength(2);
   expect(await storedIds([before, after])).toEqual([before, after].sort());
+});
+
+const INSERT_HELD = `INSERT INTO oidc_models (kind, id, payload) VALUES (?, ?, '{}'::jsonb) RETURNING id`;
+
+test('held-back work of one statement, where the request wrote nothing else, commits without BEGIN', async () => {
+  const id = newId();
+  let answered: unknown[] = [];
+  const { status, sent } = await request((ctx) => {
+    expect(
+      beforeCommit(knex, async (target) => {
+        answered = await target.statement(INSERT_HELD, [KIND, id]);
+      }),
+    ).toBe(true);
+    ctx.body = 'held';
+  });
+  expect(status).toBe(200);
+  expect(answered).toEqual([{ id }]);
+  expect(sent).not.toContain('BEGIN;');
+  expect(sent).not.toContain('COMMIT;');
+  expect(await storedIds([id])).toEqual([id]);
+});
+
+test("held-back work after the request's own write joins its transaction", async () => {
+  const [written, held] = [newId(), newId()];
+  const { sent } = await request(async (ctx) => {
+    await store(written);
+    beforeCommit(knex, async (target) => {
+      await target.statement(INSERT_HELD, [KIND, held]);
+    });
+    ctx.body = 'ok';
+  });
+  expect(sent[0]).toBe('BEGIN;');
+  expect(sent.at(-1)).toBe('COMMIT;');
+  expect(await storedIds([written, held])).toEqual([written, held].sort());
+});
+
+test('held-back work that fails after its one statement leaves nothing stored, and answers 500', async () => {
+  const id = newId();
+  const { status } = await request((ctx) => {
+    beforeCommit(knex, async (target) => {
+      await target.statement(INSERT_HELD, [KIND, id]);
+      throw new Error('the held work failed after its statement');
+    });
+    ctx.body = 'looks fine';
+  });
+  expect(status).toBe(500);
+  expect(await storedIds([id])).toEqual([]);
+  // The connection that held the statement is ended, never lent again: the pool stays sound.
+  const again = newId();
+  await request(async (ctx) => {
+    await store(again);
+    ctx.body = 'ok';
+  });
+  expect(await storedIds([again])).toEqual([again]);
 });
 
 test('outside a request every statement commits on its own', async () => {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createKnex, type Knex } from '../../src/db/knex.ts';
 import { makeHeldWrites, type HeldWrite, type ModelRowWrite } from '../../src/oidc/storage/held-writes.ts';
+import { writeTargetOf } from '../../src/db/request-transaction.ts';
 import { testDatabaseUrl } from '../support/passbook.ts';
 
 /**
@@ -69,9 +70,13 @@ async function statementsOf(work: () => Promise<unknown>): Promise<number> {
 }
 
 test('a consume and the writes that depend on it are one statement, and all land', async () => {
-  await makeHeldWrites(knex, [upsert(`${RUN}-old`)], lost);
+  await makeHeldWrites(writeTargetOf(knex), [upsert(`${RUN}-old`)], lost);
   const statements = await statementsOf(() =>
-    makeHeldWrites(knex, [consume(`${RUN}-old`), upsert(`${RUN}-new-a`), upsert(`${RUN}-new-b`)], lost),
+    makeHeldWrites(
+      writeTargetOf(knex),
+      [consume(`${RUN}-old`), upsert(`${RUN}-new-a`), upsert(`${RUN}-new-b`)],
+      lost,
+    ),
   );
   expect(statements).toBe(1);
   expect(await stored(`${RUN}-old`)).toMatchObject({ consumed: true });
@@ -80,10 +85,10 @@ test('a consume and the writes that depend on it are one statement, and all land
 });
 
 test('a consume that finds its row consumed throws, and nothing of the batch is written', async () => {
-  await makeHeldWrites(knex, [upsert(`${RUN}-spent`)], lost);
-  await makeHeldWrites(knex, [consume(`${RUN}-spent`)], lost);
+  await makeHeldWrites(writeTargetOf(knex), [upsert(`${RUN}-spent`)], lost);
+  await makeHeldWrites(writeTargetOf(knex), [consume(`${RUN}-spent`)], lost);
   await expect(
-    makeHeldWrites(knex, [consume(`${RUN}-spent`), upsert(`${RUN}-never`)], lost),
+    makeHeldWrites(writeTargetOf(knex), [consume(`${RUN}-spent`), upsert(`${RUN}-never`)], lost),
   ).rejects.toBeInstanceOf(LostConsume);
   expect(await stored(`${RUN}-never`)).toBeUndefined();
 });
@@ -91,9 +96,11 @@ test('a consume that finds its row consumed throws, and nothing of the batch is 
 test('of two batches consuming one row at once, exactly one lands (10 races)', async () => {
   for (let race = 0; race < 10; race += 1) {
     const old = `${RUN}-race-${race}`;
-    await makeHeldWrites(knex, [upsert(old)], lost);
+    await makeHeldWrites(writeTargetOf(knex), [upsert(old)], lost);
     const results = await Promise.allSettled(
-      ['x', 'y'].map((side) => makeHeldWrites(knex, [consume(old), upsert(`${old}-${side}`)], lost)),
+      ['x', 'y'].map((side) =>
+        makeHeldWrites(writeTargetOf(knex), [consume(old), upsert(`${old}-${side}`)], lost),
+      ),
     );
     expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
     const landed = [await stored(`${old}-x`), await stored(`${old}-y`)].filter(Boolean);
@@ -102,17 +109,25 @@ test('of two batches consuming one row at once, exactly one lands (10 races)', a
 });
 
 test('a later upsert of a row replaces an earlier one in the same batch', async () => {
-  await makeHeldWrites(knex, [upsert(`${RUN}-twice`, { n: 1 }), upsert(`${RUN}-twice`, { n: 2 })], lost);
+  await makeHeldWrites(
+    writeTargetOf(knex),
+    [upsert(`${RUN}-twice`, { n: 1 }), upsert(`${RUN}-twice`, { n: 2 })],
+    lost,
+  );
   expect((await stored(`${RUN}-twice`))?.payload.n).toBe(2);
 });
 
 test('one row written and consumed in one batch is made in order, all or nothing', async () => {
-  await makeHeldWrites(knex, [upsert(`${RUN}-ordered`), consume(`${RUN}-ordered`)], lost);
+  await makeHeldWrites(writeTargetOf(knex), [upsert(`${RUN}-ordered`), consume(`${RUN}-ordered`)], lost);
   expect(await stored(`${RUN}-ordered`)).toMatchObject({ consumed: true });
 
   // Consumed already: the upsert before the failing consume is rolled back with it.
   await expect(
-    makeHeldWrites(knex, [upsert(`${RUN}-ordered`, { n: 3 }), consume(`${RUN}-ordered`)], lost),
+    makeHeldWrites(
+      writeTargetOf(knex),
+      [upsert(`${RUN}-ordered`, { n: 3 }), consume(`${RUN}-ordered`)],
+      lost,
+    ),
   ).rejects.toBeInstanceOf(LostConsume);
   expect((await stored(`${RUN}-ordered`))?.payload.n).toBeUndefined();
 });

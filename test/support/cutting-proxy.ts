@@ -6,8 +6,13 @@ import net, { type AddressInfo, type Socket } from 'node:net';
  * statement reaches the server, as a network failure or a killed backend would: Passbook changes
  * nothing for it. It reads the client's side of PostgreSQL's protocol, where every statement
  * is one Query ('Q') or one Bind ('B') of a statement parsed earlier on the connection ('P'),
- * perhaps long before: a prepared statement is parsed once and bound at each run.
+ * perhaps long before: a prepared statement is parsed once and bound at each run. A statement
+ * sent with Flush ('H') instead of Sync ('S') waits for its commit: the Sync that follows it
+ * alone is counted as a statement of its own, `COMMIT_BY_SYNC`.
  */
+
+/** What the proxy calls the Sync that commits a statement made before it (src/db/implicit-transaction.ts). */
+export const COMMIT_BY_SYNC = 'Sync, committing the statement before it';
 
 export interface CutStatement {
   /** The statement's SQL, as the client sent it. */
@@ -43,12 +48,17 @@ interface ConnectionState {
   losingAnswer: boolean;
   /** The SQL of each statement parsed on the connection, by name ('' is the unnamed one). */
   parsed: Map<string, string>;
+  /** A Bind since the last Flush or Sync. */
+  bound: boolean;
+  /** A statement flushed and not yet synced: the next Sync, with no Bind before it, commits it. */
+  awaitingSync: boolean;
 }
 
 const QUERY = 0x51;
 const PARSE = 0x50;
 const BIND = 0x42;
 const SYNC = 0x53;
+const FLUSH = 0x48;
 
 /** The NUL-terminated string at `start`, and where the next field begins. */
 function cString(body: Buffer, start: number): [string, number] {
@@ -102,8 +112,19 @@ export async function startCuttingProxy(databaseUrl: string): Promise<CuttingPro
         const [name, text] = parsed(body);
         state.parsed.set(name, text);
       }
+      const commits = type === SYNC && state.awaitingSync && !state.bound;
       const sql =
-        type === QUERY ? cString(body, 0)[0] : type === BIND ? state.parsed.get(boundName(body)) : undefined;
+        type === QUERY
+          ? cString(body, 0)[0]
+          : type === BIND
+            ? state.parsed.get(boundName(body))
+            : commits
+              ? COMMIT_BY_SYNC
+              : undefined;
+      if (type === BIND) state.bound = true;
+      if (type === FLUSH && state.bound) state.awaitingSync = true;
+      if (type === FLUSH || type === SYNC) state.bound = false;
+      if (type === SYNC) state.awaitingSync = false;
       if (counting && sql !== undefined) {
         statements.push(sql);
         if (statements.length === cutAt) {
@@ -119,7 +140,7 @@ export async function startCuttingProxy(databaseUrl: string): Promise<CuttingPro
       }
       forward.push(pending.subarray(offset, offset + length));
       offset += length;
-      if (state.losingAnswer && (type === SYNC || type === QUERY)) {
+      if (state.losingAnswer && (type === SYNC || type === QUERY || type === FLUSH)) {
         return { forward: Buffer.concat(forward), rest: Buffer.alloc(0), cutHere: false, lastSent: true };
       }
     }
@@ -135,7 +156,13 @@ export async function startCuttingProxy(databaseUrl: string): Promise<CuttingPro
     const upstream = net.connect(Number(target.port || 5432), target.hostname);
     sockets.add(client);
     sockets.add(upstream);
-    const state: ConnectionState = { startup: false, losingAnswer: false, parsed: new Map() };
+    const state: ConnectionState = {
+      startup: false,
+      losingAnswer: false,
+      parsed: new Map(),
+      bound: false,
+      awaitingSync: false,
+    };
     let answersDropped = false;
     let pending: Buffer = Buffer.alloc(0);
     const end = () => {

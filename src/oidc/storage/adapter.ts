@@ -10,6 +10,8 @@ import {
   forReading,
   forWriting,
   settleLostCommitBy,
+  writeTargetOf,
+  type WriteTarget,
 } from '../../db/request-transaction.ts';
 import { TABLE, deleteInBatches } from './table.ts';
 import { grantUseToRecord } from './grants-and-sessions.ts';
@@ -114,7 +116,7 @@ function holdBack(knex: Knex, ...writes: HeldWrite[]): boolean {
   if (!storage || !atTokenEndpoint()) return false;
   if (!storage.held) {
     const held: HeldWrite[] = [];
-    if (!beforeCommit(knex, (db) => makeHeldWritesInRequest(db, held.splice(0)))) return false;
+    if (!beforeCommit(knex, (target) => makeHeldWritesInRequest(target, held.splice(0)))) return false;
     storage.held = held;
   }
   storage.held.push(...writes);
@@ -129,12 +131,12 @@ async function makeHeldBackWritesNow(knex: Knex): Promise<void> {
   const held = requestStorage.getStore()?.held;
   if (!held?.length) return;
   const db = await forWriting(knex);
-  await makeHeldWritesInRequest(db, held.splice(0));
+  await makeHeldWritesInRequest(writeTargetOf(db), held.splice(0));
 }
 
 /** The held writes, made in the request's transaction, whose lost commit can then be settled. */
-async function makeHeldWritesInRequest(db: Knex, writes: HeldWrite[]): Promise<void> {
-  const { transactionId } = await makeHeldWrites(db, writes, alreadyConsumed);
+async function makeHeldWritesInRequest(target: WriteTarget, writes: HeldWrite[]): Promise<void> {
+  const { transactionId } = await makeHeldWrites(target, writes, alreadyConsumed);
   if (transactionId) settleLostCommitBy(transactionId);
 }
 
@@ -256,7 +258,7 @@ export class PostgresAdapter implements Adapter {
       await insertReplayRecord(db, row);
       return;
     }
-    await makeHeldWritesInRequest(db, writes);
+    await makeHeldWritesInRequest(writeTargetOf(db), writes);
   }
 
   /**
@@ -362,7 +364,7 @@ export class PostgresAdapter implements Adapter {
     if (holdBack(this.knex, write)) return;
     await makeHeldBackWritesNow(this.knex);
     const db = await forWriting(this.knex);
-    await makeHeldWritesInRequest(db, [write]);
+    await makeHeldWritesInRequest(writeTargetOf(db), [write]);
   }
 
   /** Deletes in batches, so that revoking a grant with many tokens never holds a long lock. */

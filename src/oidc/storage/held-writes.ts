@@ -1,6 +1,6 @@
 import type { AdapterPayload } from 'oidc-provider';
 import type { Knex } from '../../db/knex.ts';
-import { preparedRaw } from '../../db/prepared.ts';
+import type { WriteTarget } from '../../db/request-transaction.ts';
 import { TABLE } from './table.ts';
 import { isTransactionId } from '../../db/transaction-outcome.ts';
 
@@ -8,7 +8,8 @@ import { isTransactionId } from '../../db/transaction-outcome.ts';
  * The writes of one token-endpoint request to `oidc_models`, held back and made as one statement
  * when the request settles (src/db/request-transaction.ts `beforeCommit`): a refresh's consumed
  * token, its two new tokens and the grant's last use are one round trip instead of four, inside
- * the request's transaction. The statement is atomic by itself: every held write happens only if
+ * the request's transaction (where it is the request's only write, that statement is the whole
+ * transaction, committed a round trip sooner). The statement is atomic by itself: every held write happens only if
  * every held consume succeeds, and a consume that another request won first makes the whole
  * statement change nothing and throw `lostConsume`.
  *
@@ -138,28 +139,24 @@ function combined(writes: HeldWrite[]): { statement: Statement; consumes: HeldWr
 }
 
 /**
- * Makes `writes` with `db`; throws `lostConsume(kind)` for a consume that found its row already
+ * Makes `writes` at `target`; throws `lostConsume(kind)` for a consume that found its row already
  * consumed (or gone), in which case nothing is written. Answers PostgreSQL's id of the
  * transaction the writes were made in, read by the one statement itself (none when they were
  * made one by one), by which a commit whose answer is lost can be settled.
  */
 export async function makeHeldWrites(
-  db: Knex,
+  target: WriteTarget,
   writes: HeldWrite[],
   lostConsume: (kind: string) => Error,
 ): Promise<{ transactionId?: string }> {
   const batch = withoutSupersededUpserts(writes);
   if (batch.length === 0) return {};
   if (touchesOneRowTwice(batch)) {
-    await makeOneByOne(db, batch, lostConsume);
+    await makeOneByOne(await target.transaction(), batch, lostConsume);
     return {};
   }
   const { statement, consumes } = combined(batch);
-  const { rows } = await preparedRaw<{ rows: Record<string, unknown>[] }>(
-    db,
-    statement.sql,
-    statement.bindings,
-  );
+  const rows = await target.statement(statement.sql, statement.bindings);
   const answer = rows[0] ?? {};
   consumes.forEach((write, index) => {
     if (answer[`consumed_${index}`] !== 1 && write.type === 'consume') throw lostConsume(write.kind);
