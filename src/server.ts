@@ -32,6 +32,7 @@ import { requestTransaction } from './db/request-transaction.ts';
 import { commitBeforeEngineAnswers } from './oidc/commit-before-answer.ts';
 import type { PassbookMetrics } from './metrics/passbook.ts';
 import type { LiveTokenCache } from './oidc/storage/live-tokens.ts';
+import type { CustomerCopies } from './customers/customer-copies.ts';
 import { accountLookup } from './payments/account-lookup.ts';
 
 export interface PassbookApp {
@@ -83,6 +84,7 @@ export async function createApp(
   log: Logger,
   metrics: PassbookMetrics,
   liveTokens?: LiveTokenCache,
+  customerCopies?: CustomerCopies,
 ): Promise<PassbookApp> {
   const [cookieKeys, cipher] = await Promise.all([
     loadCookieKeys(knex, config.cookieKeys),
@@ -98,6 +100,7 @@ export async function createApp(
     hasSecondFactor: (customerId) => factors.hasAuthenticatorApp(customerId),
     dpopNonceSecret: dpopNonceSecret(config, cipher),
     liveTokens,
+    customerCopies,
   });
   const keys = signingKeyRefresher(provider, knex, cipher, signingKeys, log);
   provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'provider error'));

@@ -10,6 +10,7 @@ import type { Logger } from './log.ts';
 import { startPurgeTimer } from './oidc/storage/purge.ts';
 import { startModelChangeFeed, type ModelChangeFeed } from './oidc/storage/change-feed.ts';
 import { LiveTokenCache } from './oidc/storage/live-tokens.ts';
+import { CustomerCopies } from './customers/customer-copies.ts';
 import { throttlePurgeTask } from './sign-in/throttle.ts';
 import { auditRetentionPurgeTask } from './audit/events.ts';
 import { DEMO_CLIENT_ID, DEMO_CUSTOMER, DEMO_REDIRECT_URI, seedDemo, type DemoSeed } from './seed/demo.ts';
@@ -26,8 +27,8 @@ export interface RunningPassbook {
   cipher: DataCipher;
   /** Re-reads the signing keys now (each process also does every KEY_REFRESH_INTERVAL). */
   refreshSigningKeys(): Promise<void>;
-  /** The live-token cache and its change feed, unless TOKEN_CACHE_MAX_AGE is 0. */
-  tokenCache: { cache: LiveTokenCache; feed: ModelChangeFeed } | undefined;
+  /** The live-token cache, the customer copies and their change feed, unless TOKEN_CACHE_MAX_AGE is 0. */
+  tokenCache: TokenCache | undefined;
   /** Where GET /metrics is served (docs/metrics.md), unless METRICS_PORT is off. */
   metricsUrl: string | undefined;
   /**
@@ -65,19 +66,21 @@ function announceDemo(config: Config, log: Logger, seed: DemoSeed): void {
 /** Copies kept at most: a few kilobytes each, so some tens of megabytes at worst. */
 const TOKEN_CACHE_ENTRIES = 20_000;
 
-/** The live-token cache and the change feed it trusts, unless TOKEN_CACHE_MAX_AGE is 0. */
-function startTokenCache(
-  config: Config,
-  database: Database,
-  log: Logger,
-): { cache: LiveTokenCache; feed: ModelChangeFeed } | undefined {
+interface TokenCache {
+  cache: LiveTokenCache;
+  customers: CustomerCopies;
+  feed: ModelChangeFeed;
+}
+
+/**
+ * The live-token cache and the customer copies, with the change feed they trust, unless
+ * TOKEN_CACHE_MAX_AGE is 0; both keep a copy for that long at most.
+ */
+function startTokenCache(config: Config, database: Database, log: Logger): TokenCache | undefined {
   if (config.tokenCacheMaxAgeSeconds === 0) return undefined;
   const feed = startModelChangeFeed(database.url, { log });
-  const cache = new LiveTokenCache(feed, {
-    maxAgeMs: config.tokenCacheMaxAgeSeconds * 1000,
-    maxEntries: TOKEN_CACHE_ENTRIES,
-  });
-  return { cache, feed };
+  const limits = { maxAgeMs: config.tokenCacheMaxAgeSeconds * 1000, maxEntries: TOKEN_CACHE_ENTRIES };
+  return { cache: new LiveTokenCache(feed, limits), customers: new CustomerCopies(feed, limits), feed };
 }
 
 /** Database, migrations, optional demo seed, HTTP server, purge timer: a running Passbook. */
@@ -97,6 +100,7 @@ export async function startPassbook(config: Config, log: Logger): Promise<Runnin
       log,
       metrics,
       tokenCache?.cache,
+      tokenCache?.customers,
     );
     if (config.seedDemo) {
       const seed = await seedDemo(

@@ -1,5 +1,11 @@
 import type { Knex } from '../db/knex.ts';
-import { forReading, forWriting, outsideRequestTransaction } from '../db/request-transaction.ts';
+import {
+  forReading,
+  forWriting,
+  hasBegunWriting,
+  outsideRequestTransaction,
+} from '../db/request-transaction.ts';
+import type { CustomerCopies } from './customer-copies.ts';
 import { isStorableText } from '../db/storable.ts';
 import { preparedRaw } from '../db/prepared.ts';
 import {
@@ -95,6 +101,19 @@ export async function findCustomerById(knex: Knex, id: string): Promise<Customer
   const db = await forReading(knex);
   const { rows } = await preparedRaw<{ rows: Customer[] }>(db, FIND_BY_ID, [id]);
   return rows[0];
+}
+
+/**
+ * The customer a token request or UserInfo call is for: from the process's copies
+ * (customer-copies.ts) where it keeps them, unless the request has begun writing.
+ */
+export function findCustomerForTokens(
+  knex: Knex,
+  id: string,
+  copies: CustomerCopies | undefined,
+): Promise<Customer | undefined> {
+  if (!copies || hasBegunWriting(knex) || !/^[0-9a-f-]{36}$/i.test(id)) return findCustomerById(knex, id);
+  return copies.find(id.toLowerCase(), () => findCustomerById(knex, id));
 }
 
 /**

@@ -84,6 +84,12 @@ export async function forReading(knex: Knex): Promise<Knex> {
   return transaction ? await transaction : knex;
 }
 
+/** Whether the request has begun its transaction: its reads must then see its own writes. */
+export function hasBegunWriting(knex: Knex): boolean {
+  const scope = openScope(knex);
+  return scope?.transaction !== undefined || scope?.implicit !== undefined;
+}
+
 /**
  * What to write with: the request's transaction, begun now if this is the request's first write;
  * outside a request, `knex` itself. A handle already given out is handed back as it is.

@@ -8,7 +8,8 @@ import type { JWK } from 'jose';
 import type { Config, Lifetimes } from '../config.ts';
 import type { DataCipher } from '../crypto/data-cipher.ts';
 import type { Knex } from '../db/knex.ts';
-import { findCustomerById, standardClaims } from '../customers/customers.ts';
+import { findCustomerForTokens, standardClaims } from '../customers/customers.ts';
+import type { CustomerCopies } from '../customers/customer-copies.ts';
 import { renderErrorPage, renderPage } from '../http/views.ts';
 import { RESOURCE_SERVER_METADATA } from '../clients/clients.ts';
 import { postgresAdapterFactory } from './storage/adapter.ts';
@@ -53,6 +54,8 @@ export interface ProviderDependencies {
   dpopNonceSecret: Buffer;
   /** The process's copies of live access tokens (storage/live-tokens.ts); none without it. */
   liveTokens?: LiveTokenCache;
+  /** The process's copies of customers for token requests (customers/customer-copies.ts). */
+  customerCopies?: CustomerCopies;
 }
 
 /**
@@ -136,9 +139,9 @@ function lifetimesPolicy(lifetimes: Lifetimes): Configuration['ttl'] {
   };
 }
 
-function accountFinder(knex: Knex): Configuration['findAccount'] {
+function accountFinder(knex: Knex, customerCopies?: CustomerCopies): Configuration['findAccount'] {
   return async (_ctx, sub) => {
-    const customer = await answerUnavailableDatabase(() => findCustomerById(knex, sub));
+    const customer = await answerUnavailableDatabase(() => findCustomerForTokens(knex, sub, customerCopies));
     if (!customer) return undefined;
     return { accountId: customer.id, claims: () => standardClaims(customer) };
   };
@@ -179,11 +182,12 @@ export function createProvider({
   hasSecondFactor,
   dpopNonceSecret: nonceSecret,
   liveTokens,
+  customerCopies,
 }: ProviderDependencies): Provider {
   const existingGrant = rememberedConsent(knex);
   const configuration: Configuration & SessionBinding = {
     ...(storage === 'postgres' ? { adapter: postgresAdapterFactory(knex, liveTokens) } : {}),
-    findAccount: accountFinder(knex),
+    findAccount: accountFinder(knex, customerCopies),
     jwks: { keys: signingKeys },
     cookies: {
       keys: cookieKeys,
