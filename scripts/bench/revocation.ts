@@ -32,7 +32,7 @@ const TOKENS = 1_000;
 /** How long one token is watched at B before it is counted as still active. */
 const WATCH_LIMIT_MS = 2_000;
 /** No new token is started after this, so that a slow machine still ends the section in time. */
-const BUDGET_MS = 30_000;
+const BUDGET_MS = 45_000;
 /** Errors after which the section gives up: something is wrong beyond one answer. */
 const MAX_ERRORS = 20;
 
