@@ -151,6 +151,7 @@ export async function createApp(
       knex,
       cookieKeys,
       signIn,
+      customerCopies,
       payments: {
         policy: { maxAmount: config.paymentMaxAmount, bankApiUrl: config.bankApiUrl },
         lookUpAccounts,

@@ -2,10 +2,10 @@ import type { ModelChange, ModelChangeFeed } from '../oidc/storage/change-feed.t
 import type { Customer } from './customers.ts';
 
 /**
- * Owner of the process's copies of customers as the token endpoint and UserInfo read them (the
- * claims of an ID token, the customer a refresh is for), kept so that the next token request for
- * the same customer needs no database round trip. The same three rules as the live-token cache
- * (src/oidc/storage/live-tokens.ts):
+ * Owner of the process's copies of customers as the token endpoint, UserInfo and the consent
+ * screens read them (the claims of an ID token, the customer a refresh is for, the name a consent
+ * screen greets), kept so that the next request for the same customer needs no database round
+ * trip. The same three rules as the live-token cache (src/oidc/storage/live-tokens.ts):
  *
  * - A copy dies the moment its row changes anywhere: a trigger on `customers`
  *   (migrations/20261203200000) announces every committed change to what a copy holds, and to
@@ -15,7 +15,7 @@ import type { Customer } from './customers.ts';
  * - A copy lives no longer than `maxAgeMs`.
  *
  * A read that a change to any customer overtakes is not kept: such changes are rare, and so the
- * rule can be that simple. A request that has begun writing reads past the copies (the caller
+ * rule can be that simple. A request that has written customers reads past the copies (the caller
  * sees to it), so that it sees its own uncommitted changes.
  */
 

@@ -1,8 +1,8 @@
 import type { Knex } from '../db/knex.ts';
 import {
   forReading,
-  forWriting,
-  hasBegunWriting,
+  forWritingTable,
+  hasWritten,
   outsideRequestTransaction,
 } from '../db/request-transaction.ts';
 import type { CustomerCopies } from './customer-copies.ts';
@@ -69,7 +69,7 @@ function assertValidCustomer(customer: NewCustomer): void {
 export async function createCustomer(knex: Knex, customer: NewCustomer): Promise<Customer> {
   assertValidCustomer(customer);
   const passwordHash = await argon2(knex, () => hashPassword(customer.password));
-  const db = await forWriting(knex);
+  const db = await forWritingTable(knex, TABLE);
   const [created] = await db(TABLE)
     .insert({
       username: customer.username,
@@ -104,15 +104,16 @@ export async function findCustomerById(knex: Knex, id: string): Promise<Customer
 }
 
 /**
- * The customer a token request or UserInfo call is for: from the process's copies
- * (customer-copies.ts) where it keeps them, unless the request has begun writing.
+ * The customer `id` as the token endpoint, UserInfo and the consent screens read it: from the
+ * process's copies (customer-copies.ts) where it keeps them, unless this request has written
+ * customers itself.
  */
-export function findCustomerForTokens(
+export function findCustomer(
   knex: Knex,
   id: string,
   copies: CustomerCopies | undefined,
 ): Promise<Customer | undefined> {
-  if (!copies || hasBegunWriting(knex) || !/^[0-9a-f-]{36}$/i.test(id)) return findCustomerById(knex, id);
+  if (!copies || hasWritten(knex, TABLE) || !/^[0-9a-f-]{36}$/i.test(id)) return findCustomerById(knex, id);
   return copies.find(id.toLowerCase(), () => findCustomerById(knex, id));
 }
 
@@ -146,7 +147,7 @@ export async function verifyCredentials(
   if (!row || !matches) return { verified: false, knownCustomerId: row?.id };
   if (needsRehash(row.password_hash)) {
     const rehashed = await argon2(knex, () => hashPassword(password));
-    const db = await forWriting(knex);
+    const db = await forWritingTable(knex, TABLE);
     await db(TABLE).where({ id: row.id }).update({ password_hash: rehashed, updated_at: db.fn.now() });
   }
   return { verified: true, customerId: row.id };
@@ -180,7 +181,7 @@ export async function changePassword(
     return 'wrong_password';
   }
   const newHash = await argon2(knex, () => hashPassword(newPassword));
-  const db = await forWriting(knex);
+  const db = await forWritingTable(knex, TABLE);
   const updated = await db(TABLE)
     .where({ id: customerId, password_hash: row.password_hash })
     .update({ password_hash: newHash, updated_at: db.fn.now() });

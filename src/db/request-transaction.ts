@@ -67,6 +67,8 @@ interface RequestScope {
   beforeCommit: BeforeCommit[];
   /** PostgreSQL's id of the transaction, where a statement of the request read it. */
   transactionId: string | undefined;
+  /** Tables the request has written, as their owners said (`forWritingTable`); kept past an early commit. */
+  written: Set<string>;
   settled: boolean;
 }
 
@@ -84,12 +86,6 @@ export async function forReading(knex: Knex): Promise<Knex> {
   return transaction ? await transaction : knex;
 }
 
-/** Whether the request has begun its transaction: its reads must then see its own writes. */
-export function hasBegunWriting(knex: Knex): boolean {
-  const scope = openScope(knex);
-  return scope?.transaction !== undefined || scope?.implicit !== undefined;
-}
-
 /**
  * What to write with: the request's transaction, begun now if this is the request's first write;
  * outside a request, `knex` itself. A handle already given out is handed back as it is.
@@ -99,6 +95,21 @@ export async function forWriting(knex: Knex): Promise<Knex> {
   if (!scope) return knex;
   scope.transaction ??= begin(knex);
   return scope.transaction;
+}
+
+/**
+ * `forWriting`, noting that the request writes the owner's `table`: an owner that keeps copies of
+ * its rows in memory reads past them for the rest of the request (`hasWritten`), so that the
+ * request sees its own writes, which no other node has been told of before they commit.
+ */
+export async function forWritingTable(knex: Knex, table: string): Promise<Knex> {
+  openScope(knex)?.written.add(table);
+  return forWriting(knex);
+}
+
+/** Whether the request has written `table` (`forWritingTable`). */
+export function hasWritten(knex: Knex, table: string): boolean {
+  return openScope(knex)?.written.has(table) ?? false;
 }
 
 /**
@@ -336,6 +347,7 @@ export function requestTransaction(knex: Knex): Middleware {
     afterCommit: [],
     beforeCommit: [],
     transactionId: undefined,
+    written: new Set(),
     settled: false,
   });
   return (ctx, next) =>

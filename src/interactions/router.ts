@@ -3,7 +3,8 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Interaction, InteractionResults } from 'oidc-provider';
 import type { Knex } from '../db/knex.ts';
-import { findCustomerById } from '../customers/customers.ts';
+import { findCustomer } from '../customers/customers.ts';
+import type { CustomerCopies } from '../customers/customer-copies.ts';
 import { recordEvent, requestOrigin, sessionSecondFactor } from '../audit/events.ts';
 import { answerRefusal, type SignIn, type SignInStep } from '../sign-in/sign-in.ts';
 import { pendingSignIn, verifiedPendingSignIn } from '../sign-in/pending.ts';
@@ -39,6 +40,8 @@ export interface InteractionDependencies {
   knex: Knex;
   cookieKeys: string[];
   signIn: SignIn;
+  /** The node's copies of customers, for the name a consent screen greets (customer-copies.ts). */
+  customerCopies?: CustomerCopies | undefined;
   payments: {
     policy: PaymentPolicy;
     /** The customer's accounts and balances, from the bank API (src/payments/account-lookup.ts). */
@@ -53,6 +56,7 @@ export function interactionsRouter({
   knex,
   cookieKeys,
   signIn,
+  customerCopies,
   payments,
 }: InteractionDependencies): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
@@ -204,7 +208,7 @@ export function interactionsRouter({
   ) {
     const requested = requestedScopes(interaction);
     const notYetAllowed = consentPromptDetails(interaction).missingOIDCScope;
-    const customer = await findCustomerById(knex, String(interaction.session?.accountId));
+    const customer = await findCustomer(knex, String(interaction.session?.accountId), customerCopies);
     const alwaysAsk = SCOPE_CATALOGUE.filter((entry) => entry.alwaysAsk && requested.includes(entry.scope));
     const offered = readsAccounts(requested) ? await accountsToShare(interaction) : [];
     const accounts = offered === 'unavailable' ? [] : offered;
@@ -292,7 +296,7 @@ export function interactionsRouter({
     accounts: PayableAccount[],
     options: { error?: string; status?: number } = {},
   ) {
-    const customer = await findCustomerById(knex, String(interaction.session?.accountId));
+    const customer = await findCustomer(knex, String(interaction.session?.accountId), customerCopies);
     // Confirming who the customer is goes without saying on a payment screen.
     const alsoAllowed = consentWordingFor(
       consentPromptDetails(interaction).missingOIDCScope.filter((scope) => scope !== 'openid'),

@@ -8,7 +8,7 @@ import type { JWK } from 'jose';
 import type { Config, Lifetimes } from '../config.ts';
 import type { DataCipher } from '../crypto/data-cipher.ts';
 import type { Knex } from '../db/knex.ts';
-import { findCustomerForTokens, standardClaims } from '../customers/customers.ts';
+import { findCustomer, standardClaims } from '../customers/customers.ts';
 import type { CustomerCopies } from '../customers/customer-copies.ts';
 import { renderErrorPage, renderPage } from '../http/views.ts';
 import { RESOURCE_SERVER_METADATA } from '../clients/clients.ts';
@@ -141,7 +141,7 @@ function lifetimesPolicy(lifetimes: Lifetimes): Configuration['ttl'] {
 
 function accountFinder(knex: Knex, customerCopies?: CustomerCopies): Configuration['findAccount'] {
   return async (_ctx, sub) => {
-    const customer = await answerUnavailableDatabase(() => findCustomerForTokens(knex, sub, customerCopies));
+    const customer = await answerUnavailableDatabase(() => findCustomer(knex, sub, customerCopies));
     if (!customer) return undefined;
     return { accountId: customer.id, claims: () => standardClaims(customer) };
   };

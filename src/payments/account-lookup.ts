@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { SignJWT, importJWK, type JWK } from 'jose';
+import { SignJWT, importJWK, type CryptoKey, type JWK, type KeyObject } from 'jose';
 
 /**
  * Passbook's side of GET /consent/accounts on the bank API: the customer's accounts, with their
@@ -39,7 +39,22 @@ function activeEs256Key(keys: readonly JWK[]): JWK & { kid: string } {
       candidate.alg === 'ES256' && !(candidate.key_ops ?? ['sign']).every((op) => op === 'verify'),
   );
   if (!key?.kid) throw new AccountsUnavailable('no active ES256 signing key');
-  return { ...key, kid: key.kid };
+  return key as JWK & { kid: string };
+}
+
+/**
+ * Each signing key imported once: the key set is replaced, never changed, when keys rotate, so a
+ * JWK object stands for one key for as long as it lives.
+ */
+const imported = new WeakMap<JWK, Promise<CryptoKey | KeyObject | Uint8Array>>();
+
+function signingKeyOf(jwk: JWK): Promise<CryptoKey | KeyObject | Uint8Array> {
+  let key = imported.get(jwk);
+  if (!key) {
+    key = importJWK(jwk, 'ES256');
+    imported.set(jwk, key);
+  }
+  return key;
 }
 
 /** The signed request for one customer's accounts. */
@@ -48,7 +63,7 @@ export async function accountLookupToken(
   customerId: string,
 ): Promise<string> {
   const jwk = activeEs256Key(options.signingKeys());
-  const key = await importJWK(jwk, 'ES256');
+  const key = await signingKeyOf(jwk);
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({})
     .setProtectedHeader({ alg: 'ES256', typ: 'account-lookup+jwt', kid: jwk.kid })

@@ -1,6 +1,17 @@
 import * as oidc from 'openid-client';
 import { createLogger } from '../../src/log.ts';
-import { findCustomerById, type Customer } from '../../src/customers/customers.ts';
+import http from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import Koa from 'koa';
+import {
+  changePassword,
+  findCustomer,
+  findCustomerById,
+  type Customer,
+} from '../../src/customers/customers.ts';
+import { requestTransaction } from '../../src/db/request-transaction.ts';
+import { requestListener } from '../../src/service/kit.ts';
 import { CustomerCopies } from '../../src/customers/customer-copies.ts';
 import { startModelChangeFeed, type ModelChangeFeed } from '../../src/oidc/storage/change-feed.ts';
 import type { RegisteredClient } from '../../src/clients/clients.ts';
@@ -86,6 +97,40 @@ test('a customer deleted is not found from a copy', async () => {
   expect((await find(gone.id))?.name).toBe('Soon Gone');
   await passbook.knex('customers').where({ id: gone.id }).delete();
   expect(await eventually(async () => (await find(gone.id)) === undefined, 2_000)).toBe(true);
+});
+
+/** Runs `work` as the one route of an app inside its request transaction, as every request runs. */
+async function inRequest(work: () => Promise<void>): Promise<void> {
+  const app = new Koa();
+  app.use(requestTransaction(passbook.knex));
+  app.use(async (ctx) => {
+    await work();
+    ctx.status = 204;
+  });
+  const server = http.createServer(requestListener(app)).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  try {
+    const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+    expect(response.status).toBe(204);
+  } finally {
+    server.close();
+  }
+}
+
+test('a request that has changed a customer reads them past the copy, and sees its own change', async () => {
+  const changing = await createTestCustomer(passbook.knex, 'Grace Hopper');
+  const copied = await findCustomer(passbook.knex, changing.id, copies);
+  const seen: (Date | undefined)[] = [];
+  await inRequest(async () => {
+    seen.push((await findCustomer(passbook.knex, changing.id, copies))?.updated_at);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(await changePassword(passbook.knex, changing.id, changing.password, 'a brand new password')).toBe(
+      'changed',
+    );
+    seen.push((await findCustomer(passbook.knex, changing.id, copies))?.updated_at);
+  });
+  expect(seen[0]).toEqual(copied?.updated_at);
+  expect(seen[1]?.getTime()).toBeGreaterThan(seen[0]?.getTime() ?? Infinity);
 });
 
 test('with the feed down every lookup reads the database, and the copies are forgotten', async () => {
