@@ -22,7 +22,7 @@ import {
   startCeiling,
   productionEnv,
   startPassbook,
-  startScriptFlags,
+  startScript,
   type CeilingProcess,
   type ServerProcess,
 } from './processes.ts';
@@ -98,6 +98,8 @@ interface Run {
   passbook: ServerProcess;
   /** The first Passbook's environment, which a second one shares. */
   passbookEnv: Record<string, string>;
+  /** The variables `npm start` sets, part of passbookEnv. */
+  startEnv: Record<string, string>;
   nodeFlags: string[];
   ceiling: CeilingProcess;
   twin: Provider;
@@ -153,7 +155,7 @@ async function measure(
   workload: string,
   spec: Omit<LoadSpec, 'urls' | 'warmupSeconds' | 'durationSeconds' | 'connections'> & Partial<Workload>,
   filled: number | null,
-): Promise<void> {
+): Promise<Row> {
   const servers = target.processes;
   const storedRows = target.name === 'in-memory ceiling' ? null : await countModels(run.database.knex);
   const full = {
@@ -210,6 +212,7 @@ async function measure(
       `CPU: server${servers.length > 1 ? `s ${cores.map((value) => value.toFixed(2)).join(' + ')} =` : ''} ${serverCores.toFixed(2)}, load ${row.loadCores.toFixed(2)}, machine ${machineCores.toFixed(2)} cores` +
       (row.errors ? `\n    ${row.errorSample ?? ''}` : ''),
   );
+  return row;
 }
 
 function tokenTarget(seed: BenchSeed) {
@@ -491,14 +494,15 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
   cleanups.push(() => database.drop());
   say(`database: ${database.version}, ${database.server}`);
 
-  const passbookEnv = serverEnv(database, await freePort());
+  const start = await startScript();
+  const passbookEnv = { ...start.env, ...serverEnv(database, await freePort()) };
   await writeFile(path.join(ARTIFACTS, 'passbook.log'), '');
-  // Passbook starts with `npm start`'s flags; BENCH_CPU_PROF=dir writes its CPU profile there when
-  // it stops (node --cpu-prof); BENCH_NODE_FLAGS tries other Node.js flags on it, after those (say
-  // so when reporting such a run).
+  // Passbook starts with `npm start`'s variables and flags; BENCH_CPU_PROF=dir writes its CPU
+  // profile there when it stops (node --cpu-prof); BENCH_NODE_FLAGS tries other Node.js flags on
+  // it, after those (say so when reporting such a run).
   const profile = process.env.BENCH_CPU_PROF;
   const nodeFlags = [
-    ...(await startScriptFlags()),
+    ...start.nodeFlags,
     ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profile)}`] : []),
     ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
   ];
@@ -526,6 +530,7 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
     database,
     passbook,
     passbookEnv,
+    startEnv: start.env,
     nodeFlags,
     ceiling,
     twin,
@@ -561,7 +566,11 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
         rows.some((row) => row.server === 'Passbook ×2') || run.revocation
           ? '1; 2 for the "Passbook ×2" rows and the revocation delay'
           : 1,
-      passbookNodeFlags: nodeFlags.join(' ') || 'none',
+      passbookStart: [
+        ...Object.entries(run.startEnv).map(([name, value]) => `${name}=${value}`),
+        'node',
+        ...nodeFlags,
+      ].join(' '),
       serverLogErrors: logErrors,
     },
     rows,

@@ -133,16 +133,27 @@ async function startService(
   return server;
 }
 
+/** How `npm start` starts Passbook: the variables it sets and the Node.js flags it passes. */
+export interface StartScript {
+  env: Record<string, string>;
+  nodeFlags: string[];
+}
+
 /**
- * The Node.js flags `npm start` gives Passbook (package.json's start script), so that the
- * benchmark measures the default start and never drifts from it.
+ * package.json's start script, read so that the benchmark measures the default start and never
+ * drifts from it: the `NAME=value` words before `node`, and the flags after it.
  */
-export async function startScriptFlags(): Promise<string[]> {
+export async function startScript(): Promise<StartScript> {
   const manifest = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
     scripts?: { start?: string };
   };
   const words = (manifest.scripts?.start ?? '').split(/\s+/).filter(Boolean);
-  return words.filter((word) => word.startsWith('--'));
+  const node = words.indexOf('node');
+  const assignments = words.slice(0, Math.max(node, 0)).map((word) => word.split('='));
+  return {
+    env: Object.fromEntries(assignments.map(([name = '', ...value]) => [name, value.join('=')])),
+    nodeFlags: words.slice(node + 1).filter((word) => word.startsWith('--')),
+  };
 }
 
 /** Passbook (src/main.ts); a second one on the same database is named apart ("Passbook B"). */
