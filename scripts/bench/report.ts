@@ -1,3 +1,5 @@
+import { signInBudgetText, type SignInBudget } from './sign-in-budget.ts';
+
 /**
  * The run's one table, its checks against the targets, and the JSON and Markdown written under
  * artifacts/bench/. The chart (chart.ts) is drawn from the same JSON.
@@ -93,6 +95,8 @@ export interface Report {
   rows: Row[];
   /** Absent when the run did not measure it (--only without revocation-delay). */
   revocation?: RevocationDelay | undefined;
+  /** Absent when the run did not measure sign-in. */
+  signInBudget?: SignInBudget | undefined;
   checks: Check[];
   failed: string[];
 }
@@ -267,6 +271,7 @@ export function markdownReport(report: Report): string {
     '',
     ...notesText(report.rows).flatMap((note) => [note, '']),
     ...(report.revocation ? revocationMarkdown(report.revocation) : []),
+    ...(report.signInBudget ? ['## Sign-in budget', '', signInBudgetText(report.signInBudget), ''] : []),
     '## Targets',
     '',
     ...report.checks.map(

@@ -10,6 +10,7 @@ import {
   type Row,
 } from '../../scripts/bench/report.ts';
 import { checkTargets, failedRows } from '../../scripts/bench/targets.ts';
+import { signInBudget, signInBudgetText } from '../../scripts/bench/sign-in-budget.ts';
 
 /** The benchmark's verdicts, on made-up figures: nothing here is timed. */
 
@@ -183,4 +184,24 @@ test('--only takes the new workloads and refuses an unknown one', () => {
     'bank-api',
   ]);
   expect(() => parseOptions(['--only', 'two-node'])).toThrow(UsageError);
+});
+
+test("the sign-in budget splits a flow's CPU into the hash and the rest, against the target's", () => {
+  const signIn = row({
+    workload: 'sign-in',
+    unit: 'flow',
+    perSecond: 25,
+    serverCores: 1.25,
+    loadCores: 0.1,
+    machineCores: 1.6,
+  });
+  const budget = signInBudget(signIn, 20, 2, 60);
+  expect(budget.passbookOtherMs).toBeCloseTo(30);
+  expect(budget.databaseAndRestMs).toBeCloseTo(10);
+  expect(budget.loadGeneratorMs).toBeCloseTo(4);
+  expect(budget.budgetAtTargetMs).toBeCloseTo(33.3, 1);
+  const text = signInBudgetText(budget);
+  expect(text).toContain('after the hash, 13.3 ms');
+  expect(text).toContain('which took 44.0 ms');
+  expect(text).toContain('the cores fit 31 flows/s; with nothing but the hash, 100');
 });
