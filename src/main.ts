@@ -1,4 +1,5 @@
 import './service/threadpool.ts';
+import module from 'node:module';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './log.ts';
 import { stopOnSignals } from './service/kit.ts';
@@ -9,6 +10,9 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config);
   const passbook = await startPassbook(config, log);
+  // Every module is loaded now: written to the compile cache at once, the next start needs no
+  // TypeScript parser even if this process never exits cleanly (docs/operations.md#memory).
+  module.flushCompileCache?.();
   stopOnSignals(
     async (signal) => {
       log.info({ signal }, 'shutting down');
@@ -19,11 +23,14 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof ConfigError) {
-    process.stderr.write(`passbook: ${error.message}\n`);
-  } else {
-    process.stderr.write(`passbook: failed to start: ${(error as Error).message}\n`);
-  }
-  process.exit(1);
-});
+// Imported rather than started (scripts/compile-cache.ts), it only loads its modules. Node.js 22
+// before 22.18 leaves import.meta.main undefined, and the entry point always starts.
+if (import.meta.main !== false)
+  main().catch((error: unknown) => {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`passbook: ${error.message}\n`);
+    } else {
+      process.stderr.write(`passbook: failed to start: ${(error as Error).message}\n`);
+    }
+    process.exit(1);
+  });

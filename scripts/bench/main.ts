@@ -16,17 +16,18 @@ import {
 import { checkTransactions, startBenchBankApi } from './bank-api.ts';
 import { parseOptions, UsageError, type BenchOptions } from './options.ts';
 import {
+  fillCompileCache,
   freePort,
   machineCpuSeconds,
   runLoad,
   startCeiling,
   productionEnv,
   startPassbook,
-  startScript,
   type CeilingProcess,
   type ServerProcess,
 } from './processes.ts';
 import { benchProvider } from './provider.ts';
+import { startScript } from '../start-script.ts';
 import {
   checksText,
   markdownReport,
@@ -506,6 +507,7 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
   say(`database: ${database.version}, ${database.server}`);
 
   const start = await startScript();
+  await fillCompileCache(start.env);
   const passbookEnv = { ...start.env, ...serverEnv(database, await freePort()) };
   await writeFile(path.join(ARTIFACTS, 'passbook.log'), '');
   // Passbook starts with `npm start`'s variables and flags; BENCH_CPU_PROF=dir writes its CPU

@@ -133,27 +133,20 @@ async function startService(
   return server;
 }
 
-/** How `npm start` starts Passbook: the variables it sets and the Node.js flags it passes. */
-export interface StartScript {
-  env: Record<string, string>;
-  nodeFlags: string[];
-}
-
 /**
- * package.json's start script, read so that the benchmark measures the default start and never
- * drifts from it: the `NAME=value` words before `node`, and the flags after it.
+ * Fills the compile cache `npm start` names (scripts/compile-cache.ts), so that Passbook starts
+ * as a node whose cache is already there does: every start but a clone's first, and every node
+ * of the image.
  */
-export async function startScript(): Promise<StartScript> {
-  const manifest = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
-    scripts?: { start?: string };
-  };
-  const words = (manifest.scripts?.start ?? '').split(/\s+/).filter(Boolean);
-  const node = words.indexOf('node');
-  const assignments = words.slice(0, Math.max(node, 0)).map((word) => word.split('='));
-  return {
-    env: Object.fromEntries(assignments.map(([name = '', ...value]) => [name, value.join('=')])),
-    nodeFlags: words.slice(node + 1).filter((word) => word.startsWith('--')),
-  };
+export async function fillCompileCache(env: Record<string, string>): Promise<void> {
+  if (!env.NODE_COMPILE_CACHE) return;
+  const child = spawn(process.execPath, ['scripts/compile-cache.ts'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', NODE_COMPILE_CACHE: env.NODE_COMPILE_CACHE },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`filling the compile cache failed (exit ${code})`);
 }
 
 /** Passbook (src/main.ts); a second one on the same database is named apart ("Passbook B"). */

@@ -1,9 +1,17 @@
-import { readFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
-import { startScript } from '../../scripts/bench/processes.ts';
+import { promisify } from 'node:util';
+import { startScript } from '../../scripts/start-script.ts';
 import { PROJECT_ROOT } from '../support/project.ts';
 
-/** How a node is started: `npm start` and the image must start it alike. */
+/**
+ * How a node is started: `npm start` and the image must start it alike, and a node whose compile
+ * cache is filled (scripts/compile-cache.ts) must not load the TypeScript parser.
+ */
+
+const run = promisify(execFile);
 
 /** The image's `ENV NAME=value` settings and its CMD's Node.js flags. */
 async function imageStart(): Promise<{ env: Record<string, string>; nodeFlags: string[] }> {
@@ -25,4 +33,51 @@ test('the image starts a node with the same variables and Node.js flags as npm s
   expect(npmStart.nodeFlags).toEqual(
     expect.arrayContaining(['--max-semi-space-size=4', '--heap-growing-percent=100']),
   );
+});
+
+/**
+ * Whether a process started with npm start's flags that imports src/main.ts with this compile
+ * cache loads the TypeScript parser.
+ */
+async function loadsTypeScriptParser(cache: string): Promise<boolean> {
+  const script = `
+    await import('./src/main.ts');
+    const parser = process.moduleLoadList.some((name) => name.includes('internal/deps/amaro'));
+    console.log(JSON.stringify({ parser }));
+  `;
+  const { nodeFlags } = await startScript();
+  const { stdout } = await run(process.execPath, [...nodeFlags, '--input-type=module', '-e', script], {
+    cwd: PROJECT_ROOT,
+    env: { PATH: process.env.PATH ?? '', NODE_COMPILE_CACHE: cache },
+  });
+  return (JSON.parse(stdout.trim()) as { parser: boolean }).parser;
+}
+
+describe('the compile cache', () => {
+  const caches: string[] = [];
+
+  /** An empty cache of its own: every process that exits writes what it compiled into its cache. */
+  async function emptyCache(): Promise<string> {
+    const cache = await mkdtemp(path.join(os.tmpdir(), 'passbook-compile-cache-'));
+    caches.push(cache);
+    return cache;
+  }
+
+  afterAll(async () => {
+    await Promise.all(caches.map((cache) => rm(cache, { recursive: true, force: true })));
+  });
+
+  test('npm start keeps one; with it empty, as on a clone’s first start, the parser is loaded', async () => {
+    expect((await startScript()).env.NODE_COMPILE_CACHE).toBeTruthy();
+    expect(await loadsTypeScriptParser(await emptyCache())).toBe(true);
+  });
+
+  test('filled by scripts/compile-cache.ts, a node loads every module without the TypeScript parser', async () => {
+    const cache = await emptyCache();
+    await run(process.execPath, ['scripts/compile-cache.ts'], {
+      cwd: PROJECT_ROOT,
+      env: { PATH: process.env.PATH ?? '', NODE_COMPILE_CACHE: cache },
+    });
+    expect(await loadsTypeScriptParser(cache)).toBe(false);
+  });
 });
