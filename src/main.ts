@@ -23,8 +23,8 @@ async function main(): Promise<void> {
   );
 }
 
-// Imported rather than started (scripts/compile-cache.ts), it only loads its modules. Node.js 22
-// before 22.18 leaves import.meta.main undefined, and the entry point always starts.
+// Imported rather than started (scripts/compile-cache.ts does so), it only loads its modules.
+// Where Node.js leaves import.meta.main undefined (older releases), the entry point starts.
 if (import.meta.main !== false)
   main().catch((error: unknown) => {
     if (error instanceof ConfigError) {

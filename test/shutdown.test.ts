@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { readdir, rm } from 'node:fs/promises';
 import pg from 'pg';
 import { testBankApiDatabaseUrl } from './support/bank-api.ts';
 import {
@@ -13,6 +14,8 @@ import {
   registerTestApp,
   startTestPassbook,
 } from './support/passbook.ts';
+import { loadsTypeScriptParser, newCompileCache } from './support/compile-cache.ts';
+import { eventually } from './support/eventually.ts';
 import { PROJECT_ROOT } from './support/project.ts';
 import { createScratchDatabase, type ScratchDatabase } from './support/scratch-database.ts';
 import { freePort } from './support/ports.ts';
@@ -306,6 +309,42 @@ describe('Passbook (node src/main.ts)', () => {
       await locker.query('ROLLBACK').catch(() => {});
       await locker.end().catch(() => {});
       if (passbook.child.exitCode === null) passbook.child.kill('SIGKILL');
+    }
+  });
+
+  test('once up, a node has written its compile cache: killed outright, the next start needs no TypeScript parser', async () => {
+    const cache = await newCompileCache();
+    const files = async () =>
+      (await readdir(cache, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile())
+        .length;
+    const port = await freePort();
+    const passbook = startService('src/main.ts', {
+      NODE_ENV: 'production',
+      DATABASE_URL: scratch.url,
+      PORT: String(port),
+      ISSUER: `http://localhost:${port}`,
+      COOKIE_KEYS: TEST_COOKIE_KEYS,
+      DATA_ENCRYPTION_KEY: TEST_DATA_ENCRYPTION_KEY,
+      NODE_COMPILE_CACHE: cache,
+    });
+    try {
+      await passbook.logged((line) => line.msg === 'Passbook is listening');
+      // Written while the node runs (an exiting node would write it anyway), and done writing.
+      let seen = -1;
+      const settled = async () => {
+        const now = await files();
+        const done = now > 0 && now === seen;
+        seen = now;
+        return done;
+      };
+      expect(await eventually(settled, 10_000)).toBe(true);
+      passbook.child.kill('SIGKILL');
+      await passbook.exited;
+      expect(await loadsTypeScriptParser(cache, [])).toBe(false);
+    } finally {
+      if (passbook.child.exitCode === null && passbook.child.signalCode === null)
+        passbook.child.kill('SIGKILL');
+      await rm(cache, { recursive: true, force: true });
     }
   });
 });

@@ -100,8 +100,6 @@ interface Run {
   passbook: ServerProcess;
   /** The first Passbook's environment, which a second one shares. */
   passbookEnv: Record<string, string>;
-  /** The variables `npm start` sets, part of passbookEnv. */
-  startEnv: Record<string, string>;
   nodeFlags: string[];
   ceiling: CeilingProcess;
   twin: Provider;
@@ -543,7 +541,6 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
     database,
     passbook,
     passbookEnv,
-    startEnv: start.env,
     nodeFlags,
     ceiling,
     twin,
@@ -580,7 +577,7 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
           ? '1; 2 for the "Passbook ×2" rows and the revocation delay'
           : 1,
       passbookStart: [
-        ...Object.entries(run.startEnv).map(([name, value]) => `${name}=${value}`),
+        ...Object.entries(start.env).map(([name, value]) => `${name}=${value}`),
         'node',
         ...nodeFlags,
       ].join(' '),

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startScript } from '../../scripts/start-script.ts';
+import { loadsTypeScriptParser, newCompileCache } from '../support/compile-cache.ts';
 import { PROJECT_ROOT } from '../support/project.ts';
 
 /**
@@ -35,30 +35,12 @@ test('the image starts a node with the same variables and Node.js flags as npm s
   );
 });
 
-/**
- * Whether a process started with npm start's flags that imports src/main.ts with this compile
- * cache loads the TypeScript parser.
- */
-async function loadsTypeScriptParser(cache: string): Promise<boolean> {
-  const script = `
-    await import('./src/main.ts');
-    const parser = process.moduleLoadList.some((name) => name.includes('internal/deps/amaro'));
-    console.log(JSON.stringify({ parser }));
-  `;
-  const { nodeFlags } = await startScript();
-  const { stdout } = await run(process.execPath, [...nodeFlags, '--input-type=module', '-e', script], {
-    cwd: PROJECT_ROOT,
-    env: { PATH: process.env.PATH ?? '', NODE_COMPILE_CACHE: cache },
-  });
-  return (JSON.parse(stdout.trim()) as { parser: boolean }).parser;
-}
-
 describe('the compile cache', () => {
   const caches: string[] = [];
 
   /** An empty cache of its own: every process that exits writes what it compiled into its cache. */
   async function emptyCache(): Promise<string> {
-    const cache = await mkdtemp(path.join(os.tmpdir(), 'passbook-compile-cache-'));
+    const cache = await newCompileCache();
     caches.push(cache);
     return cache;
   }
@@ -69,7 +51,7 @@ describe('the compile cache', () => {
 
   test('npm start keeps one; with it empty, as on a clone’s first start, the parser is loaded', async () => {
     expect((await startScript()).env.NODE_COMPILE_CACHE).toBeTruthy();
-    expect(await loadsTypeScriptParser(await emptyCache())).toBe(true);
+    expect(await loadsTypeScriptParser(await emptyCache(), (await startScript()).nodeFlags)).toBe(true);
   });
 
   test('filled by scripts/compile-cache.ts, a node loads every module without the TypeScript parser', async () => {
@@ -78,6 +60,6 @@ describe('the compile cache', () => {
       cwd: PROJECT_ROOT,
       env: { PATH: process.env.PATH ?? '', NODE_COMPILE_CACHE: cache },
     });
-    expect(await loadsTypeScriptParser(cache)).toBe(false);
+    expect(await loadsTypeScriptParser(cache, (await startScript()).nodeFlags)).toBe(false);
   });
 });
