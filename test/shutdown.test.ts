@@ -18,7 +18,7 @@ import { loadsTypeScriptParser, newCompileCache } from './support/compile-cache.
 import { eventually } from './support/eventually.ts';
 import { PROJECT_ROOT } from './support/project.ts';
 import { createScratchDatabase, type ScratchDatabase } from './support/scratch-database.ts';
-import { freePort } from './support/ports.ts';
+import { freePort } from '../scripts/ports.ts';
 
 /**
  * SIGTERM to the real process (`node src/main.ts`, `node src/bank-api/main.ts`) with a request

@@ -6,7 +6,8 @@ import { seedDemoAccounts } from '../../src/bank-api/demo-data.ts';
 import { listAccounts } from '../../src/bank-api/ledger.ts';
 import { createKnex } from '../../src/db/knex.ts';
 import type { BenchDatabase } from './database.ts';
-import { freePort, productionEnv, startBankApi, type ServerProcess } from './processes.ts';
+import { freePort } from '../ports.ts';
+import { productionEnv, startBankApi, type ServerProcess } from './processes.ts';
 import type { Credentials } from './workloads.ts';
 
 /**

@@ -17,7 +17,6 @@ import { checkTransactions, startBenchBankApi } from './bank-api.ts';
 import { parseOptions, UsageError, type BenchOptions } from './options.ts';
 import {
   fillCompileCache,
-  freePort,
   machineCpuSeconds,
   runLoad,
   startCeiling,
@@ -27,6 +26,7 @@ import {
   type ServerProcess,
 } from './processes.ts';
 import { benchProvider } from './provider.ts';
+import { freePort } from '../ports.ts';
 import { startScript } from '../start-script.ts';
 import {
   checksText,

@@ -2,7 +2,6 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { openSync, closeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { CeilingMessage, CeilingRequest } from './ceiling.ts';
 import type { LoadMessage, LoadResult, StopMessage } from './load.ts';
@@ -32,15 +31,6 @@ export interface ServerProcess {
 /** What every service under test starts with: production mode, quiet logs, its port. */
 export function productionEnv(port: number): Record<string, string> {
   return { PATH: process.env.PATH ?? '', NODE_ENV: 'production', LOG_LEVEL: 'warn', PORT: String(port) };
-}
-
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 async function statusField(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, expect, test } from '@jest/globals';
 import pg from 'pg';
 import { EmbeddedPostgresError, startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { createLogger } from '../../src/log.ts';
-import { freePort } from '../support/ports.ts';
+import { freePort } from '../../scripts/ports.ts';
 
 /** What an earlier, failed first start leaves in DATA_DIR must not block the next one. */
 

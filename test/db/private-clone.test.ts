@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import pg from 'pg';
 import { relocatedClusterDir } from '../../src/db/embedded-root.ts';
-import { freePort } from '../support/ports.ts';
+import { freePort } from '../../scripts/ports.ts';
 
 /**
  * The README's commands from a clone in a private (0700) folder, as root: PostgreSQL runs as the

@@ -15,7 +15,7 @@ import {
   startFakePaymentBank,
   type FakePaymentBank,
 } from '../support/fake-payment-bank.ts';
-import { freePort } from '../support/ports.ts';
+import { freePort } from '../../scripts/ports.ts';
 
 /**
  * Settle Up's side of a FAPI 2.0 payment, against a stand-in bank: what it pushes (PAR), how it

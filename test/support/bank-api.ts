@@ -2,7 +2,7 @@ import type { RegisteredClient } from '../../src/clients/clients.ts';
 import { loadBankApiConfig } from '../../src/bank-api/config.ts';
 import { createBankApiLogger, startBankApi, type RunningBankApi } from '../../src/bank-api/start.ts';
 import { registerTestApp, type TestPassbook } from './passbook.ts';
-import { freePort, isFree } from './ports.ts';
+import { freePort, isFree } from '../../scripts/ports.ts';
 
 /**
  * The bank API as it runs for real: its own process-like instance on a free port, its own

@@ -7,7 +7,7 @@ import {
   type RunningBudgetBuddy,
 } from '../../examples/budget-buddy/start.ts';
 import { registerTestApp, type TestPassbook } from './passbook.ts';
-import { freePort } from './ports.ts';
+import { freePort } from '../../scripts/ports.ts';
 
 /**
  * Budget Buddy as a developer runs it: on its own port (on "localhost", a different host from

@@ -8,7 +8,7 @@ import { createCustomer } from '../../src/customers/customers.ts';
 import { createClient, type NewClient, type RegisteredClient } from '../../src/clients/clients.ts';
 import type { Knex } from '../../src/db/knex.ts';
 import { RUN_DATA_ENCRYPTION_KEY } from './database.ts';
-import { freePort } from './ports.ts';
+import { freePort } from '../../scripts/ports.ts';
 
 /** A real Passbook on a free port, on this run's database. */
 export interface TestPassbook extends RunningPassbook {

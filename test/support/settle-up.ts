@@ -7,7 +7,7 @@ import { ensureSettleUpKey } from '../../examples/settle-up/app-key.ts';
 import { loadSettleUpConfig } from '../../examples/settle-up/config.ts';
 import { startSettleUp, type RunningSettleUp } from '../../examples/settle-up/start.ts';
 import { registerTestApp, type TestPassbook } from './passbook.ts';
-import { freePort } from './ports.ts';
+import { freePort } from '../../scripts/ports.ts';
 
 /**
  * Settle Up as `npm run demo` runs it: its key pair made on first start in a folder of its own,

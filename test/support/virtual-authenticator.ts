@@ -1,6 +1,6 @@
 import type { BrowserContext, Page } from 'playwright-core';
 import { startTestPassbook, type TestPassbook } from './passbook.ts';
-import { freePort } from './ports.ts';
+import { freePort } from '../../scripts/ports.ts';
 
 /**
  * What passkey tests need around a real browser: a Passbook whose issuer is `localhost` (WebAuthn
