@@ -8,7 +8,7 @@ import { createKnex } from '../../src/db/knex.ts';
 import { CustomerAgent } from '../support/customer-agent.ts';
 import { runRoleName } from '../support/database.ts';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.ts';
-import { freePort } from '../support/ports.ts';
+import { freePort } from '../../scripts/ports.ts';
 
 /** `npm run demo`, minus the terminal: three services wired by URLs and stored credentials. */
 
@@ -54,6 +54,15 @@ async function connectBudgetBuddy(demo: RunningDemo): Promise<string> {
   const dashboard = await agent.consent(consent, 'allow');
   expect(dashboard.url).toBe(`${demo.budgetBuddyUrl}/`);
   return dashboard.body;
+}
+
+/** Text as the app's templates write it into a page. */
+function escapeHtml(text: string): string {
+  return text
+    .replaceAll('&', '&amp;')
+    .replaceAll('<', '&lt;')
+    .replaceAll('>', '&gt;')
+    .replaceAll('"', '&quot;');
 }
 
 async function knexFor<T>(work: (knex: ReturnType<typeof createKnex>) => Promise<T>): Promise<T> {
@@ -103,7 +112,21 @@ test('the first start registers the app and the bank API, keeps their secrets, a
     const dashboard = await connectBudgetBuddy(demo);
     expect(dashboard).toContain('Hi, Dana');
     expect(dashboard).toContain('Everyday Account');
-    expect(dashboard).toContain('Northwind Ltd · Salary');
+    // The newest booking on Dana's accounts, whatever day of the month the test runs on (the
+    // salary, say, is booked on the 25th and scrolls out of the recent thirty).
+    const newest = await knexFor((knex) =>
+      knex('bank.transactions as t')
+        .join('bank.accounts as a', 'a.id', 't.account_id')
+        .join('customers as c', 'c.id', 'a.customer_id')
+        .where('c.username', demo.signIn.username)
+        .orderBy([
+          { column: 't.booked_at', order: 'desc' },
+          { column: 't.id', order: 'desc' },
+        ])
+        .first<{ description: string } | undefined>('t.description'),
+    );
+    expect(newest).toBeDefined();
+    expect(dashboard).toContain(escapeHtml(newest?.description ?? ''));
   });
 });
 
