@@ -124,6 +124,8 @@ class StatementBeforeSync {
 
   /** Sends the Sync that commits the statement; answered by ReadyForQuery, or an error. */
   commit(): Promise<void> {
+    // Failed since it was answered (PostgreSQL shut the connection, say): that failure is the answer.
+    if (this.state === 'done') return this.committed.promise;
     if (this.state !== 'written' || !this.connection)
       throw new Error('commit before the statement was answered');
     this.state = 'committing';
