@@ -2,7 +2,15 @@ import type { Knex } from '../db/knex.ts';
 import type { AuditRecorder, RequestOrigin } from '../audit/events.ts';
 import type { ThrottlePolicy } from '../config.ts';
 import { findCustomerById, verifyCredentials } from '../customers/customers.ts';
-import { addressKey, clearKey, recordFailure, refusal, usernameKey, type Refusal } from './throttle.ts';
+import {
+  addressKey,
+  clearKey,
+  recordFailure,
+  standing,
+  usernameKey,
+  type Refusal,
+  type Standing,
+} from './throttle.ts';
 
 /**
  * The one way a customer signs in, whichever door they use: an app's sign-in screen
@@ -134,6 +142,14 @@ export function signInService({
     }
   }
 
+  /**
+   * A success resets the username's failures. Most customers have none on record, and then
+   * there is nothing to delete; a failure counted meanwhile by a request at the same time is kept.
+   */
+  async function clearRecorded(throttled: Standing, key: string): Promise<void> {
+    if (throttled.recorded.has(key)) await clearKey(knex, key);
+  }
+
   function keysFor(username: string, origin: RequestOrigin): string[] {
     return [usernameKey(username), ...(origin.ip ? [addressKey(origin.ip)] : [])];
   }
@@ -142,8 +158,8 @@ export function signInService({
     async withPassword(attempt) {
       const { username, password, origin } = attempt;
       // While refused, nothing is verified: the right password is refused too, and no hash is computed.
-      const wait = await refusal(knex, keysFor(username, origin));
-      if (wait) return refused(wait);
+      const throttled = await standing(knex, keysFor(username, origin));
+      if (throttled.refusal) return refused(throttled.refusal);
       const check = await checkPassword(knex, username, password);
       if (!check.verified) {
         await failed(username, check.knownCustomerId, attempt);
@@ -152,21 +168,21 @@ export function signInService({
       if (await secondFactors.hasAuthenticatorApp(check.customerId)) {
         return { kind: 'code_needed', customerId: check.customerId };
       }
-      await clearKey(knex, usernameKey(username));
+      await clearRecorded(throttled, usernameKey(username));
       return { kind: 'signed_in', customerId: check.customerId, amr: [...AMR.password] };
     },
 
     async withCode(attempt) {
       const customer = await findCustomerById(knex, attempt.customerId);
       if (!customer) return { kind: 'refused', status: 400, message: WRONG_CODE };
-      const wait = await refusal(knex, keysFor(customer.username, attempt.origin));
-      if (wait) return refused(wait);
+      const throttled = await standing(knex, keysFor(customer.username, attempt.origin));
+      if (throttled.refusal) return refused(throttled.refusal);
       const check = await secondFactors.verifyCode(customer.id, attempt.code.replace(/\s+/g, ''));
       if (!check.ok) {
         await failed(customer.username, customer.id, attempt);
         return { kind: 'refused', status: 401, message: WRONG_CODE };
       }
-      await clearKey(knex, usernameKey(customer.username));
+      await clearRecorded(throttled, usernameKey(customer.username));
       if (check.method === 'recovery') {
         audit.record({
           customerId: customer.id,

@@ -40,8 +40,32 @@ export interface Refusal {
   retryAfterSeconds: number;
 }
 
-interface LockedRow {
-  locked_until: Date;
+interface KeyRow {
+  key: ThrottleKey;
+  locked_until: Date | null;
+}
+
+/** Where these keys stand: refused now or not, and which have failures or a lock on record. */
+export interface Standing {
+  /** The longest wait among the keys, or undefined if none is refused now. */
+  refusal: Refusal | undefined;
+  /** The keys a success has anything to clear for (`clearKey`). */
+  recorded: ReadonlySet<ThrottleKey>;
+}
+
+export async function standing(knex: Knex, keys: ThrottleKey[], now = new Date()): Promise<Standing> {
+  const db = await forReading(knex);
+  const rows = await db(TABLE).whereIn('key', keys).select<KeyRow[]>('key', 'locked_until');
+  const until = Math.max(
+    0,
+    ...rows.map((row) => row.locked_until?.getTime() ?? 0).filter((time) => time > now.getTime()),
+  );
+  return {
+    refusal: until
+      ? { retryAfterSeconds: Math.max(1, Math.ceil((until - now.getTime()) / 1000)) }
+      : undefined,
+    recorded: new Set(rows.map((row) => row.key)),
+  };
 }
 
 /** The longest wait among these keys, or undefined if none is refused now. */
@@ -50,14 +74,7 @@ export async function refusal(
   keys: ThrottleKey[],
   now = new Date(),
 ): Promise<Refusal | undefined> {
-  const db = await forReading(knex);
-  const rows = await db(TABLE)
-    .whereIn('key', keys)
-    .andWhere('locked_until', '>', now)
-    .select<LockedRow[]>('locked_until');
-  if (rows.length === 0) return undefined;
-  const until = Math.max(...rows.map((row) => row.locked_until.getTime()));
-  return { retryAfterSeconds: Math.max(1, Math.ceil((until - now.getTime()) / 1000)) };
+  return (await standing(knex, keys, now)).refusal;
 }
 
 export interface FailureOutcome {
