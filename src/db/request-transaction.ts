@@ -137,6 +137,11 @@ export function beforeCommit(knex: Knex, work: BeforeCommit): boolean {
   return true;
 }
 
+/** Whether work held back now (`beforeCommit`) would still be made: the request has not settled. */
+export function holdsWork(knex: Knex): boolean {
+  return openScope(knex) !== undefined;
+}
+
 /**
  * Tells the request's scope PostgreSQL's id of its transaction (`pg_current_xact_id()`), as a
  * statement made inside the transaction read it: should the answer to COMMIT be lost, the

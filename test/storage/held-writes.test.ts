@@ -5,7 +5,7 @@ import { writeTargetOf } from '../../src/db/request-transaction.ts';
 import { testDatabaseUrl } from '../support/passbook.ts';
 
 /**
- * A token request's held-back writes (src/oidc/storage/held-writes.ts) against real SQL: one
+ * A request's held-back writes (src/oidc/storage/held-writes.ts) against real SQL: one
  * statement when they touch distinct rows, in order when one row is touched twice, and in either
  * case nothing at all when a consume finds its row already consumed.
  */
@@ -45,6 +45,7 @@ const upsert = (id: string, payload?: Record<string, unknown>): HeldWrite => ({
   row: row(id, payload),
 });
 const consume = (id: string): HeldWrite => ({ type: 'consume', kind: KIND, id, at: new Date() });
+const destroy = (id: string): HeldWrite => ({ type: 'destroy', kind: KIND, id });
 
 async function stored(
   id: string,
@@ -130,4 +131,28 @@ test('one row written and consumed in one batch is made in order, all or nothing
     ),
   ).rejects.toBeInstanceOf(LostConsume);
   expect((await stored(`${RUN}-ordered`))?.payload.n).toBeUndefined();
+});
+
+test('deletes share the statement with the upserts, and a row deleted then stored again ends stored', async () => {
+  await makeHeldWrites(writeTargetOf(knex), [upsert(`${RUN}-ended`), upsert(`${RUN}-renewed`)], lost);
+  const statements = await statementsOf(() =>
+    makeHeldWrites(writeTargetOf(knex), [destroy(`${RUN}-ended`), upsert(`${RUN}-started`)], lost),
+  );
+  expect(statements).toBe(1);
+  expect(await stored(`${RUN}-ended`)).toBeUndefined();
+  expect(await stored(`${RUN}-started`)).toMatchObject({ consumed: false });
+
+  // One row touched twice goes one write at a time, in the order made.
+  await makeHeldWrites(
+    writeTargetOf(knex),
+    [destroy(`${RUN}-renewed`), upsert(`${RUN}-renewed`, { n: 4 })],
+    lost,
+  );
+  expect((await stored(`${RUN}-renewed`))?.payload.n).toBe(4);
+  await makeHeldWrites(
+    writeTargetOf(knex),
+    [upsert(`${RUN}-renewed`, { n: 5 }), destroy(`${RUN}-renewed`)],
+    lost,
+  );
+  expect(await stored(`${RUN}-renewed`)).toBeUndefined();
 });

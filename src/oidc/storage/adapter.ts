@@ -9,15 +9,21 @@ import {
   beforeCommit,
   forReading,
   forWriting,
+  holdsWork,
   settleLostCommitBy,
   writeTargetOf,
   type WriteTarget,
 } from '../../db/request-transaction.ts';
 import { TABLE, deleteInBatches } from './table.ts';
-import { grantUseToRecord } from './grants-and-sessions.ts';
 import { ReplayDetected, answerUnavailableDatabase, atTokenEndpoint } from '../engine-internals.ts';
 import { preparedRaw } from '../../db/prepared.ts';
-import { makeHeldWrites, type HeldWrite, type ModelRowWrite } from './held-writes.ts';
+import {
+  grantUseToRecord,
+  kindWritten,
+  makeHeldWrites,
+  type HeldWrite,
+  type ModelRowWrite,
+} from './held-writes.ts';
 import type { LiveTokenCache, TokenWithGrant } from './live-tokens.ts';
 
 /**
@@ -25,7 +31,9 @@ import type { LiveTokenCache, TokenWithGrant } from './live-tokens.ts';
  * interaction, code, token, grant, PAR request and replay record (see table.ts), and clients read
  * from `clients`. Within a request every write goes into the request's transaction
  * (src/db/request-transaction.ts): a refresh's consume, its new tokens and the grant's last use
- * commit together, before the app sees any of them. Access tokens, with their grants, are also
+ * commit together, before the app sees any of them. Upserts and deletes (and the token
+ * endpoint's consumes) are held back to the request's end and made there as one statement
+ * (held-writes.ts); the request's reads of a kind make its held writes first. Access tokens, with their grants, are also
  * looked up in the process's live-token cache (live-tokens.ts) by requests that have written
  * nothing yet, such as introspection and UserInfo.
  */
@@ -56,7 +64,7 @@ interface ModelRow {
  */
 interface RequestStorage {
   prefetchedGrants: Map<string, AdapterPayload | null>;
-  /** A token-endpoint request's writes, held back until it settles (held-writes.ts). */
+  /** The request's writes, held back until it settles (held-writes.ts). */
   held: HeldWrite[] | undefined;
   /** Rows of the kinds found again within a request, as first found (see REREAD_KINDS). */
   found: Map<string, AdapterPayload | undefined>;
@@ -108,15 +116,20 @@ function forgetPrefetchedGrant(grantId: string): void {
 }
 
 /**
- * Holds `writes` back until the request settles, on the token endpoint only: its writes are few
- * and known (a consume, new tokens, the grant's last use). False where they must be made now.
+ * Holds `writes` back until the request settles, where they are made together (held-writes.ts).
+ * False outside a request, or once it has settled, where they must be made now.
  */
 function holdBack(knex: Knex, ...writes: HeldWrite[]): boolean {
   const storage = requestStorage.getStore();
-  if (!storage || !atTokenEndpoint()) return false;
+  if (!storage || !holdsWork(knex)) return false;
   if (!storage.held) {
     const held: HeldWrite[] = [];
-    if (!beforeCommit(knex, (target) => makeHeldWritesInRequest(target, held.splice(0)))) return false;
+    const registered = beforeCommit(knex, (target) => {
+      // Made now (the request settles, or a reader asked for them): the next write holds anew.
+      if (storage.held === held) storage.held = undefined;
+      return makeHeldWritesInRequest(target, held.splice(0));
+    });
+    if (!registered) return false;
     storage.held = held;
   }
   storage.held.push(...writes);
@@ -124,12 +137,14 @@ function holdBack(knex: Knex, ...writes: HeldWrite[]): boolean {
 }
 
 /**
- * Makes the request's held-back writes now, in its transaction: before anything else reads or
- * writes the table, so that the request sees its own writes and they land in the order made.
+ * Makes the request's held-back writes now, in its transaction, if any of them changes rows of
+ * these kinds (all of them without kinds): before the request reads such rows, so that it sees
+ * its own writes, and before it writes at once, so that its writes land in the order made.
  */
-async function makeHeldBackWritesNow(knex: Knex): Promise<void> {
+export async function makeHeldBackWritesNow(knex: Knex, kinds?: readonly string[]): Promise<void> {
   const held = requestStorage.getStore()?.held;
   if (!held?.length) return;
+  if (kinds && !held.some((write) => kinds.includes(kindWritten(write)))) return;
   const db = await forWriting(knex);
   await makeHeldWritesInRequest(writeTargetOf(db), held.splice(0));
 }
@@ -276,9 +291,14 @@ export class PostgresAdapter implements Adapter {
     ];
   }
 
+  /** The kinds a find of this kind reads: a code's or token's find reads its grant too. */
+  private readsKinds(): readonly string[] {
+    return GRANT_BOUND_KINDS.has(this.kind) ? [this.kind, 'Grant'] : [this.kind];
+  }
+
   async find(id: string): Promise<AdapterPayload | undefined> {
     if (!isStorableKey(id)) return undefined;
-    await makeHeldBackWritesNow(this.knex);
+    await makeHeldBackWritesNow(this.knex, this.readsKinds());
     const prefetched = this.kind === 'Grant' ? prefetchedGrants() : undefined;
     if (prefetched?.has(id)) {
       const grant = prefetched.get(id);
@@ -321,7 +341,7 @@ export class PostgresAdapter implements Adapter {
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
     if (!isStorableKey(uid)) return undefined;
-    await makeHeldBackWritesNow(this.knex);
+    await makeHeldBackWritesNow(this.knex, this.readsKinds());
     return foundOnce(this.kind, `uid ${uid}`, async () => {
       const db = await forReading(this.knex);
       const { rows } = await preparedRaw<{ rows: ModelRow[] }>(db, FIND_BY_UID, [this.kind, uid, new Date()]);
@@ -331,7 +351,7 @@ export class PostgresAdapter implements Adapter {
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
     if (!isStorableKey(userCode)) return undefined;
-    await makeHeldBackWritesNow(this.knex);
+    await makeHeldBackWritesNow(this.knex, this.readsKinds());
     const db = await forReading(this.knex);
     const { rows } = await preparedRaw<{ rows: ModelRow[] }>(db, FIND_BY_USER_CODE, [
       this.kind,
@@ -346,6 +366,7 @@ export class PostgresAdapter implements Adapter {
     if (this.kind === 'Grant') forgetPrefetchedGrant(id);
     forgetFound(this.kind);
     await this.changing(id);
+    if (holdBack(this.knex, { type: 'destroy', kind: this.kind, id })) return;
     await makeHeldBackWritesNow(this.knex);
     const db = await forWriting(this.knex);
     await preparedRaw(db, DESTROY, [this.kind, id]);
@@ -361,7 +382,9 @@ export class PostgresAdapter implements Adapter {
     if (!isStorableKey(id)) throw unstorable('an identifier');
     forgetFound(this.kind);
     const write: HeldWrite = { type: 'consume', kind: this.kind, id, at: new Date() };
-    if (holdBack(this.knex, write)) return;
+    // Only the token endpoint's consumes wait: elsewhere (a PAR request used at the authorization
+    // endpoint) a lost race must stop the request before it goes on.
+    if (atTokenEndpoint() && holdBack(this.knex, write)) return;
     await makeHeldBackWritesNow(this.knex);
     const db = await forWriting(this.knex);
     await makeHeldWritesInRequest(writeTargetOf(db), [write]);

@@ -1,14 +1,26 @@
 import type { AdapterPayload } from 'oidc-provider';
 import type { Knex } from '../../db/knex.ts';
 import { forReading, forWriting } from '../../db/request-transaction.ts';
+import { makeHeldBackWritesNow } from './adapter.ts';
 import { TABLE, deleteInBatches, liveRows } from './table.ts';
 import { sharedIbans } from '../account-information.ts';
 
 /**
  * The customer's view of their own grants and sessions in `oidc_models`, for the account pages and
  * for the consent the provider remembers: what each app was allowed, when it was last used, which
- * sessions are open, and revoking any of them at once.
+ * sessions are open, and revoking any of them at once. Each first makes the request's writes that
+ * the adapter holds back (adapter.ts), so that it reads them and writes after them.
  */
+
+async function reading(knex: Knex, kind: 'Grant' | 'Session'): Promise<Knex> {
+  await makeHeldBackWritesNow(knex, [kind]);
+  return forReading(knex);
+}
+
+async function writing(knex: Knex): Promise<Knex> {
+  await makeHeldBackWritesNow(knex);
+  return forWriting(knex);
+}
 
 export interface CustomerGrant {
   grantId: string;
@@ -35,7 +47,7 @@ export async function grantsOfCustomer(knex: Knex, customerId: string): Promise<
     payload: AdapterPayload;
     created_at: Date;
     last_used_at: Date | null;
-  }[] = await liveRows(await forReading(knex), 'Grant')
+  }[] = await liveRows(await reading(knex, 'Grant'), 'Grant')
     .andWhere({ customer_id: customerId })
     .orderBy('created_at', 'desc')
     .select('id', 'client_id', 'payload', 'created_at', 'last_used_at');
@@ -59,7 +71,7 @@ export async function latestGrantId(
   customerId: string,
   clientId: string,
 ): Promise<string | undefined> {
-  const row: { id: string } | undefined = await liveRows(await forReading(knex), 'Grant')
+  const row: { id: string } | undefined = await liveRows(await reading(knex, 'Grant'), 'Grant')
     .andWhere({ customer_id: customerId, client_id: clientId })
     // A payment's grant is its own; an ordinary one may hold the customer's account choice.
     .whereRaw(`NOT coalesce(payload->'rar' @> '[{"type":"payment_initiation"}]', false)`)
@@ -68,34 +80,12 @@ export async function latestGrantId(
   return row?.id;
 }
 
-/** How often last_used_at is written at most: the account pages need minutes, not milliseconds. */
-const LAST_USED_RESOLUTION_MS = 60_000;
-
-/** Grants this process wrote last_used_at for lately, and when: most token requests need not write it. */
-const recentlyMarked = new Map<string, number>();
-const RECENTLY_MARKED_KEPT = 10_000;
-
-/**
- * The last use to record for a grant used now, or undefined when this process recorded one less
- * than a minute ago (another node's record may be newer still, which is as good).
- */
-export function grantUseToRecord(
-  grantId: string,
-  now = new Date(),
-): { at: Date; unlessSince: Date } | undefined {
-  const marked = recentlyMarked.get(grantId);
-  if (marked !== undefined && now.getTime() - marked < LAST_USED_RESOLUTION_MS) return undefined;
-  if (recentlyMarked.size >= RECENTLY_MARKED_KEPT) recentlyMarked.clear();
-  recentlyMarked.set(grantId, now.getTime());
-  return { at: now, unlessSince: new Date(now.getTime() - LAST_USED_RESOLUTION_MS) };
-}
-
 /**
  * Ends the given grants at once: every code, access token and refresh token issued under them,
  * then the grants themselves. The app's next call anywhere fails.
  */
 export async function revokeGrants(knex: Knex, grantIds: string[]): Promise<void> {
-  const db = await forWriting(knex);
+  const db = await writing(knex);
   for (const grantId of grantIds) await revokeTokensOfGrant(db, grantId);
   if (grantIds.length) await db(TABLE).where({ kind: 'Grant' }).whereIn('id', grantIds).delete();
 }
@@ -103,7 +93,7 @@ export async function revokeGrants(knex: Knex, grantIds: string[]): Promise<void
 /** Ends every code and token issued under a grant but keeps the grant: the consent is remembered. */
 export async function revokeTokensOfGrant(knex: Knex, grantId: string): Promise<void> {
   // Only artefacts issued under a grant carry grant_id; the Grant row itself does not.
-  await deleteInBatches(await forWriting(knex), (query) => query.where({ grant_id: grantId }));
+  await deleteInBatches(await writing(knex), (query) => query.where({ grant_id: grantId }));
 }
 
 export interface CustomerSession {
@@ -113,7 +103,7 @@ export interface CustomerSession {
 }
 
 export async function sessionsOfCustomer(knex: Knex, customerId: string): Promise<CustomerSession[]> {
-  const rows: { payload: AdapterPayload }[] = await liveRows(await forReading(knex), 'Session')
+  const rows: { payload: AdapterPayload }[] = await liveRows(await reading(knex, 'Session'), 'Session')
     .andWhere({ customer_id: customerId })
     .orderBy('created_at', 'desc')
     .select('payload');

@@ -5,13 +5,14 @@ import { TABLE } from './table.ts';
 import { isTransactionId } from '../../db/transaction-outcome.ts';
 
 /**
- * The writes of one token-endpoint request to `oidc_models`, held back and made as one statement
- * when the request settles (src/db/request-transaction.ts `beforeCommit`): a refresh's consumed
- * token, its two new tokens and the grant's last use are one round trip instead of four, inside
- * the request's transaction (where it is the request's only write, that statement is the whole
- * transaction, committed a round trip sooner). The statement is atomic by itself: every held write happens only if
- * every held consume succeeds, and a consume that another request won first makes the whole
- * statement change nothing and throw `lostConsume`.
+ * The writes of one request to `oidc_models`, held back and made as one statement when the
+ * request settles (src/db/request-transaction.ts `beforeCommit`): a refresh's consumed token, its
+ * two new tokens and the grant's last use are one round trip instead of four; an authorization
+ * request resumed after consent ends its interaction, stores the code and renews the session in
+ * one. They are made inside the request's transaction (where they are the request's only write,
+ * that statement is the whole transaction, committed a round trip sooner). The statement is
+ * atomic by itself: every held write happens only if every held consume succeeds, and a consume
+ * that another request won first makes the whole statement change nothing and throw `lostConsume`.
  *
  * Two writes to one row cannot share a statement (its parts see one snapshot); such a batch is
  * made one write at a time, in the request's transaction.
@@ -32,8 +33,31 @@ export interface ModelRowWrite {
 export type HeldWrite =
   | { type: 'upsert'; row: ModelRowWrite }
   | { type: 'consume'; kind: string; id: string; at: Date }
+  | { type: 'destroy'; kind: string; id: string }
   | { type: 'grant-used'; grantId: string; at: Date; unlessSince: Date }
   | { type: 'prune-consumed'; grantId: string; keep: number };
+
+/** How often last_used_at is written at most: the account pages need minutes, not milliseconds. */
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+/** Grants this process wrote last_used_at for lately, and when: most token requests need not write it. */
+const recentlyMarked = new Map<string, number>();
+const RECENTLY_MARKED_KEPT = 10_000;
+
+/**
+ * The last use to record for a grant used now, or undefined when this process recorded one less
+ * than a minute ago (another node's record may be newer still, which is as good).
+ */
+export function grantUseToRecord(
+  grantId: string,
+  now = new Date(),
+): { at: Date; unlessSince: Date } | undefined {
+  const marked = recentlyMarked.get(grantId);
+  if (marked !== undefined && now.getTime() - marked < LAST_USED_RESOLUTION_MS) return undefined;
+  if (recentlyMarked.size >= RECENTLY_MARKED_KEPT) recentlyMarked.clear();
+  recentlyMarked.set(grantId, now.getTime());
+  return { at: now, unlessSince: new Date(now.getTime() - LAST_USED_RESOLUTION_MS) };
+}
 
 interface Statement {
   sql: string;
@@ -71,6 +95,11 @@ function statementOf(write: HeldWrite, condition: string): Statement {
         sql: `UPDATE ${TABLE} SET consumed_at = ? WHERE kind = ? AND id = ? AND consumed_at IS NULL RETURNING id`,
         bindings: [write.at, write.kind, write.id],
       };
+    case 'destroy':
+      return {
+        sql: `DELETE FROM ${TABLE} WHERE kind = ? AND id = ? AND ${condition}`,
+        bindings: [write.kind, write.id],
+      };
     case 'grant-used':
       return {
         sql: `UPDATE ${TABLE} SET last_used_at = ? WHERE kind = 'Grant' AND id = ?
@@ -92,9 +121,17 @@ function statementOf(write: HeldWrite, condition: string): Statement {
 /** The row a write touches, where it names one; a prune touches rows no other write does. */
 function rowKey(write: HeldWrite): string | undefined {
   if (write.type === 'upsert') return `${write.row.kind}:${write.row.id}`;
-  if (write.type === 'consume') return `${write.kind}:${write.id}`;
+  if (write.type === 'consume' || write.type === 'destroy') return `${write.kind}:${write.id}`;
   if (write.type === 'grant-used') return `Grant:${write.grantId}`;
   return undefined;
+}
+
+/** The kind of the rows a write changes. */
+export function kindWritten(write: HeldWrite): string {
+  if (write.type === 'upsert') return write.row.kind;
+  if (write.type === 'grant-used') return 'Grant';
+  if (write.type === 'prune-consumed') return 'RefreshToken';
+  return write.kind;
 }
 
 /** A later upsert of a row replaces an earlier one: both write every column. */
