@@ -111,6 +111,14 @@ function prefetchedGrants(): Map<string, AdapterPayload | null> | undefined {
   return requestStorage.getStore()?.prefetchedGrants;
 }
 
+/**
+ * A grant read by another query of this folder (grants-and-sessions.ts), for the request's next
+ * find of it: the read and the find are one round trip.
+ */
+export function prefetchGrant(grantId: string, payload: AdapterPayload): void {
+  prefetchedGrants()?.set(grantId, payload);
+}
+
 function forgetPrefetchedGrant(grantId: string): void {
   prefetchedGrants()?.delete(grantId);
 }

@@ -1,7 +1,7 @@
 import type { AdapterPayload } from 'oidc-provider';
 import type { Knex } from '../../db/knex.ts';
 import { forReading, forWriting } from '../../db/request-transaction.ts';
-import { makeHeldBackWritesNow } from './adapter.ts';
+import { makeHeldBackWritesNow, prefetchGrant } from './adapter.ts';
 import { TABLE, deleteInBatches, liveRows } from './table.ts';
 import { sharedIbans } from '../account-information.ts';
 
@@ -64,19 +64,24 @@ export async function grantsOfCustomer(knex: Knex, customerId: string): Promise<
 /**
  * The customer's newest live grant to this app, so that consent given once is remembered. A
  * payment's grant (one with a payment_initiation detail) was consent to that payment only: it is
- * never what the customer is remembered to have allowed.
+ * never what the customer is remembered to have allowed. The request's next find of the grant is
+ * answered with the row read here.
  */
 export async function latestGrantId(
   knex: Knex,
   customerId: string,
   clientId: string,
 ): Promise<string | undefined> {
-  const row: { id: string } | undefined = await liveRows(await reading(knex, 'Grant'), 'Grant')
+  const row: { id: string; payload: AdapterPayload } | undefined = await liveRows(
+    await reading(knex, 'Grant'),
+    'Grant',
+  )
     .andWhere({ customer_id: customerId, client_id: clientId })
     // A payment's grant is its own; an ordinary one may hold the customer's account choice.
     .whereRaw(`NOT coalesce(payload->'rar' @> '[{"type":"payment_initiation"}]', false)`)
     .orderBy('created_at', 'desc')
-    .first('id');
+    .first('id', 'payload');
+  if (row) prefetchGrant(row.id, row.payload);
   return row?.id;
 }
 
