@@ -27,7 +27,7 @@ import { transactionOutcome } from './transaction-outcome.ts';
  *   answers 503. Without this, a refresh committed unseen would be answered 503, and the app's
  *   retry of the same refresh token would look like reuse and end the grant.
  * - Writes an owner holds back (`beforeCommit`) are made when the request settles, inside its
- *   transaction (the token endpoint's writes, src/oidc/storage/held-writes.ts). Such work that
+ *   transaction (the writes to oidc_models, src/oidc/storage/held-writes.ts). Such work that
  *   fails fails the commit. Where the request has written nothing else and the held work is one
  *   statement, that statement is the whole transaction: it is made in PostgreSQL's implicit
  *   transaction and committed by the protocol's Sync (src/db/implicit-transaction.ts), a round
