@@ -12,7 +12,7 @@ describe('the ports the tests start their servers on', () => {
     expect(port).toBeGreaterThan(1024);
   });
 
-  it('are never handed out twice, and never while something listens there', async () => {
+  it('are never handed out twice, and one something listens on is not free', async () => {
     const ports = new Set<number>();
     const holders: net.Server[] = [];
     for (let i = 0; i < 20; i += 1) {

@@ -68,15 +68,6 @@ export async function standing(knex: Knex, keys: ThrottleKey[], now = new Date()
   };
 }
 
-/** The longest wait among these keys, or undefined if none is refused now. */
-export async function refusal(
-  knex: Knex,
-  keys: ThrottleKey[],
-  now = new Date(),
-): Promise<Refusal | undefined> {
-  return (await standing(knex, keys, now)).refusal;
-}
-
 export interface FailureOutcome {
   /** Set when this failure locked the key: for how long, and how many failures led to it. */
   locked?: { seconds: number; afterFailures: number };
@@ -168,7 +159,7 @@ async function purgeStaleThrottleRows(knex: Knex, policy: ThrottlePolicy, now = 
 export function clientSecretGuard(knex: Knex, rule: ThrottleRule) {
   return {
     async refusal(clientId: string): Promise<number | undefined> {
-      return (await refusal(knex, [clientKey(clientId)]))?.retryAfterSeconds;
+      return (await standing(knex, [clientKey(clientId)])).refusal?.retryAfterSeconds;
     },
     async failed(clientId: string): Promise<void> {
       await recordFailure(knex, clientKey(clientId), rule);

@@ -17,7 +17,7 @@ import { verifyCredentials } from '../../src/customers/customers.ts';
 import { auditRecorder } from '../../src/audit/events.ts';
 import { createLogger } from '../../src/log.ts';
 import { loadConfig } from '../../src/config.ts';
-import { lockSeconds, recordFailure, refusal, usernameKey } from '../../src/sign-in/throttle.ts';
+import { lockSeconds, recordFailure, standing, usernameKey } from '../../src/sign-in/throttle.ts';
 import { signInService } from '../../src/sign-in/sign-in.ts';
 
 /**
@@ -181,9 +181,9 @@ describe('the wait grows and is capped', () => {
       return outcome?.locked?.seconds;
     };
     expect(await lockAfterFive()).toBe(60);
-    expect((await refusal(passbook.knex, [key], now))?.retryAfterSeconds).toBe(60);
+    expect((await standing(passbook.knex, [key], now)).refusal?.retryAfterSeconds).toBe(60);
     now = new Date(now.getTime() + 61_000);
-    expect(await refusal(passbook.knex, [key], now)).toBeUndefined();
+    expect((await standing(passbook.knex, [key], now)).refusal).toBeUndefined();
     expect(await lockAfterFive()).toBe(120);
   });
 

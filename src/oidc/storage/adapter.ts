@@ -33,9 +33,9 @@ import type { LiveTokenCache, TokenWithGrant } from './live-tokens.ts';
  * (src/db/request-transaction.ts): a refresh's consume, its new tokens and the grant's last use
  * commit together, before the app sees any of them. Upserts and deletes (and the token
  * endpoint's consumes) are held back to the request's end and made there as one statement
- * (held-writes.ts); the request's reads of a kind make its held writes first. Access tokens, with their grants, are also
- * looked up in the process's live-token cache (live-tokens.ts) by requests that have written
- * nothing yet, such as introspection and UserInfo.
+ * (held-writes.ts); the request's reads of a kind make its held writes of that kind first.
+ * Access tokens, with their grants, are also looked up in the process's live-token cache
+ * (live-tokens.ts) by requests that have written nothing yet, such as introspection and UserInfo.
  */
 
 /** Consumed refresh tokens kept per grant, so that replaying a recent one is still recognised. */
