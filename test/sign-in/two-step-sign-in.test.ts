@@ -150,6 +150,21 @@ describe('with two-step verification on, sign-in asks for a code after the passw
     expect(refused.status).toBe(429);
     expect(refused.headers.get('retry-after')).toBeTruthy();
   });
+
+  test('the right code resets the count, as the right password does without two-step', async () => {
+    const customer = await createTwoStepCustomer(passbook);
+    for (let round = 0; round < 2; round += 1) {
+      const { agent, page } = await appSignIn();
+      let codePage = await agent.signIn(page, customer.username, customer.password);
+      for (let attempt = 0; attempt < 4; attempt += 1) {
+        codePage = await agent.submit(codePage, '/code', { code: '000000' });
+        expect(codePage.status).toBe(401);
+      }
+      const code = await nextAuthenticatorCode(customer.authenticatorSecret);
+      const signedIn = await agent.submit(codePage, '/code', { code });
+      expect(new URL(signedIn.url).pathname).toMatch(/^\/interaction\//);
+    }
+  });
 });
 
 describe('step-up: an app that needs two factors gets them from a one-factor session', () => {
