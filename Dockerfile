@@ -12,7 +12,6 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY src ./src
 COPY migrations ./migrations
-COPY views ./views
 COPY public ./public
 COPY scripts/compile-cache.ts scripts/start-script.ts ./scripts/
 # As `npm start`: modules come from Node.js's compile cache, filled here as the user the node runs

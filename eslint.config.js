@@ -10,6 +10,8 @@ export default tseslint.config(
       'coverage/',
       'public/',
       'examples/budget-buddy/public/',
+      // Compiled from views/*.pug by `npm run views`.
+      'src/http/page-templates.generated.ts',
     ],
   },
   js.configs.recommended,

@@ -15,6 +15,7 @@ import { throttlePurgeTask } from './sign-in/throttle.ts';
 import { auditRetentionPurgeTask } from './audit/events.ts';
 import { DEMO_CLIENT_ID, DEMO_CUSTOMER, DEMO_REDIRECT_URI, seedDemo, type DemoSeed } from './seed/demo.ts';
 import { createApp } from './server.ts';
+import { compiledPagesAreStale } from './http/views.ts';
 import { closeServer, finishesBy, requestListener } from './service/kit.ts';
 import { passbookMetrics } from './metrics/passbook.ts';
 import { serveMetrics, type MetricsServer } from './metrics/server.ts';
@@ -85,6 +86,9 @@ function startTokenCache(config: Config, database: Database, log: Logger): Token
 
 /** Database, migrations, optional demo seed, HTTP server, purge timer: a running Passbook. */
 export async function startPassbook(config: Config, log: Logger): Promise<RunningPassbook> {
+  if (config.env === 'development' && compiledPagesAreStale()) {
+    log.warn('views/ has changed since its pages were compiled: run `npm run views` to serve the change');
+  }
   const database = await openDatabase(config, log);
   let metricsServer: MetricsServer | undefined;
   let tokenCache: ReturnType<typeof startTokenCache> = undefined;

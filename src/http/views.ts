@@ -1,19 +1,11 @@
-import path from 'node:path';
-import pug from 'pug';
 import type { Context } from 'koa';
+import { PAGE_TEMPLATES, VIEWS_DIGEST } from './page-templates.generated.ts';
+import { viewsDigest } from './views-digest.ts';
 
-const VIEWS_DIR = path.resolve(import.meta.dirname, '../../views');
-
-const compiled = new Map<string, pug.compileTemplate>();
-
-function template(name: string): pug.compileTemplate {
-  let render = compiled.get(name);
-  if (!render) {
-    render = pug.compileFile(path.join(VIEWS_DIR, `${name}.pug`));
-    compiled.set(name, render);
-  }
-  return render;
-}
+/**
+ * The bank's pages, rendered from views/*.pug as compiled ahead of time by `npm run views` into
+ * src/http/page-templates.generated.ts: a node never loads pug's compiler.
+ */
 
 /** Renders views/<name>.pug as the response; every page extends views/layout.pug. */
 export function renderPage(
@@ -22,9 +14,19 @@ export function renderPage(
   locals: Record<string, unknown> = {},
   status?: number,
 ): void {
+  const render = PAGE_TEMPLATES[name];
+  if (!render) throw new Error(`no page template named ${JSON.stringify(name)}`);
   if (status) ctx.status = status;
   ctx.type = 'html';
-  ctx.body = template(name)(locals);
+  ctx.body = render(locals);
+}
+
+/**
+ * True when views/ holds other templates than the compiled ones, which is what a developer who
+ * edited a template and did not run `npm run views` would otherwise only notice by its absence.
+ */
+export function compiledPagesAreStale(): boolean {
+  return viewsDigest() !== VIEWS_DIGEST;
 }
 
 /** What the customer reads for an OAuth error code: a plain sentence, never internal detail. */
