@@ -26,8 +26,21 @@ interface HasMetadata {
   metadata(): ClientMetadata;
 }
 
+/**
+ * Each app's profile, read once per engine instance of the app: metadata() rebuilds every property
+ * on every call (a percent of a refresh's CPU), and the engine makes a new instance whenever the
+ * app's stored registration changes, so an instance's answer never goes stale.
+ */
+const profileOf = new WeakMap<HasMetadata, boolean>();
+
 function isFapiClient(client: HasMetadata | undefined): boolean {
-  return client?.metadata()[PROFILE_METADATA] === 'fapi2';
+  if (!client) return false;
+  let fapi = profileOf.get(client);
+  if (fapi === undefined) {
+    fapi = client.metadata()[PROFILE_METADATA] === 'fapi2';
+    profileOf.set(client, fapi);
+  }
+  return fapi;
 }
 
 /** features.fapi: profile 2.0 for FAPI apps, none for the others (and before the app is known). */
