@@ -1,6 +1,9 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import pug from 'pug';
+import buildRuntime from 'pug-runtime/build.js';
+import runtimeInternals from 'pug-runtime/lib/internals.js';
+import runtimeSources from 'pug-runtime/lib/sources.js';
 import { VIEWS_DIR, viewsDigest } from '../../src/http/views-digest.ts';
 
 /**
@@ -31,12 +34,26 @@ function functionName(page: string): string {
   return `render_${page.replace(/[^a-z0-9]/gi, '_')}`;
 }
 
-/** One page as a constant holding its render function; pug's runtime helpers stay inside it. */
+/**
+ * pug's runtime helpers (escaping, attributes, classes), written once for every page as the
+ * \`pug\` object the compiled pages call, so that the module holds no copy per page and needs no
+ * runtime package.
+ */
+function runtimeHelpers(): string {
+  const helpers = Object.keys(runtimeSources).filter((name) => !runtimeInternals[name]);
+  return [
+    buildRuntime(helpers),
+    `const pug = { ${helpers.map((name) => `${name}: pug_${name}`).join(', ')} };`,
+    '',
+  ].join('\n');
+}
+
+/** One page as a constant holding its render function. */
 function compiledPage(page: string): string {
   const source = pug.compileFileClient(path.join(VIEWS_DIR, `${page}.pug`), {
     name: 'render',
     compileDebug: false,
-    inlineRuntimeFunctions: true,
+    inlineRuntimeFunctions: false,
   });
   return `const ${functionName(page)} = (() => {\n${source}\nreturn render;\n})();\n`;
 }
@@ -50,6 +67,7 @@ export function compilePageTemplates(): string {
     '',
     `export const VIEWS_DIGEST = '${viewsDigest()}';`,
     '',
+    runtimeHelpers(),
     ...pages.map(compiledPage),
     'export const PAGE_TEMPLATES: Readonly<Record<string, (locals: Record<string, unknown>) => string>> = {',
     ...pages.map((page) => `  '${page}': ${functionName(page)},`),

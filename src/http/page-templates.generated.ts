@@ -4,18 +4,25 @@
 
 export const VIEWS_DIGEST = '608fce6d2e2eb19e1701ace4b72b6976de521db2f3ccaa61af63ae7eae71ed6a';
 
-const render_account = (() => {
 function pug_attr(t,e,n,r){if(!1===e||null==e||!e&&("class"===t||"style"===t))return"";if(!0===e)return" "+(r?t:t+'="'+t+'"');var f=typeof e;return"object"!==f&&"function"!==f||"function"!=typeof e.toJSON||(e=e.toJSON()),"string"==typeof e||(e=JSON.stringify(e),n||-1===e.indexOf('"'))?(n&&(e=pug_escape(e))," "+t+'="'+e+'"'):" "+t+"='"+e.replace(/'/g,"&#39;")+"'"}
+function pug_attrs(t,r){var a="";for(var s in t)if(pug_has_own_property.call(t,s)){var u=t[s];if("class"===s){u=pug_classes(u),a=pug_attr(s,u,!1,r)+a;continue}"style"===s&&(u=pug_style(u)),a+=pug_attr(s,u,!1,r)}return a}
 function pug_classes(s,r){return Array.isArray(s)?pug_classes_array(s,r):s&&"object"==typeof s?pug_classes_object(s):s||""}
 function pug_classes_array(r,a){for(var s,e="",u="",c=Array.isArray(a),g=0;g<r.length;g++)(s=pug_classes(r[g]))&&(c&&a[g]&&(s=pug_escape(s)),e=e+u+s,u=" ");return e}
 function pug_classes_object(r){var a="",n="";for(var o in r)o&&r[o]&&pug_has_own_property.call(r,o)&&(a=a+n+o,n=" ");return a}
 function pug_escape(e){var a=""+e,t=pug_match_html.exec(a);if(!t)return e;var r,c,n,s="";for(r=t.index,c=0;r<a.length;r++){switch(a.charCodeAt(r)){case 34:n="&quot;";break;case 38:n="&amp;";break;case 60:n="&lt;";break;case 62:n="&gt;";break;default:continue}c!==r&&(s+=a.substring(c,r)),c=r+1,s+=n}return c!==r?s+a.substring(c,r):s}
 var pug_has_own_property=Object.prototype.hasOwnProperty;
-var pug_match_html=/["&<>]/;function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
+var pug_match_html=/["&<>]/;
+function pug_merge(e,r){if(1===arguments.length){for(var t=e[0],g=1;g<e.length;g++)t=pug_merge(t,e[g]);return t}for(var l in r)if("class"===l){var n=e[l]||[];e[l]=(Array.isArray(n)?n:[n]).concat(r[l]||[])}else if("style"===l){var n=pug_style(e[l]);n=n&&";"!==n[n.length-1]?n+";":n;var a=pug_style(r[l]);a=a&&";"!==a[a.length-1]?a+";":a,e[l]=n+a}else e[l]=r[l];return e}
+function pug_rethrow(e,n,r,t){if(!(e instanceof Error))throw e;if(!("undefined"==typeof window&&n||t))throw e.message+=" on line "+r,e;var o,a,i,s;try{t=t||require("fs").readFileSync(n,{encoding:"utf8"}),o=3,a=t.split("\n"),i=Math.max(r-o,0),s=Math.min(a.length,r+o)}catch(t){return e.message+=" - could not read from "+n+" ("+t.message+")",void pug_rethrow(e,null,r)}o=a.slice(i,s).map(function(e,n){var t=n+i+1;return(t==r?"  > ":"    ")+t+"| "+e}).join("\n"),e.path=n;try{e.message=(n||"Pug")+":"+r+"\n"+o+"\n\n"+e.message}catch(e){}throw e}
+function pug_style(r){if(!r)return"";if("object"==typeof r){var t="";for(var e in r)pug_has_own_property.call(r,e)&&(t=t+e+":"+r[e]+";");return t}return r+""}
+const pug = { merge: pug_merge, classes: pug_classes, style: pug_style, attr: pug_attr, attrs: pug_attrs, escape: pug_escape, rethrow: pug_rethrow };
+
+const render_account = (() => {
+function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
     var locals_for_with = (locals || {});
     
     (function (activity, apps, csrf, customerName, encodeURIComponent, sessions, title, wide) {
-      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug_escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug_attr("class", pug_classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Cdiv class=\"account-head\"\u003E\u003Cdiv\u003E\u003Ch1\u003EYour account\u003C\u002Fh1\u003E\u003Cp class=\"lead\"\u003ESigned in as " + (pug_escape(null == (pug_interp = customerName) ? "" : pug_interp)) + "\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E\u003Cdiv class=\"account-actions\"\u003E\u003Ca class=\"secondary-link\" href=\"\u002Faccount\u002Fsecurity\"\u003ESecurity\u003C\u002Fa\u003E\u003Cform method=\"post\" action=\"\u002Faccount\u002Fsign-out\"\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E\u003Cbutton class=\"secondary compact\" type=\"submit\"\u003ESign out\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003C\u002Fdiv\u003E\u003C\u002Fdiv\u003E\u003Csection aria-labelledby=\"apps-heading\"\u003E\u003Ch2 id=\"apps-heading\"\u003EConnected apps\u003C\u002Fh2\u003E";
+      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug.escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug.attr("class", pug.classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Cdiv class=\"account-head\"\u003E\u003Cdiv\u003E\u003Ch1\u003EYour account\u003C\u002Fh1\u003E\u003Cp class=\"lead\"\u003ESigned in as " + (pug.escape(null == (pug_interp = customerName) ? "" : pug_interp)) + "\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E\u003Cdiv class=\"account-actions\"\u003E\u003Ca class=\"secondary-link\" href=\"\u002Faccount\u002Fsecurity\"\u003ESecurity\u003C\u002Fa\u003E\u003Cform method=\"post\" action=\"\u002Faccount\u002Fsign-out\"\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E\u003Cbutton class=\"secondary compact\" type=\"submit\"\u003ESign out\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003C\u002Fdiv\u003E\u003C\u002Fdiv\u003E\u003Csection aria-labelledby=\"apps-heading\"\u003E\u003Ch2 id=\"apps-heading\"\u003EConnected apps\u003C\u002Fh2\u003E";
 if (apps.length) {
 pug_html = pug_html + "\u003Cul class=\"rows\"\u003E";
 // iterate apps
@@ -24,68 +31,68 @@ pug_html = pug_html + "\u003Cul class=\"rows\"\u003E";
   if ('number' == typeof $$obj.length) {
       for (var pug_index0 = 0, $$l = $$obj.length; pug_index0 < $$l; pug_index0++) {
         var app = $$obj[pug_index0];
-pug_html = pug_html + "\u003Cli class=\"row\"\u003E\u003Cdiv class=\"row-main\"\u003E\u003Ch3\u003E" + (pug_escape(null == (pug_interp = app.name) ? "" : pug_interp)) + "\u003C\u002Fh3\u003E\u003Cp class=\"muted\"\u003EConnected " + (pug_escape(null == (pug_interp = app.grantedAt) ? "" : pug_interp)) + " · last active " + (pug_escape(null == (pug_interp = app.lastUsedAt) ? "" : pug_interp)) + "\u003C\u002Fp\u003E\u003Cul class=\"permissions compact\"\u003E";
+pug_html = pug_html + "\u003Cli class=\"row\"\u003E\u003Cdiv class=\"row-main\"\u003E\u003Ch3\u003E" + (pug.escape(null == (pug_interp = app.name) ? "" : pug_interp)) + "\u003C\u002Fh3\u003E\u003Cp class=\"muted\"\u003EConnected " + (pug.escape(null == (pug_interp = app.grantedAt) ? "" : pug_interp)) + " · last active " + (pug.escape(null == (pug_interp = app.lastUsedAt) ? "" : pug_interp)) + "\u003C\u002Fp\u003E\u003Cul class=\"permissions compact\"\u003E";
 // iterate app.permissions
 ;(function(){
   var $$obj = app.permissions;
   if ('number' == typeof $$obj.length) {
       for (var pug_index1 = 0, $$l = $$obj.length; pug_index1 < $$l; pug_index1++) {
         var wording = $$obj[pug_index1];
-pug_html = pug_html + "\u003Cli\u003E" + (pug_escape(null == (pug_interp = wording) ? "" : pug_interp)) + "\u003C\u002Fli\u003E";
+pug_html = pug_html + "\u003Cli\u003E" + (pug.escape(null == (pug_interp = wording) ? "" : pug_interp)) + "\u003C\u002Fli\u003E";
       }
   } else {
     var $$l = 0;
     for (var pug_index1 in $$obj) {
       $$l++;
       var wording = $$obj[pug_index1];
-pug_html = pug_html + "\u003Cli\u003E" + (pug_escape(null == (pug_interp = wording) ? "" : pug_interp)) + "\u003C\u002Fli\u003E";
+pug_html = pug_html + "\u003Cli\u003E" + (pug.escape(null == (pug_interp = wording) ? "" : pug_interp)) + "\u003C\u002Fli\u003E";
     }
   }
 }).call(this);
 
 pug_html = pug_html + "\u003C\u002Ful\u003E";
 if (app.accounts.length) {
-pug_html = pug_html + "\u003Cp class=\"muted shared-accounts\"\u003ESees " + (pug_escape(null == (pug_interp = app.accounts.join(', ')) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"muted shared-accounts\"\u003ESees " + (pug.escape(null == (pug_interp = app.accounts.join(', ')) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
 }
 else
 if (app.readsAccounts) {
 pug_html = pug_html + "\u003Cp class=\"muted shared-accounts\"\u003ESees none of your accounts\u003C\u002Fp\u003E";
 }
-pug_html = pug_html + "\u003C\u002Fdiv\u003E\u003Cform" + (" method=\"post\""+pug_attr("action", `/account/apps/${encodeURIComponent(app.clientId)}/revoke`, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E\u003Cbutton" + (" class=\"danger\""+" type=\"submit\""+pug_attr("aria-label", `Revoke ${app.name}`, true, true)) + "\u003ERevoke\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003C\u002Fli\u003E";
+pug_html = pug_html + "\u003C\u002Fdiv\u003E\u003Cform" + (" method=\"post\""+pug.attr("action", `/account/apps/${encodeURIComponent(app.clientId)}/revoke`, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E\u003Cbutton" + (" class=\"danger\""+" type=\"submit\""+pug.attr("aria-label", `Revoke ${app.name}`, true, true)) + "\u003ERevoke\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003C\u002Fli\u003E";
       }
   } else {
     var $$l = 0;
     for (var pug_index0 in $$obj) {
       $$l++;
       var app = $$obj[pug_index0];
-pug_html = pug_html + "\u003Cli class=\"row\"\u003E\u003Cdiv class=\"row-main\"\u003E\u003Ch3\u003E" + (pug_escape(null == (pug_interp = app.name) ? "" : pug_interp)) + "\u003C\u002Fh3\u003E\u003Cp class=\"muted\"\u003EConnected " + (pug_escape(null == (pug_interp = app.grantedAt) ? "" : pug_interp)) + " · last active " + (pug_escape(null == (pug_interp = app.lastUsedAt) ? "" : pug_interp)) + "\u003C\u002Fp\u003E\u003Cul class=\"permissions compact\"\u003E";
+pug_html = pug_html + "\u003Cli class=\"row\"\u003E\u003Cdiv class=\"row-main\"\u003E\u003Ch3\u003E" + (pug.escape(null == (pug_interp = app.name) ? "" : pug_interp)) + "\u003C\u002Fh3\u003E\u003Cp class=\"muted\"\u003EConnected " + (pug.escape(null == (pug_interp = app.grantedAt) ? "" : pug_interp)) + " · last active " + (pug.escape(null == (pug_interp = app.lastUsedAt) ? "" : pug_interp)) + "\u003C\u002Fp\u003E\u003Cul class=\"permissions compact\"\u003E";
 // iterate app.permissions
 ;(function(){
   var $$obj = app.permissions;
   if ('number' == typeof $$obj.length) {
       for (var pug_index2 = 0, $$l = $$obj.length; pug_index2 < $$l; pug_index2++) {
         var wording = $$obj[pug_index2];
-pug_html = pug_html + "\u003Cli\u003E" + (pug_escape(null == (pug_interp = wording) ? "" : pug_interp)) + "\u003C\u002Fli\u003E";
+pug_html = pug_html + "\u003Cli\u003E" + (pug.escape(null == (pug_interp = wording) ? "" : pug_interp)) + "\u003C\u002Fli\u003E";
       }
   } else {
     var $$l = 0;
     for (var pug_index2 in $$obj) {
       $$l++;
       var wording = $$obj[pug_index2];
-pug_html = pug_html + "\u003Cli\u003E" + (pug_escape(null == (pug_interp = wording) ? "" : pug_interp)) + "\u003C\u002Fli\u003E";
+pug_html = pug_html + "\u003Cli\u003E" + (pug.escape(null == (pug_interp = wording) ? "" : pug_interp)) + "\u003C\u002Fli\u003E";
     }
   }
 }).call(this);
 
 pug_html = pug_html + "\u003C\u002Ful\u003E";
 if (app.accounts.length) {
-pug_html = pug_html + "\u003Cp class=\"muted shared-accounts\"\u003ESees " + (pug_escape(null == (pug_interp = app.accounts.join(', ')) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"muted shared-accounts\"\u003ESees " + (pug.escape(null == (pug_interp = app.accounts.join(', ')) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
 }
 else
 if (app.readsAccounts) {
 pug_html = pug_html + "\u003Cp class=\"muted shared-accounts\"\u003ESees none of your accounts\u003C\u002Fp\u003E";
 }
-pug_html = pug_html + "\u003C\u002Fdiv\u003E\u003Cform" + (" method=\"post\""+pug_attr("action", `/account/apps/${encodeURIComponent(app.clientId)}/revoke`, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E\u003Cbutton" + (" class=\"danger\""+" type=\"submit\""+pug_attr("aria-label", `Revoke ${app.name}`, true, true)) + "\u003ERevoke\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003C\u002Fli\u003E";
+pug_html = pug_html + "\u003C\u002Fdiv\u003E\u003Cform" + (" method=\"post\""+pug.attr("action", `/account/apps/${encodeURIComponent(app.clientId)}/revoke`, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E\u003Cbutton" + (" class=\"danger\""+" type=\"submit\""+pug.attr("aria-label", `Revoke ${app.name}`, true, true)) + "\u003ERevoke\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003C\u002Fli\u003E";
     }
   }
 }).call(this);
@@ -102,13 +109,13 @@ pug_html = pug_html + "\u003C\u002Fsection\u003E\u003Csection aria-labelledby=\"
   if ('number' == typeof $$obj.length) {
       for (var pug_index3 = 0, $$l = $$obj.length; pug_index3 < $$l; pug_index3++) {
         var open = $$obj[pug_index3];
-pug_html = pug_html + ("\u003Cli class=\"row\"\u003E\u003Cdiv class=\"row-main\"\u003E\u003Ch3\u003E" + (pug_escape(null == (pug_interp = open.device) ? "" : pug_interp)));
+pug_html = pug_html + ("\u003Cli class=\"row\"\u003E\u003Cdiv class=\"row-main\"\u003E\u003Ch3\u003E" + (pug.escape(null == (pug_interp = open.device) ? "" : pug_interp)));
 if (open.current) {
 pug_html = pug_html + "\u003Cspan class=\"badge\"\u003EThis device\u003C\u002Fspan\u003E";
 }
-pug_html = pug_html + "\u003C\u002Fh3\u003E\u003Cp class=\"muted\"\u003ESigned in " + (pug_escape(null == (pug_interp = open.signedInAt) ? "" : pug_interp)) + " from " + (pug_escape(null == (pug_interp = open.ip) ? "" : pug_interp)) + "\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E";
+pug_html = pug_html + "\u003C\u002Fh3\u003E\u003Cp class=\"muted\"\u003ESigned in " + (pug.escape(null == (pug_interp = open.signedInAt) ? "" : pug_interp)) + " from " + (pug.escape(null == (pug_interp = open.ip) ? "" : pug_interp)) + "\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E";
 if (!open.current) {
-pug_html = pug_html + "\u003Cform" + (" method=\"post\""+pug_attr("action", `/account/sessions/${encodeURIComponent(open.uid)}/sign-out`, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E\u003Cbutton class=\"secondary compact\" type=\"submit\"\u003ESign out\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
+pug_html = pug_html + "\u003Cform" + (" method=\"post\""+pug.attr("action", `/account/sessions/${encodeURIComponent(open.uid)}/sign-out`, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E\u003Cbutton class=\"secondary compact\" type=\"submit\"\u003ESign out\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
 }
 pug_html = pug_html + "\u003C\u002Fli\u003E";
       }
@@ -117,13 +124,13 @@ pug_html = pug_html + "\u003C\u002Fli\u003E";
     for (var pug_index3 in $$obj) {
       $$l++;
       var open = $$obj[pug_index3];
-pug_html = pug_html + ("\u003Cli class=\"row\"\u003E\u003Cdiv class=\"row-main\"\u003E\u003Ch3\u003E" + (pug_escape(null == (pug_interp = open.device) ? "" : pug_interp)));
+pug_html = pug_html + ("\u003Cli class=\"row\"\u003E\u003Cdiv class=\"row-main\"\u003E\u003Ch3\u003E" + (pug.escape(null == (pug_interp = open.device) ? "" : pug_interp)));
 if (open.current) {
 pug_html = pug_html + "\u003Cspan class=\"badge\"\u003EThis device\u003C\u002Fspan\u003E";
 }
-pug_html = pug_html + "\u003C\u002Fh3\u003E\u003Cp class=\"muted\"\u003ESigned in " + (pug_escape(null == (pug_interp = open.signedInAt) ? "" : pug_interp)) + " from " + (pug_escape(null == (pug_interp = open.ip) ? "" : pug_interp)) + "\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E";
+pug_html = pug_html + "\u003C\u002Fh3\u003E\u003Cp class=\"muted\"\u003ESigned in " + (pug.escape(null == (pug_interp = open.signedInAt) ? "" : pug_interp)) + " from " + (pug.escape(null == (pug_interp = open.ip) ? "" : pug_interp)) + "\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E";
 if (!open.current) {
-pug_html = pug_html + "\u003Cform" + (" method=\"post\""+pug_attr("action", `/account/sessions/${encodeURIComponent(open.uid)}/sign-out`, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E\u003Cbutton class=\"secondary compact\" type=\"submit\"\u003ESign out\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
+pug_html = pug_html + "\u003Cform" + (" method=\"post\""+pug.attr("action", `/account/sessions/${encodeURIComponent(open.uid)}/sign-out`, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E\u003Cbutton class=\"secondary compact\" type=\"submit\"\u003ESign out\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
 }
 pug_html = pug_html + "\u003C\u002Fli\u003E";
     }
@@ -132,7 +139,7 @@ pug_html = pug_html + "\u003C\u002Fli\u003E";
 
 pug_html = pug_html + "\u003C\u002Ful\u003E";
 if (sessions.length > 1) {
-pug_html = pug_html + "\u003Cform method=\"post\" action=\"\u002Faccount\u002Fsessions\u002Fsign-out-others\"\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E\u003Cbutton class=\"secondary\" type=\"submit\"\u003ESign out everywhere else\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
+pug_html = pug_html + "\u003Cform method=\"post\" action=\"\u002Faccount\u002Fsessions\u002Fsign-out-others\"\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E\u003Cbutton class=\"secondary\" type=\"submit\"\u003ESign out everywhere else\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
 }
 pug_html = pug_html + "\u003C\u002Fsection\u003E\u003Csection aria-labelledby=\"activity-heading\"\u003E\u003Ch2 id=\"activity-heading\"\u003ERecent activity\u003C\u002Fh2\u003E";
 if (activity.length) {
@@ -143,9 +150,9 @@ pug_html = pug_html + "\u003Cul class=\"rows activity\"\u003E";
   if ('number' == typeof $$obj.length) {
       for (var pug_index4 = 0, $$l = $$obj.length; pug_index4 < $$l; pug_index4++) {
         var item = $$obj[pug_index4];
-pug_html = pug_html + ("\u003Cli class=\"row\"\u003E\u003Cdiv class=\"row-main\"\u003E\u003Cp\u003E\u003Cstrong\u003E" + (pug_escape(null == (pug_interp = item.what) ? "" : pug_interp)) + "\u003C\u002Fstrong\u003E\u003C\u002Fp\u003E\u003Cp class=\"muted\"\u003E" + (pug_escape(null == (pug_interp = item.when) ? "" : pug_interp)));
+pug_html = pug_html + ("\u003Cli class=\"row\"\u003E\u003Cdiv class=\"row-main\"\u003E\u003Cp\u003E\u003Cstrong\u003E" + (pug.escape(null == (pug_interp = item.what) ? "" : pug_interp)) + "\u003C\u002Fstrong\u003E\u003C\u002Fp\u003E\u003Cp class=\"muted\"\u003E" + (pug.escape(null == (pug_interp = item.when) ? "" : pug_interp)));
 if (item.where) {
-pug_html = pug_html + (" · " + (pug_escape(null == (pug_interp = item.where) ? "" : pug_interp)));
+pug_html = pug_html + (" · " + (pug.escape(null == (pug_interp = item.where) ? "" : pug_interp)));
 }
 pug_html = pug_html + "\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E\u003C\u002Fli\u003E";
       }
@@ -154,9 +161,9 @@ pug_html = pug_html + "\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E\u003C\u002Fli\u0
     for (var pug_index4 in $$obj) {
       $$l++;
       var item = $$obj[pug_index4];
-pug_html = pug_html + ("\u003Cli class=\"row\"\u003E\u003Cdiv class=\"row-main\"\u003E\u003Cp\u003E\u003Cstrong\u003E" + (pug_escape(null == (pug_interp = item.what) ? "" : pug_interp)) + "\u003C\u002Fstrong\u003E\u003C\u002Fp\u003E\u003Cp class=\"muted\"\u003E" + (pug_escape(null == (pug_interp = item.when) ? "" : pug_interp)));
+pug_html = pug_html + ("\u003Cli class=\"row\"\u003E\u003Cdiv class=\"row-main\"\u003E\u003Cp\u003E\u003Cstrong\u003E" + (pug.escape(null == (pug_interp = item.what) ? "" : pug_interp)) + "\u003C\u002Fstrong\u003E\u003C\u002Fp\u003E\u003Cp class=\"muted\"\u003E" + (pug.escape(null == (pug_interp = item.when) ? "" : pug_interp)));
 if (item.where) {
-pug_html = pug_html + (" · " + (pug_escape(null == (pug_interp = item.where) ? "" : pug_interp)));
+pug_html = pug_html + (" · " + (pug.escape(null == (pug_interp = item.where) ? "" : pug_interp)));
 }
 pug_html = pug_html + "\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E\u003C\u002Fli\u003E";
     }
@@ -191,19 +198,13 @@ return render;
 })();
 
 const render_consent = (() => {
-function pug_attr(t,e,n,r){if(!1===e||null==e||!e&&("class"===t||"style"===t))return"";if(!0===e)return" "+(r?t:t+'="'+t+'"');var f=typeof e;return"object"!==f&&"function"!==f||"function"!=typeof e.toJSON||(e=e.toJSON()),"string"==typeof e||(e=JSON.stringify(e),n||-1===e.indexOf('"'))?(n&&(e=pug_escape(e))," "+t+'="'+e+'"'):" "+t+"='"+e.replace(/'/g,"&#39;")+"'"}
-function pug_classes(s,r){return Array.isArray(s)?pug_classes_array(s,r):s&&"object"==typeof s?pug_classes_object(s):s||""}
-function pug_classes_array(r,a){for(var s,e="",u="",c=Array.isArray(a),g=0;g<r.length;g++)(s=pug_classes(r[g]))&&(c&&a[g]&&(s=pug_escape(s)),e=e+u+s,u=" ");return e}
-function pug_classes_object(r){var a="",n="";for(var o in r)o&&r[o]&&pug_has_own_property.call(r,o)&&(a=a+n+o,n=" ");return a}
-function pug_escape(e){var a=""+e,t=pug_match_html.exec(a);if(!t)return e;var r,c,n,s="";for(r=t.index,c=0;r<a.length;r++){switch(a.charCodeAt(r)){case 34:n="&quot;";break;case 38:n="&amp;";break;case 60:n="&lt;";break;case 62:n="&gt;";break;default:continue}c!==r&&(s+=a.substring(c,r)),c=r+1,s+=n}return c!==r?s+a.substring(c,r):s}
-var pug_has_own_property=Object.prototype.hasOwnProperty;
-var pug_match_html=/["&<>]/;function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
+function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
     var locals_for_with = (locals || {});
     
     (function (accounts, accountsUnavailable, clientName, csrf, customerName, error, permissions, readsAccounts, sensitive, title, uid, wide) {
-      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug_escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug_attr("class", pug_classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003EAllow " + (pug_escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " to:\u003C\u002Fh1\u003E";
+      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug.escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug.attr("class", pug.classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003EAllow " + (pug.escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " to:\u003C\u002Fh1\u003E";
 if (!permissions.some((permission) => !permission.alreadyAllowed)) {
-pug_html = pug_html + "\u003Cp class=\"muted\"\u003E" + (pug_escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " already has these permissions and asks you to confirm them.\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"muted\"\u003E" + (pug.escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " already has these permissions and asks you to confirm them.\u003C\u002Fp\u003E";
 }
 pug_html = pug_html + "\u003Cul class=\"permissions\"\u003E";
 // iterate permissions
@@ -212,7 +213,7 @@ pug_html = pug_html + "\u003Cul class=\"permissions\"\u003E";
   if ('number' == typeof $$obj.length) {
       for (var pug_index0 = 0, $$l = $$obj.length; pug_index0 < $$l; pug_index0++) {
         var permission = $$obj[pug_index0];
-pug_html = pug_html + "\u003Cli" + (pug_attr("class", pug_classes([permission.alreadyAllowed ? 'already' : undefined], [true]), false, true)) + "\u003E\u003Cspan class=\"wording\"\u003E" + (pug_escape(null == (pug_interp = permission.wording) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E";
+pug_html = pug_html + "\u003Cli" + (pug.attr("class", pug.classes([permission.alreadyAllowed ? 'already' : undefined], [true]), false, true)) + "\u003E\u003Cspan class=\"wording\"\u003E" + (pug.escape(null == (pug_interp = permission.wording) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E";
 if (permission.alreadyAllowed) {
 pug_html = pug_html + "\u003Cspan class=\"tag\"\u003E(already allowed)\u003C\u002Fspan\u003E";
 }
@@ -223,7 +224,7 @@ pug_html = pug_html + "\u003C\u002Fli\u003E";
     for (var pug_index0 in $$obj) {
       $$l++;
       var permission = $$obj[pug_index0];
-pug_html = pug_html + "\u003Cli" + (pug_attr("class", pug_classes([permission.alreadyAllowed ? 'already' : undefined], [true]), false, true)) + "\u003E\u003Cspan class=\"wording\"\u003E" + (pug_escape(null == (pug_interp = permission.wording) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E";
+pug_html = pug_html + "\u003Cli" + (pug.attr("class", pug.classes([permission.alreadyAllowed ? 'already' : undefined], [true]), false, true)) + "\u003E\u003Cspan class=\"wording\"\u003E" + (pug.escape(null == (pug_interp = permission.wording) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E";
 if (permission.alreadyAllowed) {
 pug_html = pug_html + "\u003Cspan class=\"tag\"\u003E(already allowed)\u003C\u002Fspan\u003E";
 }
@@ -234,42 +235,42 @@ pug_html = pug_html + "\u003C\u002Fli\u003E";
 
 pug_html = pug_html + "\u003C\u002Ful\u003E";
 if (sensitive.length) {
-pug_html = pug_html + "\u003Cp class=\"warning\" role=\"note\"\u003E\u003Cstrong\u003ETake care:\u003C\u002Fstrong\u003E " + (pug_escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " is asking to " + (pug_escape(null == (pug_interp = sensitive.join(' and ').toLowerCase()) ? "" : pug_interp)) + ". Only allow this if you trust it.\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"warning\" role=\"note\"\u003E\u003Cstrong\u003ETake care:\u003C\u002Fstrong\u003E " + (pug.escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " is asking to " + (pug.escape(null == (pug_interp = sensitive.join(' and ').toLowerCase()) ? "" : pug_interp)) + ". Only allow this if you trust it.\u003C\u002Fp\u003E";
 }
-pug_html = pug_html + "\u003Cp class=\"muted\"\u003ESigned in as \u003Cstrong\u003E" + (pug_escape(null == (pug_interp = customerName) ? "" : pug_interp)) + "\u003C\u002Fstrong\u003E. You can disconnect " + (pug_escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " at any time from your account pages.\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"muted\"\u003ESigned in as \u003Cstrong\u003E" + (pug.escape(null == (pug_interp = customerName) ? "" : pug_interp)) + "\u003C\u002Fstrong\u003E. You can disconnect " + (pug.escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " at any time from your account pages.\u003C\u002Fp\u003E";
 if (error) {
-pug_html = pug_html + "\u003Cp class=\"alert\" role=\"alert\"\u003E" + (pug_escape(null == (pug_interp = error) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"alert\" role=\"alert\"\u003E" + (pug.escape(null == (pug_interp = error) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
 }
-pug_html = pug_html + "\u003Cform" + (" method=\"post\""+pug_attr("action", `/interaction/${uid}/consent`, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E";
+pug_html = pug_html + "\u003Cform" + (" method=\"post\""+pug.attr("action", `/interaction/${uid}/consent`, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E";
 if (readsAccounts) {
 if (accounts.length) {
-pug_html = pug_html + "\u003Cfieldset class=\"accounts\"\u003E\u003Clegend\u003EWhich accounts may " + (pug_escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " see?\u003C\u002Flegend\u003E";
+pug_html = pug_html + "\u003Cfieldset class=\"accounts\"\u003E\u003Clegend\u003EWhich accounts may " + (pug.escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " see?\u003C\u002Flegend\u003E";
 // iterate accounts
 ;(function(){
   var $$obj = accounts;
   if ('number' == typeof $$obj.length) {
       for (var pug_index1 = 0, $$l = $$obj.length; pug_index1 < $$l; pug_index1++) {
         var account = $$obj[pug_index1];
-pug_html = pug_html + "\u003Clabel class=\"account\"\u003E\u003Cinput" + (" type=\"checkbox\" name=\"account\""+pug_attr("value", account.iban, true, true)+pug_attr("checked", account.ticked, true, true)) + "\u003E\u003Cspan class=\"name\"\u003E" + (pug_escape(null == (pug_interp = account.name) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E \u003Cspan class=\"iban\"\u003E" + (pug_escape(null == (pug_interp = account.groupedIban) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E\u003C\u002Flabel\u003E";
+pug_html = pug_html + "\u003Clabel class=\"account\"\u003E\u003Cinput" + (" type=\"checkbox\" name=\"account\""+pug.attr("value", account.iban, true, true)+pug.attr("checked", account.ticked, true, true)) + "\u003E\u003Cspan class=\"name\"\u003E" + (pug.escape(null == (pug_interp = account.name) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E \u003Cspan class=\"iban\"\u003E" + (pug.escape(null == (pug_interp = account.groupedIban) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E\u003C\u002Flabel\u003E";
       }
   } else {
     var $$l = 0;
     for (var pug_index1 in $$obj) {
       $$l++;
       var account = $$obj[pug_index1];
-pug_html = pug_html + "\u003Clabel class=\"account\"\u003E\u003Cinput" + (" type=\"checkbox\" name=\"account\""+pug_attr("value", account.iban, true, true)+pug_attr("checked", account.ticked, true, true)) + "\u003E\u003Cspan class=\"name\"\u003E" + (pug_escape(null == (pug_interp = account.name) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E \u003Cspan class=\"iban\"\u003E" + (pug_escape(null == (pug_interp = account.groupedIban) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E\u003C\u002Flabel\u003E";
+pug_html = pug_html + "\u003Clabel class=\"account\"\u003E\u003Cinput" + (" type=\"checkbox\" name=\"account\""+pug.attr("value", account.iban, true, true)+pug.attr("checked", account.ticked, true, true)) + "\u003E\u003Cspan class=\"name\"\u003E" + (pug.escape(null == (pug_interp = account.name) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E \u003Cspan class=\"iban\"\u003E" + (pug.escape(null == (pug_interp = account.groupedIban) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E\u003C\u002Flabel\u003E";
     }
   }
 }).call(this);
 
-pug_html = pug_html + "\u003Cp class=\"muted\"\u003E" + (pug_escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " sees only the accounts you tick, and their transactions.\u003C\u002Fp\u003E\u003C\u002Ffieldset\u003E";
+pug_html = pug_html + "\u003Cp class=\"muted\"\u003E" + (pug.escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " sees only the accounts you tick, and their transactions.\u003C\u002Fp\u003E\u003C\u002Ffieldset\u003E";
 }
 else
 if (accountsUnavailable) {
-pug_html = pug_html + "\u003Cp class=\"muted\" role=\"note\"\u003EYour accounts cannot be listed right now, so " + (pug_escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " will see none of them. To choose later, disconnect it from your account pages and connect it again.\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"muted\" role=\"note\"\u003EYour accounts cannot be listed right now, so " + (pug.escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " will see none of them. To choose later, disconnect it from your account pages and connect it again.\u003C\u002Fp\u003E";
 }
 else {
-pug_html = pug_html + "\u003Cp class=\"muted\"\u003EYou have no accounts for " + (pug_escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " to see.\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"muted\"\u003EYou have no accounts for " + (pug.escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " to see.\u003C\u002Fp\u003E";
 }
 }
 pug_html = pug_html + "\u003Cdiv class=\"buttons\"\u003E\u003Cbutton class=\"primary\" type=\"submit\" name=\"decision\" value=\"allow\"\u003EAllow\u003C\u002Fbutton\u003E\u003Cbutton class=\"secondary\" type=\"submit\" name=\"decision\" value=\"deny\"\u003EDeny\u003C\u002Fbutton\u003E\u003C\u002Fdiv\u003E\u003C\u002Fform\u003E\u003C\u002Fmain\u003E\u003Cfooter class=\"bank-footer\"\u003E\u003Cp\u003EThis is the bank's own page. Check the address bar before you type your password.\u003C\u002Fp\u003E\u003C\u002Ffooter\u003E\u003C\u002Fbody\u003E\u003C\u002Fhtml\u003E";
@@ -303,17 +304,11 @@ return render;
 })();
 
 const render_error = (() => {
-function pug_attr(t,e,n,r){if(!1===e||null==e||!e&&("class"===t||"style"===t))return"";if(!0===e)return" "+(r?t:t+'="'+t+'"');var f=typeof e;return"object"!==f&&"function"!==f||"function"!=typeof e.toJSON||(e=e.toJSON()),"string"==typeof e||(e=JSON.stringify(e),n||-1===e.indexOf('"'))?(n&&(e=pug_escape(e))," "+t+'="'+e+'"'):" "+t+"='"+e.replace(/'/g,"&#39;")+"'"}
-function pug_classes(s,r){return Array.isArray(s)?pug_classes_array(s,r):s&&"object"==typeof s?pug_classes_object(s):s||""}
-function pug_classes_array(r,a){for(var s,e="",u="",c=Array.isArray(a),g=0;g<r.length;g++)(s=pug_classes(r[g]))&&(c&&a[g]&&(s=pug_escape(s)),e=e+u+s,u=" ");return e}
-function pug_classes_object(r){var a="",n="";for(var o in r)o&&r[o]&&pug_has_own_property.call(r,o)&&(a=a+n+o,n=" ");return a}
-function pug_escape(e){var a=""+e,t=pug_match_html.exec(a);if(!t)return e;var r,c,n,s="";for(r=t.index,c=0;r<a.length;r++){switch(a.charCodeAt(r)){case 34:n="&quot;";break;case 38:n="&amp;";break;case 60:n="&lt;";break;case 62:n="&gt;";break;default:continue}c!==r&&(s+=a.substring(c,r)),c=r+1,s+=n}return c!==r?s+a.substring(c,r):s}
-var pug_has_own_property=Object.prototype.hasOwnProperty;
-var pug_match_html=/["&<>]/;function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
+function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
     var locals_for_with = (locals || {});
     
     (function (error, message, title, wide) {
-      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug_escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug_attr("class", pug_classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003E" + (pug_escape(null == (pug_interp = title) ? "" : pug_interp)) + "\u003C\u002Fh1\u003E\u003Cp\u003E" + (pug_escape(null == (pug_interp = message) ? "" : pug_interp)) + "\u003C\u002Fp\u003E\u003Cp class=\"muted\"\u003EIf this keeps happening, contact the bank and mention the code \u003Ccode\u003E" + (pug_escape(null == (pug_interp = error) ? "" : pug_interp)) + "\u003C\u002Fcode\u003E.\u003C\u002Fp\u003E\u003C\u002Fmain\u003E\u003Cfooter class=\"bank-footer\"\u003E\u003Cp\u003EThis is the bank's own page. Check the address bar before you type your password.\u003C\u002Fp\u003E\u003C\u002Ffooter\u003E\u003C\u002Fbody\u003E\u003C\u002Fhtml\u003E";
+      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug.escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug.attr("class", pug.classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003E" + (pug.escape(null == (pug_interp = title) ? "" : pug_interp)) + "\u003C\u002Fh1\u003E\u003Cp\u003E" + (pug.escape(null == (pug_interp = message) ? "" : pug_interp)) + "\u003C\u002Fp\u003E\u003Cp class=\"muted\"\u003EIf this keeps happening, contact the bank and mention the code \u003Ccode\u003E" + (pug.escape(null == (pug_interp = error) ? "" : pug_interp)) + "\u003C\u002Fcode\u003E.\u003C\u002Fp\u003E\u003C\u002Fmain\u003E\u003Cfooter class=\"bank-footer\"\u003E\u003Cp\u003EThis is the bank's own page. Check the address bar before you type your password.\u003C\u002Fp\u003E\u003C\u002Ffooter\u003E\u003C\u002Fbody\u003E\u003C\u002Fhtml\u003E";
     }.call(this, "error" in locals_for_with ?
         locals_for_with.error :
         typeof error !== 'undefined' ? error : undefined, "message" in locals_for_with ?
@@ -328,28 +323,22 @@ return render;
 })();
 
 const render_login = (() => {
-function pug_attr(t,e,n,r){if(!1===e||null==e||!e&&("class"===t||"style"===t))return"";if(!0===e)return" "+(r?t:t+'="'+t+'"');var f=typeof e;return"object"!==f&&"function"!==f||"function"!=typeof e.toJSON||(e=e.toJSON()),"string"==typeof e||(e=JSON.stringify(e),n||-1===e.indexOf('"'))?(n&&(e=pug_escape(e))," "+t+'="'+e+'"'):" "+t+"='"+e.replace(/'/g,"&#39;")+"'"}
-function pug_classes(s,r){return Array.isArray(s)?pug_classes_array(s,r):s&&"object"==typeof s?pug_classes_object(s):s||""}
-function pug_classes_array(r,a){for(var s,e="",u="",c=Array.isArray(a),g=0;g<r.length;g++)(s=pug_classes(r[g]))&&(c&&a[g]&&(s=pug_escape(s)),e=e+u+s,u=" ");return e}
-function pug_classes_object(r){var a="",n="";for(var o in r)o&&r[o]&&pug_has_own_property.call(r,o)&&(a=a+n+o,n=" ");return a}
-function pug_escape(e){var a=""+e,t=pug_match_html.exec(a);if(!t)return e;var r,c,n,s="";for(r=t.index,c=0;r<a.length;r++){switch(a.charCodeAt(r)){case 34:n="&quot;";break;case 38:n="&amp;";break;case 60:n="&lt;";break;case 62:n="&gt;";break;default:continue}c!==r&&(s+=a.substring(c,r)),c=r+1,s+=n}return c!==r?s+a.substring(c,r):s}
-var pug_has_own_property=Object.prototype.hasOwnProperty;
-var pug_match_html=/["&<>]/;function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
+function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
     var locals_for_with = (locals || {});
     
     (function (action, cancelAction, clientName, csrf, error, lead, passkeyAction, title, username, wide) {
-      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug_escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug_attr("class", pug_classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003ESign in\u003C\u002Fh1\u003E";
+      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug.escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug.attr("class", pug.classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003ESign in\u003C\u002Fh1\u003E";
 if (lead) {
-pug_html = pug_html + "\u003Cp class=\"lead\"\u003E" + (pug_escape(null == (pug_interp = lead) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"lead\"\u003E" + (pug.escape(null == (pug_interp = lead) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
 }
 if (error) {
-pug_html = pug_html + "\u003Cp class=\"alert\" role=\"alert\"\u003E" + (pug_escape(null == (pug_interp = error) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"alert\" role=\"alert\"\u003E" + (pug.escape(null == (pug_interp = error) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
 }
-pug_html = pug_html + "\u003Cform" + (" method=\"post\""+pug_attr("action", action, true, true)+" autocomplete=\"on\"") + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E\u003Clabel for=\"username\"\u003EUsername\u003C\u002Flabel\u003E\u003Cinput" + (" id=\"username\" type=\"text\" name=\"username\""+pug_attr("value", username, true, true)+" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\""+pug_attr("required", true, true, true)+pug_attr("autofocus", true, true, true)+" maxlength=\"64\"") + "\u003E\u003Clabel for=\"password\"\u003EPassword\u003C\u002Flabel\u003E\u003Cinput" + (" id=\"password\" type=\"password\" name=\"password\" autocomplete=\"current-password\""+pug_attr("required", true, true, true)+" maxlength=\"256\"") + "\u003E\u003Cbutton class=\"primary\" type=\"submit\"\u003ESign in\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
+pug_html = pug_html + "\u003Cform" + (" method=\"post\""+pug.attr("action", action, true, true)+" autocomplete=\"on\"") + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E\u003Clabel for=\"username\"\u003EUsername\u003C\u002Flabel\u003E\u003Cinput" + (" id=\"username\" type=\"text\" name=\"username\""+pug.attr("value", username, true, true)+" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\""+pug.attr("required", true, true, true)+pug.attr("autofocus", true, true, true)+" maxlength=\"64\"") + "\u003E\u003Clabel for=\"password\"\u003EPassword\u003C\u002Flabel\u003E\u003Cinput id=\"password\" type=\"password\" name=\"password\" autocomplete=\"current-password\" required maxlength=\"256\"\u003E\u003Cbutton class=\"primary\" type=\"submit\"\u003ESign in\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
 const passkeyEndpoint = passkeyAction || `${action.replace(/\/login$/, '')}/passkey`
-pug_html = pug_html + "\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpasskeys.css\"\u003E\u003Cdiv" + (" class=\"passkey-sign-in\""+pug_attr("hidden", true, true, true)+pug_attr("data-passkey-sign-in", passkeyEndpoint, true, true)+pug_attr("data-csrf", csrf, true, true)) + "\u003E\u003Cp class=\"passkey-or\"\u003E\u003Cspan\u003Eor\u003C\u002Fspan\u003E\u003C\u002Fp\u003E\u003Cbutton class=\"secondary\" type=\"button\"\u003ESign in with a passkey\u003C\u002Fbutton\u003E\u003Cp" + (" class=\"alert\""+" role=\"alert\""+pug_attr("hidden", true, true, true)+pug_attr("data-passkey-message", true, true, true)) + "\u003E\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E\u003Cscript" + (" src=\"\u002Fassets\u002Fpasskeys.js\""+pug_attr("defer", true, true, true)) + "\u003E\u003C\u002Fscript\u003E";
+pug_html = pug_html + "\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpasskeys.css\"\u003E\u003Cdiv" + (" class=\"passkey-sign-in\""+pug.attr("hidden", true, true, true)+pug.attr("data-passkey-sign-in", passkeyEndpoint, true, true)+pug.attr("data-csrf", csrf, true, true)) + "\u003E\u003Cp class=\"passkey-or\"\u003E\u003Cspan\u003Eor\u003C\u002Fspan\u003E\u003C\u002Fp\u003E\u003Cbutton class=\"secondary\" type=\"button\"\u003ESign in with a passkey\u003C\u002Fbutton\u003E\u003Cp class=\"alert\" role=\"alert\" hidden data-passkey-message\u003E\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E\u003Cscript src=\"\u002Fassets\u002Fpasskeys.js\" defer\u003E\u003C\u002Fscript\u003E";
 if (cancelAction) {
-pug_html = pug_html + "\u003Cform" + (" class=\"secondary-action\""+" method=\"post\""+pug_attr("action", cancelAction, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E\u003Cbutton class=\"link\" type=\"submit\"\u003ECancel and return to " + (pug_escape(null == (pug_interp = clientName) ? "" : pug_interp)) + "\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
+pug_html = pug_html + "\u003Cform" + (" class=\"secondary-action\""+" method=\"post\""+pug.attr("action", cancelAction, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E\u003Cbutton class=\"link\" type=\"submit\"\u003ECancel and return to " + (pug.escape(null == (pug_interp = clientName) ? "" : pug_interp)) + "\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
 }
 pug_html = pug_html + "\u003C\u002Fmain\u003E\u003Cfooter class=\"bank-footer\"\u003E\u003Cp\u003EThis is the bank's own page. Check the address bar before you type your password.\u003C\u002Fp\u003E\u003C\u002Ffooter\u003E\u003C\u002Fbody\u003E\u003C\u002Fhtml\u003E";
     }.call(this, "action" in locals_for_with ?
@@ -378,17 +367,11 @@ return render;
 })();
 
 const render_logout = (() => {
-function pug_attr(t,e,n,r){if(!1===e||null==e||!e&&("class"===t||"style"===t))return"";if(!0===e)return" "+(r?t:t+'="'+t+'"');var f=typeof e;return"object"!==f&&"function"!==f||"function"!=typeof e.toJSON||(e=e.toJSON()),"string"==typeof e||(e=JSON.stringify(e),n||-1===e.indexOf('"'))?(n&&(e=pug_escape(e))," "+t+'="'+e+'"'):" "+t+"='"+e.replace(/'/g,"&#39;")+"'"}
-function pug_classes(s,r){return Array.isArray(s)?pug_classes_array(s,r):s&&"object"==typeof s?pug_classes_object(s):s||""}
-function pug_classes_array(r,a){for(var s,e="",u="",c=Array.isArray(a),g=0;g<r.length;g++)(s=pug_classes(r[g]))&&(c&&a[g]&&(s=pug_escape(s)),e=e+u+s,u=" ");return e}
-function pug_classes_object(r){var a="",n="";for(var o in r)o&&r[o]&&pug_has_own_property.call(r,o)&&(a=a+n+o,n=" ");return a}
-function pug_escape(e){var a=""+e,t=pug_match_html.exec(a);if(!t)return e;var r,c,n,s="";for(r=t.index,c=0;r<a.length;r++){switch(a.charCodeAt(r)){case 34:n="&quot;";break;case 38:n="&amp;";break;case 60:n="&lt;";break;case 62:n="&gt;";break;default:continue}c!==r&&(s+=a.substring(c,r)),c=r+1,s+=n}return c!==r?s+a.substring(c,r):s}
-var pug_has_own_property=Object.prototype.hasOwnProperty;
-var pug_match_html=/["&<>]/;function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
+function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
     var locals_for_with = (locals || {});
     
     (function (form, title, wide) {
-      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug_escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug_attr("class", pug_classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003ESign out of the bank?\u003C\u002Fh1\u003E\u003Cp\u003EYou will be signed out of the bank on this device.\u003C\u002Fp\u003E" + (null == (pug_interp = form) ? "" : pug_interp) + "\u003Cdiv class=\"buttons\"\u003E\u003Cbutton" + (" class=\"primary\""+" type=\"submit\" form=\"op.logoutForm\" value=\"yes\" name=\"logout\""+pug_attr("autofocus", true, true, true)) + "\u003EYes, sign me out\u003C\u002Fbutton\u003E\u003Cbutton class=\"secondary\" type=\"submit\" form=\"op.logoutForm\"\u003ENo, stay signed in\u003C\u002Fbutton\u003E\u003C\u002Fdiv\u003E\u003C\u002Fmain\u003E\u003Cfooter class=\"bank-footer\"\u003E\u003Cp\u003EThis is the bank's own page. Check the address bar before you type your password.\u003C\u002Fp\u003E\u003C\u002Ffooter\u003E\u003C\u002Fbody\u003E\u003C\u002Fhtml\u003E";
+      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug.escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug.attr("class", pug.classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003ESign out of the bank?\u003C\u002Fh1\u003E\u003Cp\u003EYou will be signed out of the bank on this device.\u003C\u002Fp\u003E" + (null == (pug_interp = form) ? "" : pug_interp) + "\u003Cdiv class=\"buttons\"\u003E\u003Cbutton class=\"primary\" type=\"submit\" form=\"op.logoutForm\" value=\"yes\" name=\"logout\" autofocus\u003EYes, sign me out\u003C\u002Fbutton\u003E\u003Cbutton class=\"secondary\" type=\"submit\" form=\"op.logoutForm\"\u003ENo, stay signed in\u003C\u002Fbutton\u003E\u003C\u002Fdiv\u003E\u003C\u002Fmain\u003E\u003Cfooter class=\"bank-footer\"\u003E\u003Cp\u003EThis is the bank's own page. Check the address bar before you type your password.\u003C\u002Fp\u003E\u003C\u002Ffooter\u003E\u003C\u002Fbody\u003E\u003C\u002Fhtml\u003E";
     }.call(this, "form" in locals_for_with ?
         locals_for_with.form :
         typeof form !== 'undefined' ? form : undefined, "title" in locals_for_with ?
@@ -401,24 +384,18 @@ return render;
 })();
 
 const render_payment_consent = (() => {
-function pug_attr(t,e,n,r){if(!1===e||null==e||!e&&("class"===t||"style"===t))return"";if(!0===e)return" "+(r?t:t+'="'+t+'"');var f=typeof e;return"object"!==f&&"function"!==f||"function"!=typeof e.toJSON||(e=e.toJSON()),"string"==typeof e||(e=JSON.stringify(e),n||-1===e.indexOf('"'))?(n&&(e=pug_escape(e))," "+t+'="'+e+'"'):" "+t+"='"+e.replace(/'/g,"&#39;")+"'"}
-function pug_classes(s,r){return Array.isArray(s)?pug_classes_array(s,r):s&&"object"==typeof s?pug_classes_object(s):s||""}
-function pug_classes_array(r,a){for(var s,e="",u="",c=Array.isArray(a),g=0;g<r.length;g++)(s=pug_classes(r[g]))&&(c&&a[g]&&(s=pug_escape(s)),e=e+u+s,u=" ");return e}
-function pug_classes_object(r){var a="",n="";for(var o in r)o&&r[o]&&pug_has_own_property.call(r,o)&&(a=a+n+o,n=" ");return a}
-function pug_escape(e){var a=""+e,t=pug_match_html.exec(a);if(!t)return e;var r,c,n,s="";for(r=t.index,c=0;r<a.length;r++){switch(a.charCodeAt(r)){case 34:n="&quot;";break;case 38:n="&amp;";break;case 60:n="&lt;";break;case 62:n="&gt;";break;default:continue}c!==r&&(s+=a.substring(c,r)),c=r+1,s+=n}return c!==r?s+a.substring(c,r):s}
-var pug_has_own_property=Object.prototype.hasOwnProperty;
-var pug_match_html=/["&<>]/;function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
+function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
     var locals_for_with = (locals || {});
     
     (function (accounts, alsoAllowed, clientName, csrf, customerName, error, title, uid, wide, wording) {
-      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug_escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug_attr("class", pug_classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003E" + (pug_escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " asks you to approve a payment\u003C\u002Fh1\u003E\u003Cp class=\"payment\"\u003E\u003Cstrong class=\"wording\"\u003E" + (pug_escape(null == (pug_interp = wording) ? "" : pug_interp)) + "\u003C\u002Fstrong\u003E\u003C\u002Fp\u003E";
+      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug.escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug.attr("class", pug.classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003E" + (pug.escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " asks you to approve a payment\u003C\u002Fh1\u003E\u003Cp class=\"payment\"\u003E\u003Cstrong class=\"wording\"\u003E" + (pug.escape(null == (pug_interp = wording) ? "" : pug_interp)) + "\u003C\u002Fstrong\u003E\u003C\u002Fp\u003E";
 if (alsoAllowed.length) {
-pug_html = pug_html + "\u003Cp class=\"muted\"\u003EApproving also lets " + (pug_escape(null == (pug_interp = clientName) ? "" : pug_interp)) + ": " + (pug_escape(null == (pug_interp = alsoAllowed.join(', ').toLowerCase()) ? "" : pug_interp)) + ".\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"muted\"\u003EApproving also lets " + (pug.escape(null == (pug_interp = clientName) ? "" : pug_interp)) + ": " + (pug.escape(null == (pug_interp = alsoAllowed.join(', ').toLowerCase()) ? "" : pug_interp)) + ".\u003C\u002Fp\u003E";
 }
 if (error) {
-pug_html = pug_html + "\u003Cp class=\"alert\" role=\"alert\"\u003E" + (pug_escape(null == (pug_interp = error) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"alert\" role=\"alert\"\u003E" + (pug.escape(null == (pug_interp = error) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
 }
-pug_html = pug_html + "\u003Cform" + (" method=\"post\""+pug_attr("action", `/interaction/${uid}/consent`, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E";
+pug_html = pug_html + "\u003Cform" + (" method=\"post\""+pug.attr("action", `/interaction/${uid}/consent`, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E";
 if (accounts.length) {
 pug_html = pug_html + "\u003Cfieldset class=\"accounts\"\u003E\u003Clegend\u003EPay from\u003C\u002Flegend\u003E";
 // iterate accounts
@@ -427,24 +404,24 @@ pug_html = pug_html + "\u003Cfieldset class=\"accounts\"\u003E\u003Clegend\u003E
   if ('number' == typeof $$obj.length) {
       for (var index = 0, $$l = $$obj.length; index < $$l; index++) {
         var account = $$obj[index];
-pug_html = pug_html + "\u003Clabel class=\"account\"\u003E\u003Cinput" + (" type=\"radio\" name=\"debtor\""+pug_attr("value", account.iban, true, true)+pug_attr("checked", index === 0, true, true)+pug_attr("required", true, true, true)) + "\u003E\u003Cspan class=\"name\"\u003E" + (pug_escape(null == (pug_interp = account.name) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E \u003Cspan class=\"iban\"\u003E" + (pug_escape(null == (pug_interp = account.groupedIban) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E · balance \u003Cspan class=\"balance\"\u003E" + (pug_escape(null == (pug_interp = account.balance) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E\u003C\u002Flabel\u003E";
+pug_html = pug_html + "\u003Clabel class=\"account\"\u003E\u003Cinput" + (" type=\"radio\" name=\"debtor\""+pug.attr("value", account.iban, true, true)+pug.attr("checked", index === 0, true, true)+pug.attr("required", true, true, true)) + "\u003E\u003Cspan class=\"name\"\u003E" + (pug.escape(null == (pug_interp = account.name) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E \u003Cspan class=\"iban\"\u003E" + (pug.escape(null == (pug_interp = account.groupedIban) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E · balance \u003Cspan class=\"balance\"\u003E" + (pug.escape(null == (pug_interp = account.balance) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E\u003C\u002Flabel\u003E";
       }
   } else {
     var $$l = 0;
     for (var index in $$obj) {
       $$l++;
       var account = $$obj[index];
-pug_html = pug_html + "\u003Clabel class=\"account\"\u003E\u003Cinput" + (" type=\"radio\" name=\"debtor\""+pug_attr("value", account.iban, true, true)+pug_attr("checked", index === 0, true, true)+pug_attr("required", true, true, true)) + "\u003E\u003Cspan class=\"name\"\u003E" + (pug_escape(null == (pug_interp = account.name) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E \u003Cspan class=\"iban\"\u003E" + (pug_escape(null == (pug_interp = account.groupedIban) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E · balance \u003Cspan class=\"balance\"\u003E" + (pug_escape(null == (pug_interp = account.balance) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E\u003C\u002Flabel\u003E";
+pug_html = pug_html + "\u003Clabel class=\"account\"\u003E\u003Cinput" + (" type=\"radio\" name=\"debtor\""+pug.attr("value", account.iban, true, true)+pug.attr("checked", index === 0, true, true)+pug.attr("required", true, true, true)) + "\u003E\u003Cspan class=\"name\"\u003E" + (pug.escape(null == (pug_interp = account.name) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E \u003Cspan class=\"iban\"\u003E" + (pug.escape(null == (pug_interp = account.groupedIban) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E · balance \u003Cspan class=\"balance\"\u003E" + (pug.escape(null == (pug_interp = account.balance) ? "" : pug_interp)) + "\u003C\u002Fspan\u003E\u003C\u002Flabel\u003E";
     }
   }
 }).call(this);
 
-pug_html = pug_html + "\u003C\u002Ffieldset\u003E\u003Cp class=\"warning\" role=\"note\"\u003E\u003Cstrong\u003ETake care:\u003C\u002Fstrong\u003E the money leaves your account as soon as " + (pug_escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " makes this payment. Only approve it if you expected it.\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003C\u002Ffieldset\u003E\u003Cp class=\"warning\" role=\"note\"\u003E\u003Cstrong\u003ETake care:\u003C\u002Fstrong\u003E the money leaves your account as soon as " + (pug.escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " makes this payment. Only approve it if you expected it.\u003C\u002Fp\u003E";
 }
 else {
 pug_html = pug_html + "\u003Cp class=\"warning\" role=\"alert\"\u003ENone of your accounts has enough money for this payment, so it cannot be approved.\u003C\u002Fp\u003E";
 }
-pug_html = pug_html + "\u003Cp class=\"muted\"\u003ESigned in as \u003Cstrong\u003E" + (pug_escape(null == (pug_interp = customerName) ? "" : pug_interp)) + "\u003C\u002Fstrong\u003E. This approval is for this one payment only.\u003C\u002Fp\u003E\u003Cdiv class=\"buttons\"\u003E";
+pug_html = pug_html + "\u003Cp class=\"muted\"\u003ESigned in as \u003Cstrong\u003E" + (pug.escape(null == (pug_interp = customerName) ? "" : pug_interp)) + "\u003C\u002Fstrong\u003E. This approval is for this one payment only.\u003C\u002Fp\u003E\u003Cdiv class=\"buttons\"\u003E";
 if (accounts.length) {
 pug_html = pug_html + "\u003Cbutton class=\"primary\" type=\"submit\" name=\"decision\" value=\"allow\"\u003EApprove payment\u003C\u002Fbutton\u003E";
 }
@@ -475,17 +452,11 @@ return render;
 })();
 
 const render_recovery_codes = (() => {
-function pug_attr(t,e,n,r){if(!1===e||null==e||!e&&("class"===t||"style"===t))return"";if(!0===e)return" "+(r?t:t+'="'+t+'"');var f=typeof e;return"object"!==f&&"function"!==f||"function"!=typeof e.toJSON||(e=e.toJSON()),"string"==typeof e||(e=JSON.stringify(e),n||-1===e.indexOf('"'))?(n&&(e=pug_escape(e))," "+t+'="'+e+'"'):" "+t+"='"+e.replace(/'/g,"&#39;")+"'"}
-function pug_classes(s,r){return Array.isArray(s)?pug_classes_array(s,r):s&&"object"==typeof s?pug_classes_object(s):s||""}
-function pug_classes_array(r,a){for(var s,e="",u="",c=Array.isArray(a),g=0;g<r.length;g++)(s=pug_classes(r[g]))&&(c&&a[g]&&(s=pug_escape(s)),e=e+u+s,u=" ");return e}
-function pug_classes_object(r){var a="",n="";for(var o in r)o&&r[o]&&pug_has_own_property.call(r,o)&&(a=a+n+o,n=" ");return a}
-function pug_escape(e){var a=""+e,t=pug_match_html.exec(a);if(!t)return e;var r,c,n,s="";for(r=t.index,c=0;r<a.length;r++){switch(a.charCodeAt(r)){case 34:n="&quot;";break;case 38:n="&amp;";break;case 60:n="&lt;";break;case 62:n="&gt;";break;default:continue}c!==r&&(s+=a.substring(c,r)),c=r+1,s+=n}return c!==r?s+a.substring(c,r):s}
-var pug_has_own_property=Object.prototype.hasOwnProperty;
-var pug_match_html=/["&<>]/;function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
+function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
     var locals_for_with = (locals || {});
     
     (function (codes, justTurnedOn, title, wide) {
-      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug_escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug_attr("class", pug_classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003EYour recovery codes\u003C\u002Fh1\u003E";
+      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug.escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug.attr("class", pug.classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003EYour recovery codes\u003C\u002Fh1\u003E";
 if (justTurnedOn) {
 pug_html = pug_html + "\u003Cp class=\"notice\" role=\"status\"\u003ETwo-step verification is on.\u003C\u002Fp\u003E";
 }
@@ -499,14 +470,14 @@ pug_html = pug_html + "\u003Cp class=\"warning\"\u003E\u003Cstrong\u003ESave the
   if ('number' == typeof $$obj.length) {
       for (var pug_index0 = 0, $$l = $$obj.length; pug_index0 < $$l; pug_index0++) {
         var code = $$obj[pug_index0];
-pug_html = pug_html + "\u003Cli\u003E\u003Ccode\u003E" + (pug_escape(null == (pug_interp = code) ? "" : pug_interp)) + "\u003C\u002Fcode\u003E\u003C\u002Fli\u003E";
+pug_html = pug_html + "\u003Cli\u003E\u003Ccode\u003E" + (pug.escape(null == (pug_interp = code) ? "" : pug_interp)) + "\u003C\u002Fcode\u003E\u003C\u002Fli\u003E";
       }
   } else {
     var $$l = 0;
     for (var pug_index0 in $$obj) {
       $$l++;
       var code = $$obj[pug_index0];
-pug_html = pug_html + "\u003Cli\u003E\u003Ccode\u003E" + (pug_escape(null == (pug_interp = code) ? "" : pug_interp)) + "\u003C\u002Fcode\u003E\u003C\u002Fli\u003E";
+pug_html = pug_html + "\u003Cli\u003E\u003Ccode\u003E" + (pug.escape(null == (pug_interp = code) ? "" : pug_interp)) + "\u003C\u002Fcode\u003E\u003C\u002Fli\u003E";
     }
   }
 }).call(this);
@@ -526,24 +497,18 @@ return render;
 })();
 
 const render_recovery_codes_left = (() => {
-function pug_attr(t,e,n,r){if(!1===e||null==e||!e&&("class"===t||"style"===t))return"";if(!0===e)return" "+(r?t:t+'="'+t+'"');var f=typeof e;return"object"!==f&&"function"!==f||"function"!=typeof e.toJSON||(e=e.toJSON()),"string"==typeof e||(e=JSON.stringify(e),n||-1===e.indexOf('"'))?(n&&(e=pug_escape(e))," "+t+'="'+e+'"'):" "+t+"='"+e.replace(/'/g,"&#39;")+"'"}
-function pug_classes(s,r){return Array.isArray(s)?pug_classes_array(s,r):s&&"object"==typeof s?pug_classes_object(s):s||""}
-function pug_classes_array(r,a){for(var s,e="",u="",c=Array.isArray(a),g=0;g<r.length;g++)(s=pug_classes(r[g]))&&(c&&a[g]&&(s=pug_escape(s)),e=e+u+s,u=" ");return e}
-function pug_classes_object(r){var a="",n="";for(var o in r)o&&r[o]&&pug_has_own_property.call(r,o)&&(a=a+n+o,n=" ");return a}
-function pug_escape(e){var a=""+e,t=pug_match_html.exec(a);if(!t)return e;var r,c,n,s="";for(r=t.index,c=0;r<a.length;r++){switch(a.charCodeAt(r)){case 34:n="&quot;";break;case 38:n="&amp;";break;case 60:n="&lt;";break;case 62:n="&gt;";break;default:continue}c!==r&&(s+=a.substring(c,r)),c=r+1,s+=n}return c!==r?s+a.substring(c,r):s}
-var pug_has_own_property=Object.prototype.hasOwnProperty;
-var pug_match_html=/["&<>]/;function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
+function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
     var locals_for_with = (locals || {});
     
     (function (continueTo, remaining, title, wide) {
-      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug_escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug_attr("class", pug_classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003ERecovery code used\u003C\u002Fh1\u003E\u003Cp class=\"lead\"\u003E";
+      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug.escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug.attr("class", pug.classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003ERecovery code used\u003C\u002Fh1\u003E\u003Cp class=\"lead\"\u003E";
 if (remaining === 0) {
 pug_html = pug_html + "That was your last recovery code. Make new ones now on your account pages, under Security.";
 }
 else {
-pug_html = pug_html + "You have " + (pug_escape(null == (pug_interp = remaining) ? "" : pug_interp)) + " recovery " + (pug_escape(null == (pug_interp = remaining === 1 ? 'code' : 'codes') ? "" : pug_interp)) + " left. Each works once; you can make new ones on your account pages, under Security.";
+pug_html = pug_html + "You have " + (pug.escape(null == (pug_interp = remaining) ? "" : pug_interp)) + " recovery " + (pug.escape(null == (pug_interp = remaining === 1 ? 'code' : 'codes') ? "" : pug_interp)) + " left. Each works once; you can make new ones on your account pages, under Security.";
 }
-pug_html = pug_html + "\u003C\u002Fp\u003E\u003Cp\u003E\u003Ca" + (" class=\"button primary\""+pug_attr("href", continueTo, true, true)) + "\u003EContinue\u003C\u002Fa\u003E\u003C\u002Fp\u003E\u003C\u002Fmain\u003E\u003Cfooter class=\"bank-footer\"\u003E\u003Cp\u003EThis is the bank's own page. Check the address bar before you type your password.\u003C\u002Fp\u003E\u003C\u002Ffooter\u003E\u003C\u002Fbody\u003E\u003C\u002Fhtml\u003E";
+pug_html = pug_html + "\u003C\u002Fp\u003E\u003Cp\u003E\u003Ca" + (" class=\"button primary\""+pug.attr("href", continueTo, true, true)) + "\u003EContinue\u003C\u002Fa\u003E\u003C\u002Fp\u003E\u003C\u002Fmain\u003E\u003Cfooter class=\"bank-footer\"\u003E\u003Cp\u003EThis is the bank's own page. Check the address bar before you type your password.\u003C\u002Fp\u003E\u003C\u002Ffooter\u003E\u003C\u002Fbody\u003E\u003C\u002Fhtml\u003E";
     }.call(this, "continueTo" in locals_for_with ?
         locals_for_with.continueTo :
         typeof continueTo !== 'undefined' ? continueTo : undefined, "remaining" in locals_for_with ?
@@ -558,34 +523,28 @@ return render;
 })();
 
 const render_second_factor = (() => {
-function pug_attr(t,e,n,r){if(!1===e||null==e||!e&&("class"===t||"style"===t))return"";if(!0===e)return" "+(r?t:t+'="'+t+'"');var f=typeof e;return"object"!==f&&"function"!==f||"function"!=typeof e.toJSON||(e=e.toJSON()),"string"==typeof e||(e=JSON.stringify(e),n||-1===e.indexOf('"'))?(n&&(e=pug_escape(e))," "+t+'="'+e+'"'):" "+t+"='"+e.replace(/'/g,"&#39;")+"'"}
-function pug_classes(s,r){return Array.isArray(s)?pug_classes_array(s,r):s&&"object"==typeof s?pug_classes_object(s):s||""}
-function pug_classes_array(r,a){for(var s,e="",u="",c=Array.isArray(a),g=0;g<r.length;g++)(s=pug_classes(r[g]))&&(c&&a[g]&&(s=pug_escape(s)),e=e+u+s,u=" ");return e}
-function pug_classes_object(r){var a="",n="";for(var o in r)o&&r[o]&&pug_has_own_property.call(r,o)&&(a=a+n+o,n=" ");return a}
-function pug_escape(e){var a=""+e,t=pug_match_html.exec(a);if(!t)return e;var r,c,n,s="";for(r=t.index,c=0;r<a.length;r++){switch(a.charCodeAt(r)){case 34:n="&quot;";break;case 38:n="&amp;";break;case 60:n="&lt;";break;case 62:n="&gt;";break;default:continue}c!==r&&(s+=a.substring(c,r)),c=r+1,s+=n}return c!==r?s+a.substring(c,r):s}
-var pug_has_own_property=Object.prototype.hasOwnProperty;
-var pug_match_html=/["&<>]/;function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
+function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
     var locals_for_with = (locals || {});
     
     (function (action, cancelAction, clientName, csrf, error, lead, passkeyAction, pending, title, wide) {
-      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug_escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug_attr("class", pug_classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003EEnter your code\u003C\u002Fh1\u003E";
+      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug.escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug.attr("class", pug.classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003EEnter your code\u003C\u002Fh1\u003E";
 if (lead) {
-pug_html = pug_html + "\u003Cp class=\"lead\"\u003E" + (pug_escape(null == (pug_interp = lead) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"lead\"\u003E" + (pug.escape(null == (pug_interp = lead) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
 }
 if (error) {
-pug_html = pug_html + "\u003Cp class=\"alert\" role=\"alert\"\u003E" + (pug_escape(null == (pug_interp = error) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"alert\" role=\"alert\"\u003E" + (pug.escape(null == (pug_interp = error) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
 }
-pug_html = pug_html + "\u003Cform" + (" method=\"post\""+pug_attr("action", action, true, true)+" autocomplete=\"off\"") + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E";
+pug_html = pug_html + "\u003Cform" + (" method=\"post\""+pug.attr("action", action, true, true)+" autocomplete=\"off\"") + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E";
 if (pending) {
-pug_html = pug_html + "\u003Cinput" + (" type=\"hidden\" name=\"pending\""+pug_attr("value", pending, true, true)) + "\u003E";
+pug_html = pug_html + "\u003Cinput" + (" type=\"hidden\" name=\"pending\""+pug.attr("value", pending, true, true)) + "\u003E";
 }
-pug_html = pug_html + "\u003Clabel for=\"code\"\u003EThe 6-digit code from your authenticator app\u003C\u002Flabel\u003E\u003Cinput" + (" id=\"code\" type=\"text\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" autocapitalize=\"none\" spellcheck=\"false\""+pug_attr("required", true, true, true)+pug_attr("autofocus", true, true, true)+" maxlength=\"32\"") + "\u003E\u003Cp class=\"muted\"\u003ENo phone to hand? Enter one of your recovery codes instead.\u003C\u002Fp\u003E\u003Cbutton class=\"primary\" type=\"submit\"\u003EContinue\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
+pug_html = pug_html + "\u003Clabel for=\"code\"\u003EThe 6-digit code from your authenticator app\u003C\u002Flabel\u003E\u003Cinput id=\"code\" type=\"text\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" autocapitalize=\"none\" spellcheck=\"false\" required autofocus maxlength=\"32\"\u003E\u003Cp class=\"muted\"\u003ENo phone to hand? Enter one of your recovery codes instead.\u003C\u002Fp\u003E\u003Cbutton class=\"primary\" type=\"submit\"\u003EContinue\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
 if (passkeyAction) {
 const passkeyEndpoint = passkeyAction || `${action.replace(/\/login$/, '')}/passkey`
-pug_html = pug_html + "\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpasskeys.css\"\u003E\u003Cdiv" + (" class=\"passkey-sign-in\""+pug_attr("hidden", true, true, true)+pug_attr("data-passkey-sign-in", passkeyEndpoint, true, true)+pug_attr("data-csrf", csrf, true, true)) + "\u003E\u003Cp class=\"passkey-or\"\u003E\u003Cspan\u003Eor\u003C\u002Fspan\u003E\u003C\u002Fp\u003E\u003Cbutton class=\"secondary\" type=\"button\"\u003ESign in with a passkey\u003C\u002Fbutton\u003E\u003Cp" + (" class=\"alert\""+" role=\"alert\""+pug_attr("hidden", true, true, true)+pug_attr("data-passkey-message", true, true, true)) + "\u003E\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E\u003Cscript" + (" src=\"\u002Fassets\u002Fpasskeys.js\""+pug_attr("defer", true, true, true)) + "\u003E\u003C\u002Fscript\u003E";
+pug_html = pug_html + "\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpasskeys.css\"\u003E\u003Cdiv" + (" class=\"passkey-sign-in\""+pug.attr("hidden", true, true, true)+pug.attr("data-passkey-sign-in", passkeyEndpoint, true, true)+pug.attr("data-csrf", csrf, true, true)) + "\u003E\u003Cp class=\"passkey-or\"\u003E\u003Cspan\u003Eor\u003C\u002Fspan\u003E\u003C\u002Fp\u003E\u003Cbutton class=\"secondary\" type=\"button\"\u003ESign in with a passkey\u003C\u002Fbutton\u003E\u003Cp class=\"alert\" role=\"alert\" hidden data-passkey-message\u003E\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E\u003Cscript src=\"\u002Fassets\u002Fpasskeys.js\" defer\u003E\u003C\u002Fscript\u003E";
 }
 if (cancelAction) {
-pug_html = pug_html + "\u003Cform" + (" class=\"secondary-action\""+" method=\"post\""+pug_attr("action", cancelAction, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E\u003Cbutton class=\"link\" type=\"submit\"\u003ECancel and return to " + (pug_escape(null == (pug_interp = clientName) ? "" : pug_interp)) + "\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
+pug_html = pug_html + "\u003Cform" + (" class=\"secondary-action\""+" method=\"post\""+pug.attr("action", cancelAction, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E\u003Cbutton class=\"link\" type=\"submit\"\u003ECancel and return to " + (pug.escape(null == (pug_interp = clientName) ? "" : pug_interp)) + "\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
 }
 pug_html = pug_html + "\u003C\u002Fmain\u003E\u003Cfooter class=\"bank-footer\"\u003E\u003Cp\u003EThis is the bank's own page. Check the address bar before you type your password.\u003C\u002Fp\u003E\u003C\u002Ffooter\u003E\u003C\u002Fbody\u003E\u003C\u002Fhtml\u003E";
     }.call(this, "action" in locals_for_with ?
@@ -614,17 +573,11 @@ return render;
 })();
 
 const render_second_factor_needed = (() => {
-function pug_attr(t,e,n,r){if(!1===e||null==e||!e&&("class"===t||"style"===t))return"";if(!0===e)return" "+(r?t:t+'="'+t+'"');var f=typeof e;return"object"!==f&&"function"!==f||"function"!=typeof e.toJSON||(e=e.toJSON()),"string"==typeof e||(e=JSON.stringify(e),n||-1===e.indexOf('"'))?(n&&(e=pug_escape(e))," "+t+'="'+e+'"'):" "+t+"='"+e.replace(/'/g,"&#39;")+"'"}
-function pug_classes(s,r){return Array.isArray(s)?pug_classes_array(s,r):s&&"object"==typeof s?pug_classes_object(s):s||""}
-function pug_classes_array(r,a){for(var s,e="",u="",c=Array.isArray(a),g=0;g<r.length;g++)(s=pug_classes(r[g]))&&(c&&a[g]&&(s=pug_escape(s)),e=e+u+s,u=" ");return e}
-function pug_classes_object(r){var a="",n="";for(var o in r)o&&r[o]&&pug_has_own_property.call(r,o)&&(a=a+n+o,n=" ");return a}
-function pug_escape(e){var a=""+e,t=pug_match_html.exec(a);if(!t)return e;var r,c,n,s="";for(r=t.index,c=0;r<a.length;r++){switch(a.charCodeAt(r)){case 34:n="&quot;";break;case 38:n="&amp;";break;case 60:n="&lt;";break;case 62:n="&gt;";break;default:continue}c!==r&&(s+=a.substring(c,r)),c=r+1,s+=n}return c!==r?s+a.substring(c,r):s}
-var pug_has_own_property=Object.prototype.hasOwnProperty;
-var pug_match_html=/["&<>]/;function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
+function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
     var locals_for_with = (locals || {});
     
     (function (cancelAction, clientName, csrf, title, wide) {
-      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug_escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug_attr("class", pug_classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003ETwo-step verification needed\u003C\u002Fh1\u003E\u003Cp class=\"lead\"\u003E" + (pug_escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " asks for something the bank allows only after two-step verification: your password and a code from an authenticator app on your phone, or a passkey.\u003C\u002Fp\u003E\u003Cp\u003EYou have not set up either yet. Sign in to your account pages, open \u003Ca href=\"\u002Faccount\u002Fsecurity\"\u003ESecurity\u003C\u002Fa\u003E, and turn on two-step verification or add a passkey. Then go back to " + (pug_escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " and try again.\u003C\u002Fp\u003E\u003Cform" + (" method=\"post\""+pug_attr("action", cancelAction, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E\u003Cbutton class=\"primary\" type=\"submit\"\u003EReturn to " + (pug_escape(null == (pug_interp = clientName) ? "" : pug_interp)) + "\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003C\u002Fmain\u003E\u003Cfooter class=\"bank-footer\"\u003E\u003Cp\u003EThis is the bank's own page. Check the address bar before you type your password.\u003C\u002Fp\u003E\u003C\u002Ffooter\u003E\u003C\u002Fbody\u003E\u003C\u002Fhtml\u003E";
+      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug.escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug.attr("class", pug.classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003ETwo-step verification needed\u003C\u002Fh1\u003E\u003Cp class=\"lead\"\u003E" + (pug.escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " asks for something the bank allows only after two-step verification: your password and a code from an authenticator app on your phone, or a passkey.\u003C\u002Fp\u003E\u003Cp\u003EYou have not set up either yet. Sign in to your account pages, open \u003Ca href=\"\u002Faccount\u002Fsecurity\"\u003ESecurity\u003C\u002Fa\u003E, and turn on two-step verification or add a passkey. Then go back to " + (pug.escape(null == (pug_interp = clientName) ? "" : pug_interp)) + " and try again.\u003C\u002Fp\u003E\u003Cform" + (" method=\"post\""+pug.attr("action", cancelAction, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E\u003Cbutton class=\"primary\" type=\"submit\"\u003EReturn to " + (pug.escape(null == (pug_interp = clientName) ? "" : pug_interp)) + "\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003C\u002Fmain\u003E\u003Cfooter class=\"bank-footer\"\u003E\u003Cp\u003EThis is the bank's own page. Check the address bar before you type your password.\u003C\u002Fp\u003E\u003C\u002Ffooter\u003E\u003C\u002Fbody\u003E\u003C\u002Fhtml\u003E";
     }.call(this, "cancelAction" in locals_for_with ?
         locals_for_with.cancelAction :
         typeof cancelAction !== 'undefined' ? cancelAction : undefined, "clientName" in locals_for_with ?
@@ -641,37 +594,31 @@ return render;
 })();
 
 const render_security = (() => {
-function pug_attr(t,e,n,r){if(!1===e||null==e||!e&&("class"===t||"style"===t))return"";if(!0===e)return" "+(r?t:t+'="'+t+'"');var f=typeof e;return"object"!==f&&"function"!==f||"function"!=typeof e.toJSON||(e=e.toJSON()),"string"==typeof e||(e=JSON.stringify(e),n||-1===e.indexOf('"'))?(n&&(e=pug_escape(e))," "+t+'="'+e+'"'):" "+t+"='"+e.replace(/'/g,"&#39;")+"'"}
-function pug_classes(s,r){return Array.isArray(s)?pug_classes_array(s,r):s&&"object"==typeof s?pug_classes_object(s):s||""}
-function pug_classes_array(r,a){for(var s,e="",u="",c=Array.isArray(a),g=0;g<r.length;g++)(s=pug_classes(r[g]))&&(c&&a[g]&&(s=pug_escape(s)),e=e+u+s,u=" ");return e}
-function pug_classes_object(r){var a="",n="";for(var o in r)o&&r[o]&&pug_has_own_property.call(r,o)&&(a=a+n+o,n=" ");return a}
-function pug_escape(e){var a=""+e,t=pug_match_html.exec(a);if(!t)return e;var r,c,n,s="";for(r=t.index,c=0;r<a.length;r++){switch(a.charCodeAt(r)){case 34:n="&quot;";break;case 38:n="&amp;";break;case 60:n="&lt;";break;case 62:n="&gt;";break;default:continue}c!==r&&(s+=a.substring(c,r)),c=r+1,s+=n}return c!==r?s+a.substring(c,r):s}
-var pug_has_own_property=Object.prototype.hasOwnProperty;
-var pug_match_html=/["&<>]/;function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
+function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
     var locals_for_with = (locals || {});
     
     (function (csrf, done, encodeURIComponent, maxPassword, minPassword, passkeys, passwordError, title, twoStep, twoStepError, username, wide) {
-      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug_escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug_attr("class", pug_classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Cdiv class=\"account-head\"\u003E\u003Cdiv\u003E\u003Ch1\u003ESecurity\u003C\u002Fh1\u003E\u003Cp class=\"lead\"\u003EHow you sign in to the bank\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E\u003Ca class=\"back-link\" href=\"\u002Faccount\"\u003EBack to your account\u003C\u002Fa\u003E\u003C\u002Fdiv\u003E";
+      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug.escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug.attr("class", pug.classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Cdiv class=\"account-head\"\u003E\u003Cdiv\u003E\u003Ch1\u003ESecurity\u003C\u002Fh1\u003E\u003Cp class=\"lead\"\u003EHow you sign in to the bank\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E\u003Ca class=\"back-link\" href=\"\u002Faccount\"\u003EBack to your account\u003C\u002Fa\u003E\u003C\u002Fdiv\u003E";
 if (done) {
-pug_html = pug_html + "\u003Cp class=\"notice\" role=\"status\"\u003E" + (pug_escape(null == (pug_interp = done) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"notice\" role=\"status\"\u003E" + (pug.escape(null == (pug_interp = done) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
 }
 pug_html = pug_html + "\u003Csection aria-labelledby=\"password-heading\"\u003E\u003Ch2 id=\"password-heading\"\u003EPassword\u003C\u002Fh2\u003E";
 if (passwordError) {
-pug_html = pug_html + "\u003Cp class=\"alert\" role=\"alert\"\u003E" + (pug_escape(null == (pug_interp = passwordError) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"alert\" role=\"alert\"\u003E" + (pug.escape(null == (pug_interp = passwordError) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
 }
-pug_html = pug_html + "\u003Cform method=\"post\" action=\"\u002Faccount\u002Fsecurity\u002Fpassword\"\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E\u003Cinput" + (" type=\"text\" name=\"username\""+pug_attr("value", username, true, true)+" autocomplete=\"username\""+pug_attr("readonly", true, true, true)+pug_attr("hidden", true, true, true)) + "\u003E\u003Clabel for=\"current_password\"\u003ECurrent password\u003C\u002Flabel\u003E\u003Cinput" + (" id=\"current_password\" type=\"password\" name=\"current_password\" autocomplete=\"current-password\""+pug_attr("required", true, true, true)+pug_attr("maxlength", maxPassword, true, true)) + "\u003E\u003Clabel for=\"new_password\"\u003ENew password\u003C\u002Flabel\u003E\u003Cinput" + (" id=\"new_password\" type=\"password\" name=\"new_password\" autocomplete=\"new-password\""+pug_attr("required", true, true, true)+pug_attr("minlength", minPassword, true, true)+pug_attr("maxlength", maxPassword, true, true)+" aria-describedby=\"new-password-hint\"") + "\u003E\u003Cp class=\"muted\" id=\"new-password-hint\"\u003E" + (pug_escape(null == (pug_interp = minPassword) ? "" : pug_interp)) + " to " + (pug_escape(null == (pug_interp = maxPassword) ? "" : pug_interp)) + " characters. Changing it signs you out on every other device.\u003C\u002Fp\u003E\u003Clabel for=\"confirm_password\"\u003ENew password again\u003C\u002Flabel\u003E\u003Cinput" + (" id=\"confirm_password\" type=\"password\" name=\"confirm_password\" autocomplete=\"new-password\""+pug_attr("required", true, true, true)+pug_attr("minlength", minPassword, true, true)+pug_attr("maxlength", maxPassword, true, true)) + "\u003E\u003Cbutton class=\"secondary\" type=\"submit\"\u003EChange password\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003C\u002Fsection\u003E\u003Csection aria-labelledby=\"two-step-heading\"\u003E\u003Ch2 id=\"two-step-heading\"\u003ETwo-step verification\u003C\u002Fh2\u003E";
+pug_html = pug_html + "\u003Cform method=\"post\" action=\"\u002Faccount\u002Fsecurity\u002Fpassword\"\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E\u003Cinput" + (" type=\"text\" name=\"username\""+pug.attr("value", username, true, true)+" autocomplete=\"username\""+pug.attr("readonly", true, true, true)+pug.attr("hidden", true, true, true)) + "\u003E\u003Clabel for=\"current_password\"\u003ECurrent password\u003C\u002Flabel\u003E\u003Cinput" + (" id=\"current_password\" type=\"password\" name=\"current_password\" autocomplete=\"current-password\""+pug.attr("required", true, true, true)+pug.attr("maxlength", maxPassword, true, true)) + "\u003E\u003Clabel for=\"new_password\"\u003ENew password\u003C\u002Flabel\u003E\u003Cinput" + (" id=\"new_password\" type=\"password\" name=\"new_password\" autocomplete=\"new-password\""+pug.attr("required", true, true, true)+pug.attr("minlength", minPassword, true, true)+pug.attr("maxlength", maxPassword, true, true)+" aria-describedby=\"new-password-hint\"") + "\u003E\u003Cp class=\"muted\" id=\"new-password-hint\"\u003E" + (pug.escape(null == (pug_interp = minPassword) ? "" : pug_interp)) + " to " + (pug.escape(null == (pug_interp = maxPassword) ? "" : pug_interp)) + " characters. Changing it signs you out on every other device.\u003C\u002Fp\u003E\u003Clabel for=\"confirm_password\"\u003ENew password again\u003C\u002Flabel\u003E\u003Cinput" + (" id=\"confirm_password\" type=\"password\" name=\"confirm_password\" autocomplete=\"new-password\""+pug.attr("required", true, true, true)+pug.attr("minlength", minPassword, true, true)+pug.attr("maxlength", maxPassword, true, true)) + "\u003E\u003Cbutton class=\"secondary\" type=\"submit\"\u003EChange password\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003C\u002Fsection\u003E\u003Csection aria-labelledby=\"two-step-heading\"\u003E\u003Ch2 id=\"two-step-heading\"\u003ETwo-step verification\u003C\u002Fh2\u003E";
 if (twoStepError) {
-pug_html = pug_html + "\u003Cp class=\"alert\" role=\"alert\"\u003E" + (pug_escape(null == (pug_interp = twoStepError) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"alert\" role=\"alert\"\u003E" + (pug.escape(null == (pug_interp = twoStepError) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
 }
 if (twoStep.on) {
-pug_html = pug_html + "\u003Cp\u003E\u003Cspan class=\"badge on\"\u003EOn\u003C\u002Fspan\u003E since " + (pug_escape(null == (pug_interp = twoStep.since) ? "" : pug_interp)) + ". Signing in asks for a code from your authenticator app after your password.\u003C\u002Fp\u003E\u003Ch3 class=\"subsection\"\u003ERecovery codes\u003C\u002Fh3\u003E\u003Cp class=\"muted\"\u003EYou have " + (pug_escape(null == (pug_interp = twoStep.recoveryCodesLeft) ? "" : pug_interp)) + " unused recovery " + (pug_escape(null == (pug_interp = twoStep.recoveryCodesLeft === 1 ? 'code' : 'codes') ? "" : pug_interp)) + " left. Lost them, or used most of them? Make a new set: the old ones stop working.\u003C\u002Fp\u003E\u003Cform method=\"post\" action=\"\u002Faccount\u002Fsecurity\u002Frecovery-codes\"\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E\u003Clabel for=\"code-new-recovery\"\u003ECode from your app, or a recovery code\u003C\u002Flabel\u003E\u003Cinput" + (" class=\"code\""+" id=\"code-new-recovery\" type=\"text\" name=\"code\" autocomplete=\"one-time-code\" autocapitalize=\"none\" spellcheck=\"false\""+pug_attr("required", true, true, true)+" maxlength=\"32\"") + "\u003E\u003Cbutton class=\"secondary\" type=\"submit\"\u003EMake new recovery codes\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003Ch3 class=\"subsection\"\u003ETurn it off\u003C\u002Fh3\u003E\u003Cp class=\"muted\"\u003ESigning in will ask only for your password again, and your recovery codes will stop working.\u003C\u002Fp\u003E\u003Cform method=\"post\" action=\"\u002Faccount\u002Fsecurity\u002Ftwo-step\u002Fturn-off\"\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E\u003Clabel for=\"code-turn-off\"\u003ECode from your app, or a recovery code\u003C\u002Flabel\u003E\u003Cinput" + (" class=\"code\""+" id=\"code-turn-off\" type=\"text\" name=\"code\" autocomplete=\"one-time-code\" autocapitalize=\"none\" spellcheck=\"false\""+pug_attr("required", true, true, true)+" maxlength=\"32\"") + "\u003E\u003Cbutton class=\"danger wide\" type=\"submit\"\u003ETurn off two-step verification\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
+pug_html = pug_html + "\u003Cp\u003E\u003Cspan class=\"badge on\"\u003EOn\u003C\u002Fspan\u003E since " + (pug.escape(null == (pug_interp = twoStep.since) ? "" : pug_interp)) + ". Signing in asks for a code from your authenticator app after your password.\u003C\u002Fp\u003E\u003Ch3 class=\"subsection\"\u003ERecovery codes\u003C\u002Fh3\u003E\u003Cp class=\"muted\"\u003EYou have " + (pug.escape(null == (pug_interp = twoStep.recoveryCodesLeft) ? "" : pug_interp)) + " unused recovery " + (pug.escape(null == (pug_interp = twoStep.recoveryCodesLeft === 1 ? 'code' : 'codes') ? "" : pug_interp)) + " left. Lost them, or used most of them? Make a new set: the old ones stop working.\u003C\u002Fp\u003E\u003Cform method=\"post\" action=\"\u002Faccount\u002Fsecurity\u002Frecovery-codes\"\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E\u003Clabel for=\"code-new-recovery\"\u003ECode from your app, or a recovery code\u003C\u002Flabel\u003E\u003Cinput class=\"code\" id=\"code-new-recovery\" type=\"text\" name=\"code\" autocomplete=\"one-time-code\" autocapitalize=\"none\" spellcheck=\"false\" required maxlength=\"32\"\u003E\u003Cbutton class=\"secondary\" type=\"submit\"\u003EMake new recovery codes\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003Ch3 class=\"subsection\"\u003ETurn it off\u003C\u002Fh3\u003E\u003Cp class=\"muted\"\u003ESigning in will ask only for your password again, and your recovery codes will stop working.\u003C\u002Fp\u003E\u003Cform method=\"post\" action=\"\u002Faccount\u002Fsecurity\u002Ftwo-step\u002Fturn-off\"\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E\u003Clabel for=\"code-turn-off\"\u003ECode from your app, or a recovery code\u003C\u002Flabel\u003E\u003Cinput class=\"code\" id=\"code-turn-off\" type=\"text\" name=\"code\" autocomplete=\"one-time-code\" autocapitalize=\"none\" spellcheck=\"false\" required maxlength=\"32\"\u003E\u003Cbutton class=\"danger wide\" type=\"submit\"\u003ETurn off two-step verification\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
 }
 else {
 pug_html = pug_html + "\u003Cp\u003E\u003Cspan class=\"badge off\"\u003EOff\u003C\u002Fspan\u003E Signing in asks only for your password.\u003C\u002Fp\u003E\u003Cp class=\"muted\"\u003EWith an authenticator app on your phone, signing in also asks for a 6-digit code that changes every 30 seconds, so your password alone is not enough.\u003C\u002Fp\u003E";
 if (twoStep.pending) {
 pug_html = pug_html + "\u003Cp class=\"muted\"\u003EYou started setting it up: continue with the same code on your phone.\u003C\u002Fp\u003E";
 }
-pug_html = pug_html + "\u003Cform method=\"post\" action=\"\u002Faccount\u002Fsecurity\u002Ftwo-step\u002Fstart\"\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E\u003Cbutton class=\"primary\" type=\"submit\"\u003E" + (pug_escape(null == (pug_interp = twoStep.pending ? 'Continue setting up' : 'Turn on two-step verification') ? "" : pug_interp)) + "\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
+pug_html = pug_html + "\u003Cform method=\"post\" action=\"\u002Faccount\u002Fsecurity\u002Ftwo-step\u002Fstart\"\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E\u003Cbutton class=\"primary\" type=\"submit\"\u003E" + (pug.escape(null == (pug_interp = twoStep.pending ? 'Continue setting up' : 'Turn on two-step verification') ? "" : pug_interp)) + "\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E";
 }
 pug_html = pug_html + "\u003C\u002Fsection\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpasskeys.css\"\u003E\u003Csection class=\"passkeys\" aria-labelledby=\"passkeys-heading\"\u003E\u003Ch2 id=\"passkeys-heading\"\u003EPasskeys\u003C\u002Fh2\u003E\u003Cp class=\"muted\"\u003ESign in with your fingerprint, face or screen lock instead of your password.\u003C\u002Fp\u003E";
 if (passkeys && passkeys.length) {
@@ -682,14 +629,14 @@ pug_html = pug_html + "\u003Cul class=\"rows passkey-list\"\u003E";
   if ('number' == typeof $$obj.length) {
       for (var pug_index0 = 0, $$l = $$obj.length; pug_index0 < $$l; pug_index0++) {
         var passkey = $$obj[pug_index0];
-pug_html = pug_html + "\u003Cli class=\"row\"\u003E\u003Cdiv class=\"row-main\"\u003E\u003Ch3\u003E" + (pug_escape(null == (pug_interp = passkey.name) ? "" : pug_interp)) + "\u003C\u002Fh3\u003E\u003Cp class=\"muted\"\u003EAdded " + (pug_escape(null == (pug_interp = passkey.addedAt) ? "" : pug_interp)) + " · last used " + (pug_escape(null == (pug_interp = passkey.lastUsedAt) ? "" : pug_interp)) + " · " + (pug_escape(null == (pug_interp = passkey.kind) ? "" : pug_interp)) + "\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E\u003Cform" + (" method=\"post\""+pug_attr("action", `/account/security/passkeys/${encodeURIComponent(passkey.id)}/remove`, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E\u003Cbutton" + (" class=\"danger\""+" type=\"submit\""+pug_attr("aria-label", `Remove ${passkey.name}`, true, true)) + "\u003ERemove\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003C\u002Fli\u003E";
+pug_html = pug_html + "\u003Cli class=\"row\"\u003E\u003Cdiv class=\"row-main\"\u003E\u003Ch3\u003E" + (pug.escape(null == (pug_interp = passkey.name) ? "" : pug_interp)) + "\u003C\u002Fh3\u003E\u003Cp class=\"muted\"\u003EAdded " + (pug.escape(null == (pug_interp = passkey.addedAt) ? "" : pug_interp)) + " · last used " + (pug.escape(null == (pug_interp = passkey.lastUsedAt) ? "" : pug_interp)) + " · " + (pug.escape(null == (pug_interp = passkey.kind) ? "" : pug_interp)) + "\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E\u003Cform" + (" method=\"post\""+pug.attr("action", `/account/security/passkeys/${encodeURIComponent(passkey.id)}/remove`, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E\u003Cbutton" + (" class=\"danger\""+" type=\"submit\""+pug.attr("aria-label", `Remove ${passkey.name}`, true, true)) + "\u003ERemove\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003C\u002Fli\u003E";
       }
   } else {
     var $$l = 0;
     for (var pug_index0 in $$obj) {
       $$l++;
       var passkey = $$obj[pug_index0];
-pug_html = pug_html + "\u003Cli class=\"row\"\u003E\u003Cdiv class=\"row-main\"\u003E\u003Ch3\u003E" + (pug_escape(null == (pug_interp = passkey.name) ? "" : pug_interp)) + "\u003C\u002Fh3\u003E\u003Cp class=\"muted\"\u003EAdded " + (pug_escape(null == (pug_interp = passkey.addedAt) ? "" : pug_interp)) + " · last used " + (pug_escape(null == (pug_interp = passkey.lastUsedAt) ? "" : pug_interp)) + " · " + (pug_escape(null == (pug_interp = passkey.kind) ? "" : pug_interp)) + "\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E\u003Cform" + (" method=\"post\""+pug_attr("action", `/account/security/passkeys/${encodeURIComponent(passkey.id)}/remove`, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E\u003Cbutton" + (" class=\"danger\""+" type=\"submit\""+pug_attr("aria-label", `Remove ${passkey.name}`, true, true)) + "\u003ERemove\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003C\u002Fli\u003E";
+pug_html = pug_html + "\u003Cli class=\"row\"\u003E\u003Cdiv class=\"row-main\"\u003E\u003Ch3\u003E" + (pug.escape(null == (pug_interp = passkey.name) ? "" : pug_interp)) + "\u003C\u002Fh3\u003E\u003Cp class=\"muted\"\u003EAdded " + (pug.escape(null == (pug_interp = passkey.addedAt) ? "" : pug_interp)) + " · last used " + (pug.escape(null == (pug_interp = passkey.lastUsedAt) ? "" : pug_interp)) + " · " + (pug.escape(null == (pug_interp = passkey.kind) ? "" : pug_interp)) + "\u003C\u002Fp\u003E\u003C\u002Fdiv\u003E\u003Cform" + (" method=\"post\""+pug.attr("action", `/account/security/passkeys/${encodeURIComponent(passkey.id)}/remove`, true, true)) + "\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E\u003Cbutton" + (" class=\"danger\""+" type=\"submit\""+pug.attr("aria-label", `Remove ${passkey.name}`, true, true)) + "\u003ERemove\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003C\u002Fli\u003E";
     }
   }
 }).call(this);
@@ -699,7 +646,7 @@ pug_html = pug_html + "\u003C\u002Ful\u003E";
 else {
 pug_html = pug_html + "\u003Cp class=\"muted passkey-none\"\u003EYou have no passkeys yet.\u003C\u002Fp\u003E";
 }
-pug_html = pug_html + "\u003Cform" + (" class=\"passkey-add\""+pug_attr("hidden", true, true, true)+" data-passkey-register=\"\u002Faccount\u002Fsecurity\u002Fpasskeys\""+pug_attr("data-csrf", csrf, true, true)) + "\u003E\u003Clabel for=\"passkey-name\"\u003EName for the new passkey\u003C\u002Flabel\u003E\u003Cinput" + (" id=\"passkey-name\" type=\"text\" name=\"name\" maxlength=\"64\""+pug_attr("required", true, true, true)+" placeholder=\"For example: my laptop\"") + "\u003E\u003Cbutton class=\"primary\" type=\"submit\"\u003EAdd a passkey\u003C\u002Fbutton\u003E\u003Cp" + (" class=\"alert\""+" role=\"alert\""+pug_attr("hidden", true, true, true)+pug_attr("data-passkey-message", true, true, true)) + "\u003E\u003C\u002Fp\u003E\u003C\u002Fform\u003E\u003Cp" + (" class=\"muted\""+pug_attr("data-passkey-unsupported", true, true, true)) + "\u003EAdding a passkey needs a browser that supports passkeys, with JavaScript on.\u003C\u002Fp\u003E\u003C\u002Fsection\u003E\u003Cscript" + (" src=\"\u002Fassets\u002Fpasskeys.js\""+pug_attr("defer", true, true, true)) + "\u003E\u003C\u002Fscript\u003E\u003C\u002Fmain\u003E\u003Cfooter class=\"bank-footer\"\u003E\u003Cp\u003EThis is the bank's own page. Check the address bar before you type your password.\u003C\u002Fp\u003E\u003C\u002Ffooter\u003E\u003C\u002Fbody\u003E\u003C\u002Fhtml\u003E";
+pug_html = pug_html + "\u003Cform" + (" class=\"passkey-add\""+pug.attr("hidden", true, true, true)+" data-passkey-register=\"\u002Faccount\u002Fsecurity\u002Fpasskeys\""+pug.attr("data-csrf", csrf, true, true)) + "\u003E\u003Clabel for=\"passkey-name\"\u003EName for the new passkey\u003C\u002Flabel\u003E\u003Cinput id=\"passkey-name\" type=\"text\" name=\"name\" maxlength=\"64\" required placeholder=\"For example: my laptop\"\u003E\u003Cbutton class=\"primary\" type=\"submit\"\u003EAdd a passkey\u003C\u002Fbutton\u003E\u003Cp class=\"alert\" role=\"alert\" hidden data-passkey-message\u003E\u003C\u002Fp\u003E\u003C\u002Fform\u003E\u003Cp class=\"muted\" data-passkey-unsupported\u003EAdding a passkey needs a browser that supports passkeys, with JavaScript on.\u003C\u002Fp\u003E\u003C\u002Fsection\u003E\u003Cscript src=\"\u002Fassets\u002Fpasskeys.js\" defer\u003E\u003C\u002Fscript\u003E\u003C\u002Fmain\u003E\u003Cfooter class=\"bank-footer\"\u003E\u003Cp\u003EThis is the bank's own page. Check the address bar before you type your password.\u003C\u002Fp\u003E\u003C\u002Ffooter\u003E\u003C\u002Fbody\u003E\u003C\u002Fhtml\u003E";
     }.call(this, "csrf" in locals_for_with ?
         locals_for_with.csrf :
         typeof csrf !== 'undefined' ? csrf : undefined, "done" in locals_for_with ?
@@ -730,19 +677,13 @@ return render;
 })();
 
 const render_signed_out = (() => {
-function pug_attr(t,e,n,r){if(!1===e||null==e||!e&&("class"===t||"style"===t))return"";if(!0===e)return" "+(r?t:t+'="'+t+'"');var f=typeof e;return"object"!==f&&"function"!==f||"function"!=typeof e.toJSON||(e=e.toJSON()),"string"==typeof e||(e=JSON.stringify(e),n||-1===e.indexOf('"'))?(n&&(e=pug_escape(e))," "+t+'="'+e+'"'):" "+t+"='"+e.replace(/'/g,"&#39;")+"'"}
-function pug_classes(s,r){return Array.isArray(s)?pug_classes_array(s,r):s&&"object"==typeof s?pug_classes_object(s):s||""}
-function pug_classes_array(r,a){for(var s,e="",u="",c=Array.isArray(a),g=0;g<r.length;g++)(s=pug_classes(r[g]))&&(c&&a[g]&&(s=pug_escape(s)),e=e+u+s,u=" ");return e}
-function pug_classes_object(r){var a="",n="";for(var o in r)o&&r[o]&&pug_has_own_property.call(r,o)&&(a=a+n+o,n=" ");return a}
-function pug_escape(e){var a=""+e,t=pug_match_html.exec(a);if(!t)return e;var r,c,n,s="";for(r=t.index,c=0;r<a.length;r++){switch(a.charCodeAt(r)){case 34:n="&quot;";break;case 38:n="&amp;";break;case 60:n="&lt;";break;case 62:n="&gt;";break;default:continue}c!==r&&(s+=a.substring(c,r)),c=r+1,s+=n}return c!==r?s+a.substring(c,r):s}
-var pug_has_own_property=Object.prototype.hasOwnProperty;
-var pug_match_html=/["&<>]/;function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
+function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
     var locals_for_with = (locals || {});
     
     (function (clientName, title, wide) {
-      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug_escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug_attr("class", pug_classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003EYou are signed out\u003C\u002Fh1\u003E";
+      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug.escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug.attr("class", pug.classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003EYou are signed out\u003C\u002Fh1\u003E";
 if (clientName) {
-pug_html = pug_html + "\u003Cp\u003EYou have signed out of the bank and of " + (pug_escape(null == (pug_interp = clientName) ? "" : pug_interp)) + ".\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp\u003EYou have signed out of the bank and of " + (pug.escape(null == (pug_interp = clientName) ? "" : pug_interp)) + ".\u003C\u002Fp\u003E";
 }
 else {
 pug_html = pug_html + "\u003Cp\u003EYou have signed out of the bank.\u003C\u002Fp\u003E";
@@ -760,21 +701,15 @@ return render;
 })();
 
 const render_two_step_set_up = (() => {
-function pug_attr(t,e,n,r){if(!1===e||null==e||!e&&("class"===t||"style"===t))return"";if(!0===e)return" "+(r?t:t+'="'+t+'"');var f=typeof e;return"object"!==f&&"function"!==f||"function"!=typeof e.toJSON||(e=e.toJSON()),"string"==typeof e||(e=JSON.stringify(e),n||-1===e.indexOf('"'))?(n&&(e=pug_escape(e))," "+t+'="'+e+'"'):" "+t+"='"+e.replace(/'/g,"&#39;")+"'"}
-function pug_classes(s,r){return Array.isArray(s)?pug_classes_array(s,r):s&&"object"==typeof s?pug_classes_object(s):s||""}
-function pug_classes_array(r,a){for(var s,e="",u="",c=Array.isArray(a),g=0;g<r.length;g++)(s=pug_classes(r[g]))&&(c&&a[g]&&(s=pug_escape(s)),e=e+u+s,u=" ");return e}
-function pug_classes_object(r){var a="",n="";for(var o in r)o&&r[o]&&pug_has_own_property.call(r,o)&&(a=a+n+o,n=" ");return a}
-function pug_escape(e){var a=""+e,t=pug_match_html.exec(a);if(!t)return e;var r,c,n,s="";for(r=t.index,c=0;r<a.length;r++){switch(a.charCodeAt(r)){case 34:n="&quot;";break;case 38:n="&amp;";break;case 60:n="&lt;";break;case 62:n="&gt;";break;default:continue}c!==r&&(s+=a.substring(c,r)),c=r+1,s+=n}return c!==r?s+a.substring(c,r):s}
-var pug_has_own_property=Object.prototype.hasOwnProperty;
-var pug_match_html=/["&<>]/;function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
+function render(locals) {var pug_html = "", pug_mixins = {}, pug_interp;;
     var locals_for_with = (locals || {});
     
     (function (csrf, error, qrCode, secret, title, wide) {
-      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug_escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug_attr("class", pug_classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003ETurn on two-step verification\u003C\u002Fh1\u003E\u003Cp class=\"lead\"\u003ETwo steps: add the bank to your authenticator app, then type in the code it shows.\u003C\u002Fp\u003E\u003Ch2\u003E1. Add the bank to your app\u003C\u002Fh2\u003E\u003Cp\u003EScan this QR code with your authenticator app (for example Google Authenticator, Microsoft Authenticator, 1Password or Aegis).\u003C\u002Fp\u003E\u003Cimg" + (" class=\"qr-code\""+pug_attr("src", qrCode, true, true)+" alt=\"QR code that adds Passbook Bank to an authenticator app\" width=\"220\" height=\"220\"") + "\u003E\u003Cp class=\"muted\"\u003ECan't scan it? Choose to enter a key in your app, and type in:\u003C\u002Fp\u003E\u003Cp class=\"secret-key\"\u003E\u003Ccode\u003E" + (pug_escape(null == (pug_interp = secret) ? "" : pug_interp)) + "\u003C\u002Fcode\u003E\u003C\u002Fp\u003E\u003Cp class=\"muted\"\u003ETime-based, 6 digits, every 30 seconds.\u003C\u002Fp\u003E\u003Ch2\u003E2. Enter the code from your app\u003C\u002Fh2\u003E";
+      pug_html = pug_html + "\u003C!DOCTYPE html\u003E\u003Chtml lang=\"en\"\u003E\u003Chead\u003E\u003Cmeta charset=\"utf-8\"\u003E\u003Cmeta name=\"viewport\" content=\"width=device-width, initial-scale=1\"\u003E\u003Cmeta name=\"robots\" content=\"noindex\"\u003E\u003Ctitle\u003E" + (pug.escape(null == (pug_interp = `${title} · Passbook Bank`) ? "" : pug_interp)) + "\u003C\u002Ftitle\u003E\u003Clink rel=\"icon\" href=\"\u002Fassets\u002Ffavicon.svg\" type=\"image\u002Fsvg+xml\"\u003E\u003Clink rel=\"stylesheet\" href=\"\u002Fassets\u002Fpassbook.css\"\u003E\u003C\u002Fhead\u003E\u003Cbody\u003E\u003Cheader class=\"bank-header\"\u003E\u003Cdiv class=\"bank-brand\"\u003E\u003Cspan class=\"bank-mark\" aria-hidden=\"true\"\u003EP\u003C\u002Fspan\u003E\u003Cspan\u003EPassbook Bank\u003C\u002Fspan\u003E\u003C\u002Fdiv\u003E\u003C\u002Fheader\u003E\u003Cmain" + (pug.attr("class", pug.classes([wide ? 'card card-wide' : 'card'], [true]), false, true)) + "\u003E\u003Ch1\u003ETurn on two-step verification\u003C\u002Fh1\u003E\u003Cp class=\"lead\"\u003ETwo steps: add the bank to your authenticator app, then type in the code it shows.\u003C\u002Fp\u003E\u003Ch2\u003E1. Add the bank to your app\u003C\u002Fh2\u003E\u003Cp\u003EScan this QR code with your authenticator app (for example Google Authenticator, Microsoft Authenticator, 1Password or Aegis).\u003C\u002Fp\u003E\u003Cimg" + (" class=\"qr-code\""+pug.attr("src", qrCode, true, true)+" alt=\"QR code that adds Passbook Bank to an authenticator app\" width=\"220\" height=\"220\"") + "\u003E\u003Cp class=\"muted\"\u003ECan't scan it? Choose to enter a key in your app, and type in:\u003C\u002Fp\u003E\u003Cp class=\"secret-key\"\u003E\u003Ccode\u003E" + (pug.escape(null == (pug_interp = secret) ? "" : pug_interp)) + "\u003C\u002Fcode\u003E\u003C\u002Fp\u003E\u003Cp class=\"muted\"\u003ETime-based, 6 digits, every 30 seconds.\u003C\u002Fp\u003E\u003Ch2\u003E2. Enter the code from your app\u003C\u002Fh2\u003E";
 if (error) {
-pug_html = pug_html + "\u003Cp class=\"alert\" role=\"alert\"\u003E" + (pug_escape(null == (pug_interp = error) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
+pug_html = pug_html + "\u003Cp class=\"alert\" role=\"alert\"\u003E" + (pug.escape(null == (pug_interp = error) ? "" : pug_interp)) + "\u003C\u002Fp\u003E";
 }
-pug_html = pug_html + "\u003Cform method=\"post\" action=\"\u002Faccount\u002Fsecurity\u002Ftwo-step\u002Fconfirm\"\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug_attr("value", csrf, true, true)) + "\u003E\u003Clabel for=\"code\"\u003E6-digit code\u003C\u002Flabel\u003E\u003Cinput" + (" class=\"code\""+" id=\"code\" type=\"text\" name=\"code\" inputmode=\"numeric\" pattern=\"[0-9 ]*\" autocomplete=\"one-time-code\""+pug_attr("required", true, true, true)+" maxlength=\"7\""+pug_attr("autofocus", true, true, true)) + "\u003E\u003Cbutton class=\"primary\" type=\"submit\"\u003ETurn on\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003Cp class=\"secondary-action\"\u003E\u003Ca href=\"\u002Faccount\u002Fsecurity\"\u003ENot now\u003C\u002Fa\u003E\u003C\u002Fp\u003E\u003C\u002Fmain\u003E\u003Cfooter class=\"bank-footer\"\u003E\u003Cp\u003EThis is the bank's own page. Check the address bar before you type your password.\u003C\u002Fp\u003E\u003C\u002Ffooter\u003E\u003C\u002Fbody\u003E\u003C\u002Fhtml\u003E";
+pug_html = pug_html + "\u003Cform method=\"post\" action=\"\u002Faccount\u002Fsecurity\u002Ftwo-step\u002Fconfirm\"\u003E\u003Cinput" + (" type=\"hidden\" name=\"csrf\""+pug.attr("value", csrf, true, true)) + "\u003E\u003Clabel for=\"code\"\u003E6-digit code\u003C\u002Flabel\u003E\u003Cinput class=\"code\" id=\"code\" type=\"text\" name=\"code\" inputmode=\"numeric\" pattern=\"[0-9 ]*\" autocomplete=\"one-time-code\" required maxlength=\"7\" autofocus\u003E\u003Cbutton class=\"primary\" type=\"submit\"\u003ETurn on\u003C\u002Fbutton\u003E\u003C\u002Fform\u003E\u003Cp class=\"secondary-action\"\u003E\u003Ca href=\"\u002Faccount\u002Fsecurity\"\u003ENot now\u003C\u002Fa\u003E\u003C\u002Fp\u003E\u003C\u002Fmain\u003E\u003Cfooter class=\"bank-footer\"\u003E\u003Cp\u003EThis is the bank's own page. Check the address bar before you type your password.\u003C\u002Fp\u003E\u003C\u002Ffooter\u003E\u003C\u002Fbody\u003E\u003C\u002Fhtml\u003E";
     }.call(this, "csrf" in locals_for_with ?
         locals_for_with.csrf :
         typeof csrf !== 'undefined' ? csrf : undefined, "error" in locals_for_with ?
