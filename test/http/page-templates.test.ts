@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { PAGE_TEMPLATES_FILE, compilePageTemplates } from '../../scripts/views/compile.ts';
-import { VIEWS_DIGEST } from '../../src/http/page-templates.generated.ts';
+import { PAGE_TEMPLATES, VIEWS_DIGEST } from '../../src/http/page-templates.generated.ts';
 import { compiledPagesAreStale } from '../../src/http/views.ts';
 import { VIEWS_DIR, viewsDigest } from '../../src/http/views-digest.ts';
 import { PROJECT_ROOT } from '../support/project.ts';
@@ -47,4 +47,13 @@ test("a node's modules do not include pug's compiler", async () => {
   const loaded = JSON.parse(stdout) as string[];
   expect(loaded.some((url) => url.includes('/src/http/views.ts'))).toBe(true);
   expect(loaded.filter((url) => /\/node_modules\/pug[^/]*\//.test(url))).toEqual([]);
+});
+
+test('the compiled pages escape what they are given, in text and in attributes', () => {
+  const hostile = '"><script>alert(1)</script>';
+  const html =
+    PAGE_TEMPLATES.login?.({ username: hostile, error: hostile, action: '/sign-in', csrf: 'c' }) ?? '';
+  expect(html).not.toContain('<script>alert(1)');
+  expect(html).toContain('value="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"');
+  expect(html).toContain('role="alert">&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;</p>');
 });
