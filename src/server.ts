@@ -21,6 +21,7 @@ import { interactionsRouter } from './interactions/router.ts';
 import { passkeyPagesRouter } from './account-pages/passkeys.ts';
 import { passkeySignInRouter } from './passkeys/sign-in-routes.ts';
 import { loadCookieKeys, loadSigningKeys } from './oidc/keys.ts';
+import { cookieSignatures } from './http/cookie-signatures.ts';
 import { signingKeyRefresher, type SigningKeyRefresher } from './oidc/key-refresh.ts';
 import { recordProviderEvents } from './oidc/events.ts';
 import { reportLogoutDeliveryFailures } from './oidc/backchannel-logout.ts';
@@ -124,7 +125,8 @@ export async function createApp(
   );
 
   // Our cookies and the provider's are signed with the same keys.
-  const app = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
+  const app = new Koa({ proxy: config.trustProxy });
+  app.keys = cookieSignatures(cookieKeys);
   app.silent = true;
   // A grant read with a token serves the same request's grant lookup (see src/oidc/storage/adapter.ts).
   app.use((_ctx, next) => withPrefetchScope(next));

@@ -32,6 +32,7 @@ import { SUPPORTED_SCOPES, claimsByScope } from './scopes.ts';
 import { PAYMENT_TOKEN_TTL, authorizationDetailsPolicy, bankApiResource } from './authorization-details.ts';
 import { holdsPayment } from './account-information.ts';
 import { appMarks, codeLifetime, fapiProfile, rotatesRefreshTokens } from './fapi.ts';
+import { cookieSignatures } from '../http/cookie-signatures.ts';
 
 /**
  * The bank's authorization policy, in one place: what it supports, how long everything lives,
@@ -190,7 +191,7 @@ export function createProvider({
     findAccount: accountFinder(knex, customerCopies),
     jwks: { keys: signingKeys },
     cookies: {
-      keys: cookieKeys,
+      keys: cookieSignatures(cookieKeys),
       names: { session: 'passbook_session', interaction: 'passbook_interaction', resume: 'passbook_resume' },
       long: { httpOnly: true, sameSite: 'lax', signed: true },
       short: { httpOnly: true, sameSite: 'lax', signed: true },
