@@ -6,7 +6,6 @@ import { seedDemoAccounts } from '../../src/bank-api/demo-data.ts';
 import { listAccounts } from '../../src/bank-api/ledger.ts';
 import { createKnex } from '../../src/db/knex.ts';
 import type { BenchDatabase } from './database.ts';
-import { freePort } from '../ports.ts';
 import { productionEnv, startBankApi, type ServerProcess } from './processes.ts';
 import type { Credentials } from './workloads.ts';
 
@@ -28,14 +27,24 @@ export interface BankApiSetup {
   /** Passbook's issuer: introspection goes to its /token/introspection. */
   issuer: string;
   resourceServer: Credentials;
+  /** Its port, which Passbook was given as BANK_API_URL for the consent screen's account lookup. */
+  port: number;
+  /** The customer whose token the bank-api workload presents. */
   customerId: string;
+  /** The customers who sign in, whose consent screens list their accounts. */
+  otherCustomerIds: string[];
   logDir: string;
+}
+
+/** The bank API's base URL on this port, as Passbook and the bank API are both told it. */
+export function bankApiUrl(port: number): string {
+  return `http://127.0.0.1:${port}`;
 }
 
 function bankApiEnv(setup: BankApiSetup, port: number, databaseUrl: string): Record<string, string> {
   return {
     ...productionEnv(port),
-    BANK_API_URL: `http://127.0.0.1:${port}`,
+    BANK_API_URL: bankApiUrl(port),
     ISSUER: setup.issuer,
     CLIENT_ID: setup.resourceServer.clientId,
     CLIENT_SECRET: setup.resourceServer.clientSecret,
@@ -45,10 +54,10 @@ function bankApiEnv(setup: BankApiSetup, port: number, databaseUrl: string): Rec
   };
 }
 
-async function seedCustomer(databaseUrl: string, customerId: string): Promise<string[]> {
+async function seedCustomers(databaseUrl: string, customerId: string, others: string[]): Promise<string[]> {
   const knex = createKnex(databaseUrl, 2);
   try {
-    await seedDemoAccounts(knex, customerId);
+    for (const id of [customerId, ...others]) await seedDemoAccounts(knex, id);
     return (await listAccounts(knex, customerId)).map((account) => account.iban);
   } finally {
     await knex.destroy();
@@ -66,9 +75,9 @@ export async function startBenchBankApi(setup: BankApiSetup): Promise<BenchBankA
   const databaseUrl = bankApiDatabaseUrl(setup.database.url, role);
   const logFile = path.join(setup.logDir, 'bank-api.log');
   await writeFile(logFile, '');
-  const server = await startBankApi(bankApiEnv(setup, await freePort(), databaseUrl), logFile);
+  const server = await startBankApi(bankApiEnv(setup, setup.port, databaseUrl), logFile);
   try {
-    return { server, ibans: await seedCustomer(databaseUrl, setup.customerId) };
+    return { server, ibans: await seedCustomers(databaseUrl, setup.customerId, setup.otherCustomerIds) };
   } catch (error) {
     await server.stop();
     throw error;

@@ -13,7 +13,7 @@ import {
   mintCodes,
   mintRefreshToken,
 } from './mint.ts';
-import { checkTransactions, startBenchBankApi } from './bank-api.ts';
+import { bankApiUrl, checkTransactions, startBenchBankApi, type BenchBankApi } from './bank-api.ts';
 import { parseOptions, UsageError, type BenchOptions } from './options.ts';
 import {
   fillCompileCache,
@@ -104,6 +104,8 @@ interface Run {
   ceiling: CeilingProcess;
   twin: Provider;
   seed: BenchSeed;
+  /** Up from the start when sign-in or bank-api runs: consent screens list the customer's accounts from it. */
+  bankApi: BenchBankApi | undefined;
   rows: Row[];
   revocation?: RevocationDelay;
   signInBudget?: SignInBudget;
@@ -399,34 +401,46 @@ async function withSecondPassbook(run: Run): Promise<void> {
   }
 }
 
-async function bankApiWorkload(run: Run): Promise<void> {
-  if (!wanted(run.options, 'bank-api')) return;
-  const bankApi = await startBenchBankApi({
-    database: run.database,
-    issuer: run.passbookEnv.ISSUER ?? run.passbook.url,
-    resourceServer: run.seed.resourceServer,
-    customerId: run.seed.tokenCustomer.id,
+/**
+ * The bank API, started before any workload on the port Passbook was told (BANK_API_URL): the
+ * sign-in's consent screens ask it for the customer's accounts, as in production, and the
+ * bank-api workload reads transactions at it. It stays idle in between.
+ */
+async function startBankApiIfWanted(
+  options: BenchOptions,
+  database: BenchDatabase,
+  passbookEnv: Record<string, string>,
+  seed: BenchSeed,
+  port: number,
+): Promise<BenchBankApi | undefined> {
+  if (!wanted(options, 'sign-in') && !wanted(options, 'bank-api')) return undefined;
+  return startBenchBankApi({
+    database,
+    issuer: passbookEnv.ISSUER ?? '',
+    resourceServer: seed.resourceServer,
+    port,
+    customerId: seed.tokenCustomer.id,
+    otherCustomerIds: seed.signInCustomers.map((customer) => customer.id),
     logDir: ARTIFACTS,
   });
-  run.cleanups.push(() => bankApi.server.stop());
-  run.logFiles.push(bankApi.server.logFile);
-  try {
-    say(`the bank API (pid ${bankApi.server.pid}) is up, introspecting at Passbook; measuring…`);
-    const token = await mintAccessToken(run.twin, { ...tokenTarget(run.seed), ibans: bankApi.ibans });
-    await checkTransactions(bankApi, TRANSACTIONS_PATH, token);
-    await measure(
-      run,
-      { name: 'bank API → Passbook', urls: [bankApi.server.url], processes: [bankApi.server, run.passbook] },
-      'bank-api',
-      { kind: 'get', path: TRANSACTIONS_PATH, bearer: token },
-      0,
-    );
-    // autocannon hangs up on the requests still queued for the bank API's pool; let them finish
-    // before the shutdown takes the pool away under them (and logs each as an error).
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-  } finally {
-    await bankApi.server.stop();
-  }
+}
+
+async function bankApiWorkload(run: Run): Promise<void> {
+  const { bankApi } = run;
+  if (!wanted(run.options, 'bank-api') || !bankApi) return;
+  say(`measuring the bank API (pid ${bankApi.server.pid}), introspecting at Passbook…`);
+  const token = await mintAccessToken(run.twin, { ...tokenTarget(run.seed), ibans: bankApi.ibans });
+  await checkTransactions(bankApi, TRANSACTIONS_PATH, token);
+  await measure(
+    run,
+    { name: 'bank API → Passbook', urls: [bankApi.server.url], processes: [bankApi.server, run.passbook] },
+    'bank-api',
+    { kind: 'get', path: TRANSACTIONS_PATH, bearer: token },
+    0,
+  );
+  // autocannon hangs up on the requests still queued for the bank API's pool; let them finish
+  // before the shutdown takes the pool away under them (and logs each as an error).
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
 }
 
 async function ceilingWorkloads(run: Run): Promise<void> {
@@ -455,10 +469,11 @@ async function describeMachine(database: BenchDatabase): Promise<Machine> {
   };
 }
 
-function serverEnv(database: BenchDatabase, port: number): Record<string, string> {
+function serverEnv(database: BenchDatabase, port: number, bankApiPort: number): Record<string, string> {
   return {
     ...productionEnv(port),
     ISSUER: `http://127.0.0.1:${port}`,
+    BANK_API_URL: bankApiUrl(bankApiPort),
     DATABASE_URL: database.url,
     COOKIE_KEYS: randomBytes(32).toString('base64url'),
     DATA_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
@@ -506,7 +521,8 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
 
   const start = await startScript();
   await fillCompileCache(start.env);
-  const passbookEnv = { ...start.env, ...serverEnv(database, await freePort()) };
+  const bankApiPort = await freePort();
+  const passbookEnv = { ...start.env, ...serverEnv(database, await freePort(), bankApiPort) };
   await writeFile(path.join(ARTIFACTS, 'passbook.log'), '');
   // Passbook starts with `npm start`'s variables and flags; BENCH_CPU_PROF=dir writes its CPU
   // profile there when it stops (node --cpu-prof); BENCH_NODE_FLAGS tries other Node.js flags on
@@ -521,6 +537,8 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
   cleanups.push(() => passbook.stop());
   const twin = await benchProvider(passbookEnv, database.knex, 'postgres');
   const seed = await seedBench(database.knex, twin, options.signInConnections * 2);
+  const bankApi = await startBankApiIfWanted(options, database, passbookEnv, seed, bankApiPort);
+  if (bankApi) cleanups.push(() => bankApi.server.stop());
 
   const ceilingPort = await freePort();
   await writeFile(path.join(ARTIFACTS, 'ceiling.log'), '');
@@ -545,8 +563,9 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
     ceiling,
     twin,
     seed,
+    bankApi,
     rows: [],
-    logFiles: [passbook.logFile],
+    logFiles: [passbook.logFile, ...(bankApi ? [bankApi.server.logFile] : [])],
     cleanups,
   };
   await passbookWorkloads(run);

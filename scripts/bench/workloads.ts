@@ -72,7 +72,11 @@ function basic(client: Credentials): string {
 
 const FORM = 'application/x-www-form-urlencoded';
 
-function post(path: string, client: Credentials | undefined, form: Record<string, string>): Partial<Request> {
+function post(
+  path: string,
+  client: Credentials | undefined,
+  form: Record<string, string> | [string, string][],
+): Partial<Request> {
   const headers: Record<string, string> = { 'content-type': FORM, accept: 'application/json' };
   if (client) headers.authorization = basic(client);
   return { method: 'POST', path, headers, body: new URLSearchParams(form).toString() };
@@ -152,6 +156,8 @@ interface Browser {
   /** Where the previous answer sent the browser. */
   next: string;
   csrf: string;
+  /** The accounts the consent screen offered ticked, which the browser allows as they are. */
+  accounts: string[];
   code: string;
   broken: boolean;
 }
@@ -211,6 +217,16 @@ const formPage: Check = (browser, status, body) => {
   return undefined;
 };
 
+/** The consent screen, listing the customer's accounts from the bank API, as every reading app's does. */
+const consentPage: Check = (browser, status, body, headers) => {
+  const problem = formPage(browser, status, body, headers);
+  if (problem) return problem;
+  browser.accounts = [...body.matchAll(/name="account" value="([^"]+)"[^>]*checked/g)].map(
+    ([, iban]) => iban ?? '',
+  );
+  return browser.accounts.length ? undefined : 'the consent screen listed no accounts: is the bank API up?';
+};
+
 function signInFlow(spec: Extract<LoadSpec, { kind: 'sign-in' }>, observed: Observed): Request[] {
   let flows = 0;
   const step = (build: (browser: Browser) => Partial<Request>, check: Check): Request =>
@@ -236,6 +252,7 @@ function signInFlow(spec: Extract<LoadSpec, { kind: 'sign-in' }>, observed: Obse
     browser.started = performance.now();
     browser.cookies = {};
     browser.broken = false;
+    browser.accounts = [];
     browser.verifier = randomBytes(32).toString('base64url');
     browser.state = randomBytes(12).toString('base64url');
     const query = new URLSearchParams({
@@ -258,9 +275,9 @@ function signInFlow(spec: Extract<LoadSpec, { kind: 'sign-in' }>, observed: Obse
     headers: {},
   });
   const submit =
-    (action: string, fields: (browser: Browser) => Record<string, string>) =>
+    (action: string, fields: (browser: Browser) => [string, string][]) =>
     (browser: Browser): Partial<Request> =>
-      post(`${pathOf(browser.next)}/${action}`, undefined, { csrf: browser.csrf, ...fields(browser) });
+      post(`${pathOf(browser.next)}/${action}`, undefined, [['csrf', browser.csrf], ...fields(browser)]);
   const callback: Check = (browser, status, body, headers) => {
     const problem = redirectTo(spec.redirectUri)(browser, status, body, headers);
     if (problem) return problem;
@@ -281,14 +298,20 @@ function signInFlow(spec: Extract<LoadSpec, { kind: 'sign-in' }>, observed: Obse
     step(
       submit('login', () => {
         const customer = spec.customers[flows++ % spec.customers.length];
-        return { username: customer?.username ?? '', password: customer?.password ?? '' };
+        return [
+          ['username', customer?.username ?? ''],
+          ['password', customer?.password ?? ''],
+        ];
       }),
       redirectTo('/auth/'),
     ),
     step(follow, redirectTo('/interaction/')),
-    step(follow, formPage),
+    step(follow, consentPage),
     step(
-      submit('consent', () => ({ decision: 'allow' })),
+      submit('consent', (browser) => [
+        ['decision', 'allow'],
+        ...browser.accounts.map((iban): [string, string] => ['account', iban]),
+      ]),
       redirectTo('/auth/'),
     ),
     step(follow, callback),
