@@ -409,14 +409,14 @@ async function withSecondPassbook(run: Run): Promise<void> {
 async function startBankApiIfWanted(
   options: BenchOptions,
   database: BenchDatabase,
-  passbookEnv: Record<string, string>,
+  issuer: string,
   seed: BenchSeed,
   port: number,
 ): Promise<BenchBankApi | undefined> {
   if (!wanted(options, 'sign-in') && !wanted(options, 'bank-api')) return undefined;
   return startBenchBankApi({
     database,
-    issuer: passbookEnv.ISSUER ?? '',
+    issuer,
     resourceServer: seed.resourceServer,
     port,
     customerId: seed.tokenCustomer.id,
@@ -537,7 +537,13 @@ async function bench(options: BenchOptions, cleanups: (() => Promise<void>)[]): 
   cleanups.push(() => passbook.stop());
   const twin = await benchProvider(passbookEnv, database.knex, 'postgres');
   const seed = await seedBench(database.knex, twin, options.signInConnections * 2);
-  const bankApi = await startBankApiIfWanted(options, database, passbookEnv, seed, bankApiPort);
+  const bankApi = await startBankApiIfWanted(
+    options,
+    database,
+    passbookEnv.ISSUER ?? passbook.url,
+    seed,
+    bankApiPort,
+  );
   if (bankApi) cleanups.push(() => bankApi.server.stop());
 
   const ceilingPort = await freePort();
