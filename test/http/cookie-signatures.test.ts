@@ -86,3 +86,49 @@ describe('a session cookie with a forged signature', () => {
     expect((await agent.open(account)).url).toBe(`${account}/sign-in`);
   });
 });
+
+describe('a cookie key rotated in', () => {
+  const oldKey = `old-cookie-key-${'o'.repeat(32)}`;
+  const newKey = `new-cookie-key-${'n'.repeat(32)}`;
+  const nodes: TestPassbook[] = [];
+  const node = async (keys: string[]) => {
+    const started = await startTestPassbook({ COOKIE_KEYS: keys.join(',') });
+    nodes.push(started);
+    return started;
+  };
+
+  afterAll(async () => {
+    await Promise.all(nodes.map((started) => started.close()));
+  });
+
+  const signedInAt = async (passbook: TestPassbook): Promise<CustomerAgent> => {
+    const customer = await createTestCustomer(passbook.knex);
+    const agent = new CustomerAgent();
+    const signIn = await agent.open(`${passbook.issuer}/account`);
+    await agent.submit(signIn, '/account/sign-in', {
+      username: customer.username,
+      password: customer.password,
+    });
+    return agent;
+  };
+  const landsOn = async (agent: CustomerAgent, passbook: TestPassbook) =>
+    (await agent.open(`${passbook.issuer}/account`)).url.slice(passbook.issuer.length);
+
+  // Cookies are the host's, not the port's: every node here sees the ones the first node signed.
+  test("keeps the old key's cookies valid on another node, re-signed under the new key", async () => {
+    const before = await node([oldKey]);
+    const rotated = await node([newKey, oldKey]);
+    const dropped = await node([newKey]);
+    const agent = await signedInAt(before);
+    expect(await landsOn(agent, rotated)).toBe('/account');
+    expect(await landsOn(agent, rotated)).toBe('/account');
+    expect(await landsOn(agent, dropped)).toBe('/account');
+  });
+
+  test('signs nobody in where the key that signed the cookie is gone', async () => {
+    const before = await node([oldKey]);
+    const dropped = await node([newKey]);
+    const agent = await signedInAt(before);
+    expect(await landsOn(agent, dropped)).toBe('/account/sign-in');
+  });
+});
